@@ -1,0 +1,139 @@
+"""``simulate``: the command line.
+
+    simulate SCENARIO.yaml [--methods a,b] [--engine inline|ray] [--seeds N]
+                           [--set KEY.PATH=VALUE ...] [--out DIR] [--no-progress]
+    simulate validate SCENARIO.yaml [--set ...]
+
+Errors are one line on stderr and a non-zero exit code, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+from rich.console import Console
+
+from simulator.errors import ScenarioError, UserError
+
+EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
+
+
+def _common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("scenario", help="scenario file (YAML)")
+    parser.add_argument(
+        "--set", dest="overrides", action="append", default=[], metavar="KEY.PATH=VALUE",
+        help="override a scenario value (repeatable), e.g. --set fleet.devices=200",
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="simulate",
+        description="Simulate a device fleet adapting to data shift, for every method "
+        "of a scenario, and write a results folder.",
+    )
+    _common(parser)
+    parser.add_argument("--methods", help="comma-separated methods (default: the scenario's)")
+    parser.add_argument("--engine", choices=["inline", "ray"], help="override the engine")
+    parser.add_argument("--seeds", type=int, help="number of seeds (default: the scenario's)")
+    parser.add_argument("--out", help="put the run folder under DIR instead of the scenario's")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    return parser
+
+
+def build_validate_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="simulate validate", description="Check a scenario file; run nothing."
+    )
+    _common(parser)
+    return parser
+
+
+def _overrides(args: argparse.Namespace) -> list[str]:
+    extra = list(args.overrides)
+    if getattr(args, "engine", None):
+        extra.append(f"engine.kind={args.engine}")
+    return extra
+
+
+def _validate(argv: list[str], console: Console) -> int:
+    from simulator.scenario import load_scenario
+
+    args = build_validate_parser().parse_args(argv)
+    scenario = load_scenario(args.scenario, args.overrides)
+    console.print(
+        f"{args.scenario}: valid ({scenario.fleet.devices} devices, "
+        f"{len(scenario.methods)} methods, {scenario.rounds.count} rounds)",
+        highlight=False,
+    )
+    return 0
+
+
+def _run(argv: list[str], console: Console) -> int:
+    from simulator.runner import RunPlan, run_plan
+    from simulator.scenario import load_scenario
+
+    args = build_parser().parse_args(argv)
+    if args.seeds is not None and args.seeds < 1:
+        raise UserError("--seeds must be at least 1")
+    scenario = load_scenario(args.scenario, _overrides(args))
+    methods = [m.name for m in scenario.methods]
+    if args.methods:
+        wanted = [m.strip() for m in args.methods.split(",") if m.strip()]
+        unknown = [m for m in wanted if m not in methods]
+        if unknown:
+            raise UserError(
+                f"--methods: {', '.join(unknown)} not in scenario {scenario.name!r}; "
+                f"its methods: {', '.join(methods)}"
+            )
+        methods = wanted
+    seeds_count = args.seeds or scenario.seeds
+    plan = RunPlan(
+        scenario=scenario,
+        methods=methods,
+        seeds=[scenario.seed + i for i in range(seeds_count)],
+        out_dir=Path(args.out or scenario.output),
+    )
+    folder = run_plan(plan, show_progress=not args.no_progress)
+    console.print(f"results: {folder}", highlight=False)
+    summary = (folder / "summary.csv").read_text()
+    console.print(summary, highlight=False, markup=False)
+    return 0
+
+
+def quiet_libraries() -> None:
+    """Keep Flower's per-round INFO lines out of the way of the progress bar."""
+    import logging
+
+    logging.getLogger("flwr").setLevel(logging.WARNING)
+    os.environ.setdefault("RAY_DEDUP_LOGS", "0")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``simulate`` console script."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    quiet_libraries()
+    out = Console()
+    err = Console(stderr=True)
+    try:
+        if argv and argv[0] == "validate":
+            return _validate(argv[1:], out)
+        return _run(argv, out)
+    except (ScenarioError, UserError) as error:
+        err.print(f"error: {error}", highlight=False, markup=False)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        err.print("interrupted: results written so far are in the run folder", highlight=False)
+        return EXIT_INTERRUPTED
+    except OSError as error:
+        where = f" {error.filename}" if error.filename else ""
+        err.print(f"error:{where} {error.strerror or error}", highlight=False, markup=False)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

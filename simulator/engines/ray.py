@@ -1,0 +1,63 @@
+"""Flower's simulation engine on Ray.
+
+The cloud body runs as the ServerApp's main; each device is a simulated
+SuperNode running the device ClientApp in a Ray actor. ``ray_address`` joins
+an existing Ray cluster so a fleet can outgrow one machine (the pretrained
+model file must then sit on storage every node can read). Ray starts with its
+dashboard off; Ray and Flower logs are kept to warnings.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from typing import Any
+
+from flwr.app import Context
+from flwr.serverapp import Grid, ServerApp
+from flwr.simulation import run_simulation
+
+from simulator.device import make_device_app
+from simulator.engines import ServerBody
+from simulator.scenario import Engine
+from simulator.world import WorldSpec
+
+
+def backend_config(engine: Engine) -> dict[str, Any]:
+    """Flower's backend config for this engine section."""
+    init_args: dict[str, Any] = {
+        "include_dashboard": False,
+        "logging_level": logging.ERROR,
+        "log_to_driver": False,
+    }
+    if engine.ray_address:
+        init_args["address"] = engine.ray_address
+    else:
+        init_args["num_cpus"] = engine.num_cpus or os.cpu_count() or 1
+    return {
+        "client_resources": {"num_cpus": engine.cpus_per_device, "num_gpus": 0.0},
+        "init_args": init_args,
+    }
+
+
+def run_on_ray(spec: WorldSpec, devices: int, body: ServerBody, engine: Engine) -> None:
+    """Run the cloud body in a Flower ServerApp against ``devices`` simulated SuperNodes."""
+    errors: list[BaseException] = []
+    server_app = ServerApp()
+
+    @server_app.main()
+    def _main(grid: Grid, context: Context) -> None:
+        try:
+            body(grid)
+        except BaseException as err:  # re-raised in the caller's thread below
+            errors.append(err)
+
+    logging.getLogger("flwr").setLevel(logging.WARNING)
+    run_simulation(
+        server_app=server_app,
+        client_app=make_device_app(spec),
+        num_supernodes=devices,
+        backend_config=backend_config(engine),
+    )
+    if errors:
+        raise errors[0]

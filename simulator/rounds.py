@@ -1,0 +1,252 @@
+"""The cloud's round loop in simulated time, run inside a Flower ServerApp.
+
+Each round: pick the devices online now (seeded), let the method's Strategy
+configure the round, exchange messages through the Grid, read each device's
+metering, drop devices that were late or failed, aggregate the rest with the
+Strategy, and advance the simulated clock by the round's duration (the
+slowest kept participant, capped by the deadline). Evaluation ticks fall on a
+fixed time grid shared by all methods, so their curves are comparable.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from flwr.app import ArrayRecord, ConfigRecord, Message, MessageType, RecordDict
+from flwr.serverapp import Grid
+from flwr.serverapp.strategy import Strategy
+
+from simulator.fleet import is_online
+from simulator.results import MetricsLog
+from simulator.seeding import rng_for
+from simulator.world import World
+from strategies import wire
+from strategies.base import CloudSetup
+
+RoundCallback = Callable[[int, float, float | None], None]
+REGISTRATION_TIMEOUT_S = 600.0
+GRID_TIMEOUT_S = 3600.0
+
+
+@dataclass
+class RoundOutcome:
+    """What the cloud learned from one round's replies."""
+
+    kept: list[Message] = field(default_factory=list)
+    late: int = 0
+    failed: int = 0
+    discarded: int = 0
+    failures: list[str] = field(default_factory=list)
+    meters: list[ConfigRecord] = field(default_factory=list)
+
+
+def register_devices(grid: Grid, devices: int) -> dict[int, int]:
+    """Wait for every simulated node, then learn which fleet device each one is."""
+    deadline = time.monotonic() + REGISTRATION_TIMEOUT_S
+    while len(node_ids := [int(n) for n in grid.get_node_ids()]) < devices:
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"only {len(node_ids)} of {devices} device nodes registered")
+        time.sleep(0.1)
+    messages = [
+        Message(RecordDict(), dst_node_id=node, message_type=wire.QUERY_REGISTER)
+        for node in sorted(node_ids)
+    ]
+    node_of: dict[int, int] = {}
+    for reply in grid.send_and_receive(messages, timeout=GRID_TIMEOUT_S):
+        if reply.has_error():
+            raise RuntimeError(f"device registration failed: {reply.error.reason}")
+        node_of[int(reply.content[wire.SIM_METER][wire.DEVICE])] = int(reply.metadata.src_node_id)
+    if sorted(node_of) != list(range(devices)):
+        raise RuntimeError(f"registration returned {len(node_of)} of {devices} devices")
+    return node_of
+
+
+class RoundDriver:
+    """Runs one method for one seed: rounds, clock, evaluation ticks, metrics rows."""
+
+    def __init__(
+        self,
+        world: World,
+        strategy_factory: Callable[[CloudSetup], Strategy],
+        initial_arrays: ArrayRecord,
+        log: MetricsLog,
+        on_progress: RoundCallback | None = None,
+    ):
+        self.world = world
+        self.scenario = world.scenario
+        self.seed = world.seed
+        self.log = log
+        self.on_progress = on_progress or (lambda r, t, acc: None)
+        self.initial_arrays = initial_arrays
+        self.strategy_factory = strategy_factory
+        self.node_of: dict[int, int] = {}
+        self.device_of: dict[int, int] = {}
+        self.last_accuracy: float | None = None
+        self.last_round_duration = 0.0
+
+    # -- sampling -------------------------------------------------------------
+    def target_per_round(self) -> int:
+        rounds = self.scenario.rounds
+        return max(1, round(rounds.participation * len(self.world.fleet)))
+
+    def sample_nodes(self, round_index: int) -> list[int]:
+        """Uniform sample of the devices online this round (with optional overcommit)."""
+        online = [p.index for p in self.world.fleet if is_online(p, round_index, self.seed)]
+        wanted = math.ceil(self.target_per_round() * self.scenario.rounds.overcommit)
+        count = min(wanted, len(online))
+        chosen = rng_for(self.seed, "sample", round_index).choice(online, count, replace=False)
+        return [self.node_of[int(d)] for d in sorted(chosen.tolist())]
+
+    def eval_devices(self) -> list[int]:
+        fleet = len(self.world.fleet)
+        count = min(self.scenario.rounds.eval_devices, fleet)
+        chosen = rng_for(self.seed, "eval-devices").choice(fleet, count, replace=False)
+        return sorted(int(d) for d in chosen)
+
+    # -- one round ------------------------------------------------------------
+    def _sort_replies(self, replies: list[Message]) -> list[Message]:
+        return sorted(replies, key=lambda m: self.device_of[int(m.metadata.src_node_id)])
+
+    def classify(self, replies: list[Message]) -> RoundOutcome:
+        """Split replies into kept, late, failed; overcommitted extras are discarded."""
+        outcome = RoundOutcome()
+        on_time: list[tuple[float, Message]] = []
+        for reply in self._sort_replies(replies):
+            if reply.has_error():
+                outcome.failed += 1
+                outcome.failures.append(reply.error.reason.splitlines()[-1][:200])
+                continue
+            meter = reply.content[wire.SIM_METER]
+            outcome.meters.append(meter)
+            if meter[wire.STATUS] == wire.STATUS_OK:
+                on_time.append((float(meter[wire.TOTAL_S]), reply))
+            else:
+                outcome.late += 1
+        target = self.target_per_round()
+        fastest = sorted(on_time, key=lambda pair: pair[0])
+        kept = {id(m) for _, m in fastest[:target]}
+        outcome.discarded = max(0, len(fastest) - target)
+        outcome.kept = [m for _, m in on_time if id(m) in kept]
+        return outcome
+
+    def round_duration(self, outcome: RoundOutcome, sent: int) -> float:
+        """Slowest kept device; the deadline if the cloud had to wait for one that never came."""
+        deadline = self.scenario.rounds.deadline_s
+        if sent == 0:
+            return 0.0
+        if len(outcome.kept) < min(sent, self.target_per_round()):
+            return deadline
+        return max(float(m.content[wire.SIM_METER][wire.TOTAL_S]) for m in outcome.kept)
+
+    # -- evaluation -------------------------------------------------------------
+    def evaluate(self, grid: Grid, time_s: float, devices: list[int]) -> None:
+        config = ConfigRecord({wire.ROUND: 0, wire.START_S: time_s})
+        content = RecordDict({wire.SIM_CONFIG: config})
+        messages = [
+            Message(content, dst_node_id=self.node_of[d], message_type=MessageType.EVALUATE)
+            for d in devices
+        ]
+        scores: dict[int, float] = {}
+        for reply in grid.send_and_receive(messages, timeout=GRID_TIMEOUT_S):
+            if not reply.has_error():
+                meter = reply.content[wire.SIM_METER]
+                scores[int(meter[wire.DEVICE])] = float(meter[wire.ACCURACY])
+        ordered = sorted(scores)
+        accuracies = [scores[d] for d in ordered]
+        mean = sum(accuracies) / len(accuracies) if accuracies else float("nan")
+        self.last_accuracy = mean
+        self.log.append(
+            {"kind": "eval", "time_s": time_s, "acc_mean": mean, "devices": ordered,
+             "accs": accuracies}
+        )
+
+    # -- the run ----------------------------------------------------------------
+    def run(self, grid: Grid) -> None:
+        """The ServerApp body: register, then rounds and evaluation ticks to the horizon."""
+        started = time.perf_counter()
+        fleet_size = len(self.world.fleet)
+        self.node_of = register_devices(grid, fleet_size)
+        self.device_of = {node: device for device, node in self.node_of.items()}
+        params = self.world.params
+        strategy = self.strategy_factory(
+            CloudSetup(params, self.initial_arrays, self.sample_nodes, self.seed)
+        )
+        rounds = self.scenario.rounds
+        horizon = rounds.horizon_s
+        eval_devices = self.eval_devices()
+        arrays = self.initial_arrays
+        clock_s, next_eval_s, rounds_run = 0.0, 0.0, 0
+        for round_index in range(1, rounds.count + 1):
+            start_s = max(clock_s, (round_index - 1) * rounds.period_s)
+            if start_s >= horizon:
+                break
+            while next_eval_s <= start_s:
+                self.evaluate(grid, next_eval_s, eval_devices)
+                next_eval_s += rounds.eval_every_s
+            arrays = self._one_round(grid, strategy, arrays, round_index, start_s, started)
+            clock_s = start_s + self.last_round_duration
+            rounds_run = round_index
+            self.on_progress(round_index, clock_s, self.last_accuracy)
+        while next_eval_s <= horizon:
+            self.evaluate(grid, next_eval_s, eval_devices)
+            next_eval_s += rounds.eval_every_s
+        self.on_progress(rounds_run, max(clock_s, horizon), self.last_accuracy)
+        self.log.append(
+            {"kind": "end", "rounds": rounds_run, "sim_duration_s": max(clock_s, horizon),
+             "wall_s": time.perf_counter() - started, "devices": fleet_size}
+        )
+
+    def _one_round(
+        self,
+        grid: Grid,
+        strategy: Strategy,
+        arrays: ArrayRecord,
+        round_index: int,
+        start_s: float,
+        started: float,
+    ) -> ArrayRecord:
+        rounds = self.scenario.rounds
+        config = ConfigRecord(
+            {wire.ROUND: round_index, wire.START_S: start_s, wire.DEADLINE_S: rounds.deadline_s}
+        )
+        messages = list(strategy.configure_train(round_index, arrays, ConfigRecord(), grid))
+        for message in messages:
+            message.content[wire.SIM_CONFIG] = config
+        replies = list(grid.send_and_receive(messages, timeout=GRID_TIMEOUT_S)) if messages else []
+        outcome = self.classify(replies)
+        new_arrays, metrics = strategy.aggregate_train(round_index, outcome.kept)
+        self.last_round_duration = self.round_duration(outcome, len(messages))
+        self.log.append(self._round_row(round_index, start_s, len(messages), outcome, metrics, started))
+        return new_arrays if new_arrays is not None else arrays
+
+    def _round_row(
+        self, round_index: int, start_s: float, sent: int, outcome: RoundOutcome,
+        metrics: Any, started: float,
+    ) -> dict[str, Any]:
+        def total(key: str) -> float:
+            return sum(float(m[key]) for m in outcome.meters)
+
+        return {
+            "kind": "round",
+            "round": round_index,
+            "start_s": start_s,
+            "duration_s": self.last_round_duration,
+            "sampled": sent,
+            "kept": len(outcome.kept),
+            "late": outcome.late,
+            "failed": outcome.failed,
+            "discarded": outcome.discarded,
+            "failures": outcome.failures[:5],
+            "replied": len(outcome.meters),
+            "bytes_up": total(wire.UPLOAD_BYTES),
+            "bytes_down": total(wire.DOWNLOAD_BYTES),
+            "flops": total(wire.FLOPS),
+            "backward_passes": int(total(wire.BACKWARD_PASSES)),
+            "compute_s": total(wire.COMPUTE_S),
+            "train_metrics": dict(metrics) if metrics is not None else {},
+            "wall_s": time.perf_counter() - started,
+        }

@@ -1,0 +1,104 @@
+"""The world a run happens in: scenario, fleet, data pools, streams, starting model.
+
+A ``WorldSpec`` is small and picklable (it travels with every ClientApp call on
+Ray); ``World.get`` builds the world once per process from it and caches it.
+Building is deterministic, so every process (the cloud, each Ray actor, the
+inline engine) sees the same fleet and the same data.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, ClassVar
+
+import torch
+
+from persona.models import FleetModel, build_model
+from persona.pretrain import PretrainConfig, pretrained_state
+from simulator.datasets import ImageDataset, load_dataset
+from simulator.fleet import DeviceProfile, build_fleet
+from simulator.metering import flops_per_sample
+from simulator.partition import Pools, split_pools
+from simulator.scenario import Scenario, parse_scenario
+from simulator.seeding import torch_seed_for
+from simulator.stream import DeviceStreams
+from strategies.base import Method, MethodParams
+from strategies.registry import get_method, validate_params
+
+
+@dataclass(frozen=True)
+class WorldSpec:
+    """Everything needed to rebuild the world in another process (JSON-able values only)."""
+
+    scenario_json: str
+    seed: int
+    method: str
+    pretrained_path: str
+
+    @property
+    def key(self) -> tuple[str, int, str, str]:
+        return (self.scenario_json, self.seed, self.method, self.pretrained_path)
+
+
+class World:
+    """The fleet, its data and the starting model, built once per process per spec."""
+
+    _cache: ClassVar[dict[tuple[str, int, str, str], World]] = {}
+
+    def __init__(self, spec: WorldSpec):
+        self.spec = spec
+        self.scenario: Scenario = parse_scenario(json.loads(spec.scenario_json), "<world>")
+        self.seed = spec.seed
+        self.fleet: list[DeviceProfile] = build_fleet(self.scenario, spec.seed)
+        self.dataset: ImageDataset = load_dataset(self.scenario.data.dataset)
+        self.pools: Pools = split_pools(self.dataset, self.scenario.data, spec.seed)
+        self.streams = DeviceStreams(self.scenario, self.dataset, self.pools, spec.seed)
+        self.method: Method = get_method(spec.method)
+        params = next(m.params for m in self.scenario.methods if m.name == spec.method)
+        self.params: MethodParams = validate_params(spec.method, params)
+        self.model: FleetModel = new_model(self.dataset)
+        self.pretrained = torch.load(spec.pretrained_path, weights_only=True)
+        self.model.load_state_dict(self.pretrained)
+        self.model.eval()
+        self.forward_flops = flops_per_sample(self.model, tuple(self.dataset.images.shape[1:]))
+
+    @classmethod
+    def get(cls, spec: WorldSpec) -> World:
+        world = cls._cache.get(spec.key)
+        if world is None:
+            if len(cls._cache) >= 4:
+                cls._cache.clear()
+            world = cls._cache[spec.key] = World(spec)
+        return world
+
+
+def new_model(dataset: ImageDataset) -> FleetModel:
+    return build_model(dataset.image_size, dataset.num_classes)
+
+
+def pretrain_for(scenario: Scenario, seed: int, cache_dir: Path | None = None) -> tuple[Path, str]:
+    """Pretrain (or load from cache) the shared starting model; returns its file and key."""
+    dataset = load_dataset(scenario.data.dataset)
+    pools = split_pools(dataset, scenario.data, seed)
+    with torch.random.fork_rng():
+        torch.manual_seed(torch_seed_for(seed, "model-init"))
+        model = new_model(dataset)
+    config = PretrainConfig(
+        epochs=scenario.pretrain.epochs,
+        batch_size=scenario.pretrain.batch_size,
+        lr=scenario.pretrain.lr,
+    )
+    description: dict[str, Any] = {
+        "dataset": dataset.name,
+        "model": type(model.backbone).__name__,
+        "cloud_fraction": scenario.data.cloud_fraction,
+        "test_fraction": scenario.data.test_fraction,
+        "format": 1,
+    }
+    cloud = torch.as_tensor(pools.cloud)
+    _, path = pretrained_state(
+        model, dataset.images[cloud], dataset.labels[cloud], config, seed, description, cache_dir
+    )
+    return path, path.stem.removeprefix("pretrained-")

@@ -1,0 +1,1 @@
+"""The methods: each a cloud half (a Flower Strategy) and a device half, behind one registry."""

@@ -1,0 +1,95 @@
+"""What a method is: a cloud half, a device half and a validated parameter model.
+
+The cloud half is a ``flwr.serverapp.strategy.Strategy`` built by ``Method.cloud``
+from a ``CloudSetup``. The device half is called by the simulator's device
+ClientApp with the message content, the device's data window and the weights
+it currently holds; it never touches the network or the clock itself.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Protocol
+
+import torch
+from flwr.app import ArrayRecord, RecordDict
+from flwr.serverapp.strategy import Strategy
+from pydantic import BaseModel, ConfigDict
+from torch import nn
+
+Weights = dict[str, torch.Tensor]
+
+BACKWARD_FACTOR = 2.0  # a backward pass costs about twice the forward
+
+
+def training_flops(forward_per_sample: float, samples: int, epochs: int) -> float:
+    """FLOPs of ``epochs`` passes of forward + backward over ``samples`` samples."""
+    return forward_per_sample * (1.0 + BACKWARD_FACTOR) * samples * epochs
+NodeSampler = Callable[[int], list[int]]
+
+
+class MethodParams(BaseModel):
+    """Base for each method's parameters: unknown keys are errors."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+@dataclass(frozen=True)
+class CloudSetup:
+    """What the simulator hands a method's cloud half when a run starts."""
+
+    params: MethodParams
+    initial_arrays: ArrayRecord
+    sample_nodes: NodeSampler
+    seed: int
+
+
+@dataclass
+class DeviceKit:
+    """The device's fixed resources: a scratch model, the factory weights, their cost."""
+
+    model: nn.Module
+    pretrained: Weights
+    forward_flops_per_sample: float
+    seed: int
+
+
+@dataclass(frozen=True)
+class TrainOutcome:
+    """What a device step produced.
+
+    ``held`` is the weights the device will run from now on if the round
+    completes in time (``None``: keep what it holds). ``flops`` and
+    ``backward_passes`` are what the step cost on the device.
+    """
+
+    reply: RecordDict
+    held: Weights | None
+    flops: float
+    backward_passes: int
+
+
+class DeviceHalf(Protocol):
+    """The device side of a method."""
+
+    def train(
+        self,
+        content: RecordDict,
+        inputs: torch.Tensor,
+        labeled: tuple[torch.Tensor, torch.Tensor],
+        held: Weights | None,
+        kit: DeviceKit,
+        params: MethodParams,
+    ) -> TrainOutcome: ...
+
+
+@dataclass(frozen=True)
+class Method:
+    """A registered method: its name, one-line summary, parameters and two halves."""
+
+    name: str
+    summary: str
+    params: type[MethodParams]
+    cloud: Callable[[CloudSetup], Strategy]
+    device: DeviceHalf

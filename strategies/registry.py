@@ -1,0 +1,41 @@
+"""The one registry of methods: scenario names -> ``Method``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import ValidationError
+
+from strategies import fedavg, static
+from strategies.base import Method, MethodParams
+
+_METHODS: dict[str, Method] = {m.name: m for m in (static.METHOD, fedavg.METHOD)}
+
+
+def method_names() -> list[str]:
+    return sorted(_METHODS)
+
+
+def get_method(name: str) -> Method:
+    """The method registered as ``name``; the error lists the valid names."""
+    try:
+        return _METHODS[name]
+    except KeyError:
+        raise KeyError(
+            f"unknown method {name!r}; valid methods: {', '.join(method_names())}"
+        ) from None
+
+
+def validate_params(name: str, params: dict[str, Any]) -> MethodParams:
+    """Validate a method's parameters; errors name the parameter and the expectation."""
+    method = get_method(name)
+    try:
+        return method.params.model_validate(params)
+    except ValidationError as err:
+        problems = []
+        for e in err.errors(include_url=False):
+            where = ".".join(str(p) for p in e["loc"]) or "params"
+            what = "unknown parameter" if e["type"] == "extra_forbidden" else e["msg"]
+            problems.append(f"{where}: {what}")
+        valid = ", ".join(sorted(method.params.model_fields)) or "none"
+        raise ValueError(f"{'; '.join(problems)} (valid parameters of {name!r}: {valid})") from None

@@ -1,0 +1,71 @@
+"""``static``: the pretrained model, never updated. The reference every method must beat."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import torch
+from flwr.app import ArrayRecord, ConfigRecord, Message, MetricRecord, RecordDict
+from flwr.serverapp import Grid
+from flwr.serverapp.strategy import Strategy
+
+from strategies.base import CloudSetup, DeviceKit, Method, MethodParams, TrainOutcome, Weights
+
+
+class StaticParams(MethodParams):
+    """``static`` takes no parameters."""
+
+
+class StaticStrategy(Strategy):
+    """A cloud that sends nothing: devices keep the factory model for the whole run."""
+
+    def configure_train(
+        self, server_round: int, arrays: ArrayRecord, config: ConfigRecord, grid: Grid
+    ) -> Iterable[Message]:
+        return []
+
+    def aggregate_train(
+        self, server_round: int, replies: Iterable[Message]
+    ) -> tuple[ArrayRecord | None, MetricRecord | None]:
+        return None, None
+
+    def configure_evaluate(
+        self, server_round: int, arrays: ArrayRecord, config: ConfigRecord, grid: Grid
+    ) -> Iterable[Message]:
+        return []
+
+    def aggregate_evaluate(
+        self, server_round: int, replies: Iterable[Message]
+    ) -> MetricRecord | None:
+        return None
+
+    def summary(self) -> None:
+        """Nothing to configure."""
+
+
+class StaticDevice:
+    """Never asked to train; answers an empty reply if it is."""
+
+    def train(
+        self,
+        content: RecordDict,
+        inputs: torch.Tensor,
+        labeled: tuple[torch.Tensor, torch.Tensor],
+        held: Weights | None,
+        kit: DeviceKit,
+        params: MethodParams,
+    ) -> TrainOutcome:
+        return TrainOutcome(RecordDict(), None, 0.0, 0)
+
+
+def _cloud(setup: CloudSetup) -> Strategy:
+    return StaticStrategy()
+
+
+METHOD = Method(
+    name="static",
+    summary="pretrained model, never updated",
+    params=StaticParams,
+    cloud=_cloud,
+    device=StaticDevice(),
+)

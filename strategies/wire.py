@@ -1,0 +1,44 @@
+"""The wire format: every record key and message field used between cloud and device.
+
+Defined once here so the cloud halves, the device halves and the simulator
+agree on names. Records under ``SIM_*`` keys are simulation bookkeeping (round
+clock, metering); they are never billed as network traffic.
+"""
+
+from __future__ import annotations
+
+# Payload records (billed).
+ARRAYS = "arrays"  # ArrayRecord: model weights (FedAvg global model / device update)
+METRICS = "metrics"  # MetricRecord: method metrics, e.g. "num-examples" for weighting
+NUM_EXAMPLES = "num-examples"
+TRAIN_LOSS = "train-loss"
+
+# Simulation records (not billed).
+SIM_CONFIG = "sim-config"  # ConfigRecord sent by the cloud: round, clock, deadline
+SIM_METER = "sim-meter"  # ConfigRecord returned by the device: bytes, FLOPs, seconds
+SIM_KEYS = (SIM_CONFIG, SIM_METER)
+
+# Fields of SIM_CONFIG.
+ROUND = "round"
+START_S = "start-s"
+DEADLINE_S = "deadline-s"
+
+# Fields of SIM_METER.
+DEVICE = "device"
+STATUS = "status"
+STATUS_OK = "ok"
+STATUS_LATE = "late"
+DOWNLOAD_BYTES = "download-bytes"
+UPLOAD_BYTES = "upload-bytes"
+FLOPS = "flops"
+BACKWARD_PASSES = "backward-passes"
+DOWNLOAD_S = "download-s"
+COMPUTE_S = "compute-s"
+UPLOAD_S = "upload-s"
+LATENCY_S = "latency-s"
+TOTAL_S = "total-s"
+ACCURACY = "accuracy"
+SAMPLES = "samples"
+
+# Message types for simulator control (not method traffic).
+QUERY_REGISTER = "query"
