@@ -54,7 +54,9 @@ class EditableHead(nn.Module):
         super().__init__()
         if len(widths) < 2:
             raise ValueError("a head needs at least an input and an output width")
-        self.layers = nn.ModuleList(nn.Linear(a, b) for a, b in zip(widths[:-1], widths[1:]))
+        self.layers = nn.ModuleList(
+            nn.Linear(a, b) for a, b in zip(widths[:-1], widths[1:], strict=True)
+        )
 
     def weights(self) -> list[tuple[torch.Tensor, torch.Tensor]]:
         return [(layer.weight, layer.bias) for layer in self.layers]
@@ -89,10 +91,6 @@ class FleetModel(nn.Module):
 
 def build_model(image_size: int, num_classes: int, head_hidden: int = 64) -> FleetModel:
     """The architecture for a dataset: conv backbone for 28x28, MLP for small images."""
-    backbone: nn.Module
-    if image_size == 28:
-        backbone = ConvBackbone()
-    else:
-        backbone = MLPBackbone(image_size)
+    backbone: nn.Module = ConvBackbone() if image_size == 28 else MLPBackbone(image_size)
     feature_dim = backbone.feature_dim
     return FleetModel(backbone, EditableHead([feature_dim, head_hidden, num_classes]))

@@ -14,8 +14,6 @@ import os
 import sys
 from pathlib import Path
 
-from rich.console import Console
-
 from simulator.errors import ScenarioError, UserError
 
 EXIT_USAGE = 2
@@ -25,7 +23,11 @@ EXIT_INTERRUPTED = 130
 def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("scenario", help="scenario file (YAML)")
     parser.add_argument(
-        "--set", dest="overrides", action="append", default=[], metavar="KEY.PATH=VALUE",
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY.PATH=VALUE",
         help="override a scenario value (repeatable), e.g. --set fleet.devices=200",
     )
 
@@ -60,20 +62,19 @@ def _overrides(args: argparse.Namespace) -> list[str]:
     return extra
 
 
-def _validate(argv: list[str], console: Console) -> int:
+def _validate(argv: list[str]) -> int:
     from simulator.scenario import load_scenario
 
     args = build_validate_parser().parse_args(argv)
     scenario = load_scenario(args.scenario, args.overrides)
-    console.print(
+    print(
         f"{args.scenario}: valid ({scenario.fleet.devices} devices, "
-        f"{len(scenario.methods)} methods, {scenario.rounds.count} rounds)",
-        highlight=False,
+        f"{len(scenario.methods)} methods, {scenario.rounds.count} rounds)"
     )
     return 0
 
 
-def _run(argv: list[str], console: Console) -> int:
+def _run(argv: list[str]) -> int:
     from simulator.runner import RunPlan, run_plan
     from simulator.scenario import load_scenario
 
@@ -99,9 +100,8 @@ def _run(argv: list[str], console: Console) -> int:
         out_dir=Path(args.out or scenario.output),
     )
     folder = run_plan(plan, show_progress=not args.no_progress)
-    console.print(f"results: {folder}", highlight=False)
-    summary = (folder / "summary.csv").read_text()
-    console.print(summary, highlight=False, markup=False)
+    print(f"results: {folder}")
+    print((folder / "summary.csv").read_text(), end="")
     return 0
 
 
@@ -117,21 +117,19 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``simulate`` console script."""
     argv = list(sys.argv[1:] if argv is None else argv)
     quiet_libraries()
-    out = Console()
-    err = Console(stderr=True)
     try:
         if argv and argv[0] == "validate":
-            return _validate(argv[1:], out)
-        return _run(argv, out)
+            return _validate(argv[1:])
+        return _run(argv)
     except (ScenarioError, UserError) as error:
-        err.print(f"error: {error}", highlight=False, markup=False)
+        print(f"error: {error}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
-        err.print("interrupted: results written so far are in the run folder", highlight=False)
+        print("interrupted: results written so far are in the run folder", file=sys.stderr)
         return EXIT_INTERRUPTED
     except OSError as error:
-        where = f" {error.filename}" if error.filename else ""
-        err.print(f"error:{where} {error.strerror or error}", highlight=False, markup=False)
+        where = f" {error.filename}:" if error.filename else ""
+        print(f"error:{where} {error.strerror or error}", file=sys.stderr)
         return 1
 
 

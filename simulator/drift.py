@@ -63,8 +63,12 @@ def rotate(images: torch.Tensor, degrees: float) -> torch.Tensor:
         return images
     theta = torch.deg2rad(torch.tensor(degrees, dtype=images.dtype))
     cos, sin = torch.cos(theta), torch.sin(theta)
-    matrix = torch.stack([torch.stack([cos, -sin, torch.zeros(())]), torch.stack([sin, cos, torch.zeros(())])])
-    grid = F.affine_grid(matrix.expand(images.shape[0], 2, 3), list(images.shape), align_corners=False)
+    matrix = torch.stack(
+        [torch.stack([cos, -sin, torch.zeros(())]), torch.stack([sin, cos, torch.zeros(())])]
+    )
+    grid = F.affine_grid(
+        matrix.expand(images.shape[0], 2, 3), list(images.shape), align_corners=False
+    )
     return F.grid_sample(images, grid, align_corners=False, padding_mode="zeros")
 
 
@@ -76,7 +80,9 @@ def add_noise(images: torch.Tensor, std: float, generator: torch.Generator) -> t
     return (images + std * noise).clamp(0.0, 1.0)
 
 
-def transform(images: torch.Tensor, shifts: list[ActiveShift], seed: int, *key: int | str) -> torch.Tensor:
+def transform(
+    images: torch.Tensor, shifts: list[ActiveShift], seed: int, *key: int | str
+) -> torch.Tensor:
     """Apply the active shifts in order; noise is seeded by ``(seed, *key)``."""
     generator = torch.Generator().manual_seed(torch_seed_for(seed, "noise", *key))
     with torch.no_grad():

@@ -60,8 +60,7 @@ def build_fleet(scenario: Scenario, seed: int) -> list[DeviceProfile]:
                 device_class=spec.name,
                 compute_flops=_draw(rng, spec.compute_flops.median, spec.compute_flops.sigma),
                 uplink_bps=1e3 * _draw(rng, spec.uplink_kbps.median, spec.uplink_kbps.sigma),
-                downlink_bps=1e3
-                * _draw(rng, spec.downlink_kbps.median, spec.downlink_kbps.sigma),
+                downlink_bps=1e3 * _draw(rng, spec.downlink_kbps.median, spec.downlink_kbps.sigma),
                 rtt_s=1e-3 * _draw(rng, spec.rtt_ms.median, spec.rtt_ms.sigma),
                 availability=spec.availability,
                 crash_rate=spec.crash_rate,

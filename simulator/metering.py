@@ -16,7 +16,13 @@ from torch import nn
 
 from strategies.base import BACKWARD_FACTOR, training_flops
 
-__all__ = ["BACKWARD_FACTOR", "count_forward_flops", "flops_per_sample", "training_flops", "wire_bytes"]
+__all__ = [
+    "BACKWARD_FACTOR",
+    "count_forward_flops",
+    "flops_per_sample",
+    "training_flops",
+    "wire_bytes",
+]
 
 
 def wire_bytes(content: RecordDict, exclude: tuple[str, ...] = ()) -> int:
@@ -28,7 +34,9 @@ def wire_bytes(content: RecordDict, exclude: tuple[str, ...] = ()) -> int:
     return sum(len(obj.deflate()) for obj in get_all_nested_objects(content).values())
 
 
-def _layer_flops(module: nn.Module, inputs: tuple[torch.Tensor, ...], output: torch.Tensor) -> float:
+def _layer_flops(
+    module: nn.Module, inputs: tuple[torch.Tensor, ...], output: torch.Tensor
+) -> float:
     if isinstance(module, nn.Linear):
         batch = output.numel() / module.out_features
         return 2.0 * module.in_features * module.out_features * batch

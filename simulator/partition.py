@@ -33,7 +33,11 @@ def split_pools(dataset: ImageDataset, data: Data, seed: int) -> Pools:
     order = rng_for(seed, "pool-split").permutation(n)
     n_cloud = int(round(data.cloud_fraction * n))
     n_test = int(round(data.test_fraction * (n - n_cloud)))
-    cloud, test, train = order[:n_cloud], order[n_cloud : n_cloud + n_test], order[n_cloud + n_test :]
+    cloud, test, train = (
+        order[:n_cloud],
+        order[n_cloud : n_cloud + n_test],
+        order[n_cloud + n_test :],
+    )
     labels = dataset.labels.numpy()
 
     def by_class(indices: np.ndarray) -> tuple[np.ndarray, ...]:

@@ -160,8 +160,13 @@ class RoundDriver:
         mean = sum(accuracies) / len(accuracies) if accuracies else float("nan")
         self.last_accuracy = mean
         self.log.append(
-            {"kind": "eval", "time_s": time_s, "acc_mean": mean, "devices": ordered,
-             "accs": accuracies}
+            {
+                "kind": "eval",
+                "time_s": time_s,
+                "acc_mean": mean,
+                "devices": ordered,
+                "accs": accuracies,
+            }
         )
 
     # -- the run ----------------------------------------------------------------
@@ -170,6 +175,7 @@ class RoundDriver:
         started = time.perf_counter()
         fleet_size = len(self.world.fleet)
         self.node_of = register_devices(grid, fleet_size)
+        registration_s = time.perf_counter() - started
         self.device_of = {node: device for device, node in self.node_of.items()}
         params = self.world.params
         strategy = self.strategy_factory(
@@ -196,8 +202,14 @@ class RoundDriver:
             next_eval_s += rounds.eval_every_s
         self.on_progress(rounds_run, max(clock_s, horizon), self.last_accuracy)
         self.log.append(
-            {"kind": "end", "rounds": rounds_run, "sim_duration_s": max(clock_s, horizon),
-             "wall_s": time.perf_counter() - started, "devices": fleet_size}
+            {
+                "kind": "end",
+                "rounds": rounds_run,
+                "sim_duration_s": max(clock_s, horizon),
+                "wall_s": time.perf_counter() - started,
+                "registration_wall_s": registration_s,
+                "devices": fleet_size,
+            }
         )
 
     def _one_round(
@@ -220,12 +232,19 @@ class RoundDriver:
         outcome = self.classify(replies)
         new_arrays, metrics = strategy.aggregate_train(round_index, outcome.kept)
         self.last_round_duration = self.round_duration(outcome, len(messages))
-        self.log.append(self._round_row(round_index, start_s, len(messages), outcome, metrics, started))
+        self.log.append(
+            self._round_row(round_index, start_s, len(messages), outcome, metrics, started)
+        )
         return new_arrays if new_arrays is not None else arrays
 
     def _round_row(
-        self, round_index: int, start_s: float, sent: int, outcome: RoundOutcome,
-        metrics: Any, started: float,
+        self,
+        round_index: int,
+        start_s: float,
+        sent: int,
+        outcome: RoundOutcome,
+        metrics: Any,
+        started: float,
     ) -> dict[str, Any]:
         def total(key: str) -> float:
             return sum(float(m[key]) for m in outcome.meters)

@@ -90,8 +90,13 @@ def summarize_folder(folder: Path, plan: RunPlan) -> list[dict]:
             if path.exists():
                 rows.append(
                     summarize_file(
-                        path, method, seed, scenario.fleet.devices, onsets,
-                        scenario.rounds.horizon_s, scenario.rounds.recovery_tolerance,
+                        path,
+                        method,
+                        seed,
+                        scenario.fleet.devices,
+                        onsets,
+                        scenario.rounds.horizon_s,
+                        scenario.rounds.recovery_tolerance,
                     )
                 )
     write_summary(rows, folder)
@@ -131,7 +136,9 @@ def _run_one(spec: WorldSpec, folder: Path, progress: Progress | None) -> None:
     def on_progress(round_index: int, clock_s: float, accuracy: float | None) -> None:
         if progress is not None and task is not None:
             progress.update(
-                task, completed=round_index, sim=f"{clock_s:,.0f}s",
+                task,
+                completed=round_index,
+                sim=f"{clock_s:,.0f}s",
                 acc="-" if accuracy is None else f"{accuracy:.3f}",
             )
 
@@ -141,5 +148,8 @@ def _run_one(spec: WorldSpec, folder: Path, progress: Progress | None) -> None:
         driver = RoundDriver(world, world.method.cloud, initial, log, on_progress)
         run_engine(world.scenario.engine, spec, len(world.fleet), driver.run)
     if progress is not None and task is not None:
-        progress.update(task, completed=rounds.count,
-                        description=f"{spec.method} seed {spec.seed} ({time.perf_counter() - started:.0f}s)")
+        progress.update(
+            task,
+            completed=rounds.count,
+            description=f"{spec.method} seed {spec.seed} ({time.perf_counter() - started:.0f}s)",
+        )

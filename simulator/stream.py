@@ -79,7 +79,9 @@ class DeviceStreams:
             )
         return DataWindow(inputs, x[:n_labeled], y[:n_labeled])
 
-    def eval_batch(self, profile: DeviceProfile, time_s: float) -> tuple[torch.Tensor, torch.Tensor]:
+    def eval_batch(
+        self, profile: DeviceProfile, time_s: float
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """Fresh labeled test samples from the device's current distribution."""
         tick = int(round(time_s * 1000))
         return self._samples(

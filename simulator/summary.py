@@ -18,12 +18,28 @@ import numpy as np
 from simulator.results import read_rows
 
 SUMMARY_COLUMNS = [
-    "method", "seed", "acc_mean", "acc_worst10", "recovery_s", "bytes_up_per_device",
-    "bytes_down_per_device", "device_flops_per_round", "device_backward_passes", "rounds",
-    "dropped_device_rounds", "sim_duration_s", "wall_s",
+    "method",
+    "seed",
+    "acc_mean",
+    "acc_worst10",
+    "recovery_s",
+    "bytes_up_per_device",
+    "bytes_down_per_device",
+    "device_flops_per_round",
+    "device_backward_passes",
+    "rounds",
+    "dropped_device_rounds",
+    "sim_duration_s",
+    "wall_s",
     # Further columns (may grow; the ones above are stable).
-    "acc_final", "acc_post_shift", "recovery_censored", "late_device_rounds",
-    "failed_device_rounds", "device_rounds", "round_duration_mean_s", "complete",
+    "acc_final",
+    "acc_post_shift",
+    "recovery_censored",
+    "late_device_rounds",
+    "failed_device_rounds",
+    "device_rounds",
+    "round_duration_mean_s",
+    "complete",
 ]
 
 
@@ -77,7 +93,12 @@ def recovery_times(
 
 
 def summarize_file(
-    path: Path, method: str, seed: int, devices: int, onsets: list[float], horizon_s: float,
+    path: Path,
+    method: str,
+    seed: int,
+    devices: int,
+    onsets: list[float],
+    horizon_s: float,
     tolerance: float,
 ) -> dict[str, Any]:
     """One summary row from one method-seed metrics file."""
@@ -110,8 +131,9 @@ def summarize_file(
         "late_device_rounds": sum(r["late"] for r in rounds),
         "failed_device_rounds": sum(r["failed"] for r in rounds),
         "device_rounds": sum(r["sampled"] for r in rounds),
-        "round_duration_mean_s": _mean([r["duration_s"] for r in rounds if r["sampled"]]) if any(
-            r["sampled"] for r in rounds) else 0.0,
+        "round_duration_mean_s": _mean([r["duration_s"] for r in rounds if r["sampled"]])
+        if any(r["sampled"] for r in rounds)
+        else 0.0,
         "complete": end is not None,
     }
 

@@ -26,6 +26,8 @@ BACKWARD_FACTOR = 2.0  # a backward pass costs about twice the forward
 def training_flops(forward_per_sample: float, samples: int, epochs: int) -> float:
     """FLOPs of ``epochs`` passes of forward + backward over ``samples`` samples."""
     return forward_per_sample * (1.0 + BACKWARD_FACTOR) * samples * epochs
+
+
 NodeSampler = Callable[[int], list[int]]
 
 

@@ -1,0 +1,155 @@
+"""The ``simulate`` command end to end on a tiny scenario."""
+
+from __future__ import annotations
+
+import csv
+import json
+
+import yaml
+from conftest import write_yaml
+
+from simulator.cli import main
+from simulator.results import read_rows
+from simulator.summary import SUMMARY_COLUMNS
+
+STABLE = [
+    "method",
+    "seed",
+    "acc_mean",
+    "acc_worst10",
+    "recovery_s",
+    "bytes_up_per_device",
+    "bytes_down_per_device",
+    "device_flops_per_round",
+    "device_backward_passes",
+    "rounds",
+    "dropped_device_rounds",
+    "sim_duration_s",
+    "wall_s",
+]
+
+
+def test_run_writes_scenario_metrics_and_summary(tmp_path, tiny_document, capsys):
+    scenario = write_yaml(tmp_path / "tiny.yaml", tiny_document)
+    code = main(
+        [str(scenario), "--out", str(tmp_path / "runs"), "--no-progress", "--set", "rounds.count=3"]
+    )
+    assert code == 0
+    [folder] = list((tmp_path / "runs" / "tiny-test").iterdir())
+    resolved = yaml.safe_load((folder / "scenario.yaml").read_text())
+    assert resolved["rounds"]["count"] == 3
+    assert resolved["rounds"]["deadline_s"] == 60  # defaults and file values resolved
+    for method in ("static", "fedavg"):
+        rows = read_rows(folder / "metrics" / f"{method}__seed0.jsonl")
+        assert [r["round"] for r in rows if r["kind"] == "round"] == [1, 2, 3]
+        assert rows[-1]["kind"] == "end"
+        assert [r["time_s"] for r in rows if r["kind"] == "eval"] == [0, 120, 240, 360]
+    with (folder / "summary.csv").open() as handle:
+        table = list(csv.DictReader(handle))
+    assert list(table[0]) == SUMMARY_COLUMNS
+    assert SUMMARY_COLUMNS[: len(STABLE)] == STABLE
+    by_method = {row["method"]: row for row in table}
+    assert set(by_method) == {"static", "fedavg"}
+    for row in table:
+        for column in STABLE:
+            assert row[column] not in ("", "nan", "None"), (row["method"], column)
+    assert float(by_method["static"]["bytes_up_per_device"]) == 0.0
+    assert float(by_method["fedavg"]["bytes_up_per_device"]) > 0.0
+    assert float(by_method["fedavg"]["device_backward_passes"]) > 0
+    assert int(by_method["static"]["device_backward_passes"]) == 0
+    summary = json.loads((folder / "summary.json").read_text())
+    assert {r["method"] for r in summary} == {"static", "fedavg"}
+    assert str(folder) in capsys.readouterr().out
+
+
+def test_same_seed_gives_the_same_numbers(tmp_path, tiny_document):
+    scenario = write_yaml(tmp_path / "tiny.yaml", tiny_document)
+    for out in ("a", "b"):
+        assert (
+            main(
+                [
+                    str(scenario),
+                    "--out",
+                    str(tmp_path / out),
+                    "--no-progress",
+                    "--methods",
+                    "fedavg",
+                ]
+            )
+            == 0
+        )
+    [a] = list((tmp_path / "a" / "tiny-test").iterdir())
+    [b] = list((tmp_path / "b" / "tiny-test").iterdir())
+
+    def stable(folder):
+        return [
+            {k: v for k, v in r.items() if k != "wall_s"}
+            for r in read_rows(folder / "metrics" / "fedavg__seed0.jsonl")
+        ]
+
+    assert stable(a) == stable(b)
+
+
+def test_seeds_option_runs_each_seed(tmp_path, tiny_document):
+    scenario = write_yaml(tmp_path / "tiny.yaml", tiny_document)
+    assert (
+        main(
+            [
+                str(scenario),
+                "--out",
+                str(tmp_path),
+                "--no-progress",
+                "--seeds",
+                "2",
+                "--methods",
+                "static",
+                "--set",
+                "rounds.count=1",
+            ]
+        )
+        == 0
+    )
+    [folder] = list((tmp_path / "tiny-test").iterdir())
+    assert sorted(p.name for p in (folder / "metrics").iterdir()) == [
+        "static__seed0.jsonl",
+        "static__seed1.jsonl",
+    ]
+
+
+def test_validate_checks_without_running(tmp_path, tiny_document, capsys):
+    scenario = write_yaml(tmp_path / "tiny.yaml", tiny_document)
+    assert main(["validate", str(scenario)]) == 0
+    assert "valid (12 devices, 2 methods, 4 rounds)" in capsys.readouterr().out
+    assert not (tmp_path / "runs").exists()
+
+
+def test_errors_are_one_line_and_exit_nonzero(tmp_path, tiny_document, capsys):
+    tiny_document["rounds"]["count"] = -1
+    scenario = write_yaml(tmp_path / "bad.yaml", tiny_document)
+    assert main(["validate", str(scenario)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == f"error: {scenario}: rounds.count: expected greater than or equal to 1; found -1"
+    assert "Traceback" not in err
+
+
+def test_unknown_method_on_the_command_line(tmp_path, tiny_document, capsys):
+    scenario = write_yaml(tmp_path / "tiny.yaml", tiny_document)
+    assert main([str(scenario), "--methods", "persona", "--no-progress"]) == 2
+    assert capsys.readouterr().err.strip() == (
+        "error: --methods: persona not in scenario 'tiny-test'; its methods: static, fedavg"
+    )
+
+
+def test_missing_scenario_file(tmp_path, capsys):
+    assert main([str(tmp_path / "nope.yaml")]) == 2
+    assert (
+        capsys.readouterr().err.strip()
+        == f"error: {tmp_path / 'nope.yaml'}: scenario file not found"
+    )
+
+
+def test_shipped_scenarios_validate():
+    from pathlib import Path
+
+    for path in sorted(Path(__file__).parent.parent.joinpath("scenarios").glob("*.yaml")):
+        assert main(["validate", str(path)]) == 0, path

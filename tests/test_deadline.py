@@ -1,0 +1,80 @@
+"""Deadline and failure rules: late or crashed devices contribute nothing and keep their model."""
+
+from __future__ import annotations
+
+import json
+
+from flwr.app import ArrayRecord
+from flwr.common.constant import SUPERLINK_NODE_ID
+from flwr.supercore.task_identity import TaskIdentity
+
+from simulator.device import HELD_KEY, make_device_app
+from simulator.engines.inline import InlineGrid
+from simulator.results import MetricsLog, read_rows
+from simulator.rounds import RoundDriver
+from simulator.scenario import Scenario
+from simulator.world import World, WorldSpec, pretrain_for
+
+
+def _run_inline(document, tmp_path, method: str = "fedavg"):
+    scenario = Scenario.model_validate(document)
+    pretrained, _ = pretrain_for(scenario, 0)
+    spec = WorldSpec(json.dumps(scenario.model_dump(mode="json")), 0, method, str(pretrained))
+    world = World.get(spec)
+    TaskIdentity.run_id, TaskIdentity.node_id, TaskIdentity.task_id = 1, SUPERLINK_NODE_ID, 1
+    grid = InlineGrid(make_device_app(spec), len(world.fleet))
+    path = tmp_path / "m.jsonl"
+    with MetricsLog(path) as log:
+        RoundDriver(world, world.method.cloud, ArrayRecord(world.pretrained), log).run(grid)
+    return read_rows(path), grid, world
+
+
+def _no_failures(document):
+    for cls in document["fleet"]["classes"]:
+        cls["crash_rate"] = 0.0
+        cls["availability"] = 1.0
+    return document
+
+
+def test_devices_past_the_deadline_are_dropped_and_keep_their_model(tmp_path, tiny_document):
+    document = _no_failures(tiny_document)
+    document["rounds"]["deadline_s"] = 0.01  # nobody can move a model in 10 ms
+    rows, grid, _ = _run_inline(document, tmp_path)
+    rounds = [r for r in rows if r["kind"] == "round"]
+    assert all(r["kept"] == 0 and r["late"] == r["sampled"] > 0 for r in rounds)
+    assert all(r["duration_s"] == 0.01 for r in rounds)
+    assert all(HELD_KEY not in ctx.state for ctx in grid._contexts.values())
+    assert all(r["bytes_up"] > 0 for r in rounds)  # they did send, too late
+
+
+def test_on_time_devices_commit_the_global_model(tmp_path, tiny_document):
+    document = _no_failures(tiny_document)
+    document["rounds"]["deadline_s"] = 1e6
+    rows, grid, _ = _run_inline(document, tmp_path)
+    rounds = [r for r in rows if r["kind"] == "round"]
+    assert all(r["late"] == 0 and r["kept"] == r["sampled"] for r in rounds)
+    assert any(HELD_KEY in ctx.state for ctx in grid._contexts.values())
+    # The round lasts as long as its slowest device, well under the deadline.
+    assert all(0 < r["duration_s"] < 1e6 for r in rounds)
+
+
+def test_crashing_devices_are_recorded_as_failed_and_the_run_goes_on(tmp_path, tiny_document):
+    for cls in tiny_document["fleet"]["classes"]:
+        cls["crash_rate"] = 1.0
+    rows, _, _ = _run_inline(tiny_document, tmp_path)
+    rounds = [r for r in rows if r["kind"] == "round"]
+    assert len(rounds) == tiny_document["rounds"]["count"]
+    assert all(r["failed"] == r["sampled"] and r["kept"] == 0 for r in rounds)
+    assert "DeviceCrash" in rounds[0]["failures"][0]
+    assert rows[-1]["kind"] == "end"
+
+
+def test_offline_devices_are_not_sampled(tmp_path, tiny_document):
+    document = _no_failures(tiny_document)
+    document["fleet"]["classes"][0]["availability"] = 0.0
+    _, grid, world = _run_inline(document, tmp_path)
+    slow = {p.index for p in world.fleet if p.device_class == "slow"}
+    touched = {
+        ctx.node_config["partition-id"] for ctx in grid._contexts.values() if HELD_KEY in ctx.state
+    }
+    assert touched and not (touched & slow)

@@ -1,0 +1,47 @@
+"""Bytes are the serialized size of what is sent; FLOPs are counted from the layers."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from flwr.app import ArrayRecord, ConfigRecord, RecordDict
+from torch import nn
+
+from persona.models import build_model
+from simulator.metering import count_forward_flops, wire_bytes
+from strategies.base import training_flops
+
+
+def test_wire_bytes_grow_with_the_payload_and_cover_the_raw_data():
+    small = RecordDict({"arrays": ArrayRecord({"w": torch.zeros(10)})})
+    big = RecordDict({"arrays": ArrayRecord({"w": torch.ones(10_000)})})
+    assert wire_bytes(big) >= 40_000  # at least the raw float32 data
+    assert wire_bytes(big) < 40_000 + 2_000  # plus a small framing overhead
+    assert wire_bytes(small) < wire_bytes(big)
+
+
+def test_simulation_records_are_not_billed():
+    payload = RecordDict({"arrays": ArrayRecord({"w": torch.ones(100)})})
+    with_sim = RecordDict(dict(payload.items()))
+    with_sim["sim-config"] = ConfigRecord({"round": 3, "start-s": 10.0})
+    assert wire_bytes(with_sim, exclude=("sim-config",)) == wire_bytes(payload)
+    assert wire_bytes(with_sim) > wire_bytes(payload)
+    assert wire_bytes(RecordDict()) == 0
+
+
+def test_linear_layer_flops_are_two_per_multiply_add():
+    model = nn.Sequential(nn.Linear(100, 10))
+    assert count_forward_flops(model, torch.zeros(4, 100)) == 4 * 2 * 100 * 10
+
+
+def test_conv_flops_count_every_output_position():
+    model = nn.Sequential(nn.Conv2d(1, 2, 3))
+    # 26x26 outputs x 2 channels x (3*3*1 multiply-adds x 2)
+    assert count_forward_flops(model, torch.zeros(1, 1, 28, 28)) == 26 * 26 * 2 * 18
+
+
+def test_model_flops_and_training_cost():
+    model = build_model(28, 10)
+    forward = count_forward_flops(model, torch.zeros(1, 1, 28, 28))
+    assert 1e6 < forward < 1e7  # a small CNN: a few MFLOPs per image
+    assert training_flops(forward, samples=16, epochs=2) == pytest.approx(forward * 3 * 32)

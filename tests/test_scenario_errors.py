@@ -1,0 +1,165 @@
+"""A broken scenario file gets one precise message: file, key path, expectation, finding."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from conftest import write_yaml
+
+from simulator.errors import ScenarioError
+from simulator.scenario import load_scenario
+
+
+def _error_for(tmp_path: Path, document, name: str = "bad.yaml") -> str:
+    path = write_yaml(tmp_path / name, document)
+    with pytest.raises(ScenarioError) as info:
+        load_scenario(path)
+    return str(info.value)
+
+
+def test_valid_tiny_document_loads(tmp_path, tiny_document):
+    scenario = load_scenario(write_yaml(tmp_path / "ok.yaml", tiny_document))
+    assert scenario.fleet.devices == 12
+    assert scenario.rounds.horizon_s == 480
+
+
+def test_negative_bandwidth_names_the_key_path(tmp_path, tiny_document):
+    tiny_document["fleet"]["classes"][1]["uplink_kbps"]["median"] = -5
+    message = _error_for(tmp_path, tiny_document)
+    assert message == (
+        f"{tmp_path / 'bad.yaml'}: fleet.classes[1].uplink_kbps.median: "
+        "expected greater than 0; found -5"
+    )
+
+
+def test_unknown_key_is_an_error(tmp_path, tiny_document):
+    tiny_document["rounds"]["dedline_s"] = 10
+    message = _error_for(tmp_path, tiny_document)
+    assert message == (
+        f"{tmp_path / 'bad.yaml'}: rounds.dedline_s: "
+        "unknown key (check its spelling and indentation)"
+    )
+
+
+def test_missing_required_key(tmp_path, tiny_document):
+    del tiny_document["fleet"]["devices"]
+    assert _error_for(tmp_path, tiny_document) == (
+        f"{tmp_path / 'bad.yaml'}: fleet.devices: required key is missing"
+    )
+
+
+def test_unknown_method_lists_valid_methods(tmp_path, tiny_document):
+    tiny_document["methods"].append({"name": "fedsgd"})
+    assert _error_for(tmp_path, tiny_document) == (
+        f"{tmp_path / 'bad.yaml'}: methods[2].name: unknown method 'fedsgd'; "
+        "valid methods: fedavg, static"
+    )
+
+
+def test_unknown_dataset_lists_valid_datasets(tmp_path, tiny_document):
+    tiny_document["data"]["dataset"] = "cifar"
+    assert _error_for(tmp_path, tiny_document) == (
+        f"{tmp_path / 'bad.yaml'}: data.dataset: expected one of 'mnist' or 'digits'; found 'cifar'"
+    )
+
+
+def test_unknown_shift_kind_lists_valid_kinds(tmp_path, tiny_document):
+    tiny_document["shifts"][0]["kind"] = "twirl"
+    assert _error_for(tmp_path, tiny_document) == (
+        f"{tmp_path / 'bad.yaml'}: shifts[0].kind: expected one of 'rotation' or 'noise'; "
+        "found 'twirl'"
+    )
+
+
+def test_wrong_type_says_what_was_found(tmp_path, tiny_document):
+    tiny_document["rounds"]["count"] = "many"
+    assert _error_for(tmp_path, tiny_document) == (
+        f"{tmp_path / 'bad.yaml'}: rounds.count: expected a valid integer, unable to parse "
+        "string as an integer; found 'many'"
+    )
+
+
+def test_unknown_method_parameter(tmp_path, tiny_document):
+    tiny_document["methods"][1]["params"] = {"local_epochs": 1, "learning_rate": 0.1}
+    assert _error_for(tmp_path, tiny_document) == (
+        f"{tmp_path / 'bad.yaml'}: methods[1].params: learning_rate: unknown parameter "
+        "(valid parameters of 'fedavg': batch_size, local_epochs, lr)"
+    )
+
+
+def test_shift_group_must_be_a_device_class(tmp_path, tiny_document):
+    tiny_document["shifts"][0]["applies_to"] = {"group": "tablets"}
+    assert _error_for(tmp_path, tiny_document) == (
+        f"{tmp_path / 'bad.yaml'}: shifts[0].applies_to.group: unknown group 'tablets'; "
+        "valid groups (device class names): fast, slow"
+    )
+
+
+def test_applies_to_needs_exactly_one_target(tmp_path, tiny_document):
+    tiny_document["shifts"][0]["applies_to"] = {"all": True, "fraction": 0.5}
+    assert _error_for(tmp_path, tiny_document) == (
+        f"{tmp_path / 'bad.yaml'}: shifts[0].applies_to: "
+        "set exactly one of 'all: true', 'fraction' or 'group'"
+    )
+
+
+def test_invalid_yaml_gives_line_and_column(tmp_path):
+    path = tmp_path / "broken.yaml"
+    path.write_text("name: x\nfleet: [1, 2\n")
+    with pytest.raises(ScenarioError) as info:
+        load_scenario(path)
+    assert str(info.value).startswith(f"{path}: line 3, column 1: invalid YAML")
+
+
+def test_missing_file(tmp_path):
+    with pytest.raises(ScenarioError) as info:
+        load_scenario(tmp_path / "nope.yaml")
+    assert str(info.value) == f"{tmp_path / 'nope.yaml'}: scenario file not found"
+
+
+def test_top_level_must_be_a_mapping(tmp_path):
+    path = tmp_path / "list.yaml"
+    path.write_text("- 1\n- 2\n")
+    with pytest.raises(ScenarioError) as info:
+        load_scenario(path)
+    assert str(info.value) == f"{path}: expected a mapping of scenario keys, found list"
+
+
+def test_several_problems_are_all_reported(tmp_path, tiny_document):
+    tiny_document["rounds"]["count"] = 0
+    tiny_document["data"]["window"] = 0
+    lines = _error_for(tmp_path, tiny_document).splitlines()
+    assert len(lines) == 2
+    assert any(
+        "rounds.count: expected greater than or equal to 1; found 0" in line for line in lines
+    )
+    assert any(
+        "data.window: expected greater than or equal to 1; found 0" in line for line in lines
+    )
+
+
+def test_override_is_validated_like_the_file(tmp_path, tiny_document):
+    path = write_yaml(tmp_path / "ok.yaml", tiny_document)
+    with pytest.raises(ScenarioError) as info:
+        load_scenario(path, ["fleet.classes[0].availability=1.5"])
+    assert str(info.value) == (
+        f"{path}: fleet.classes[0].availability: expected less than or equal to 1; found 1.5"
+    )
+
+
+def test_override_changes_nested_values(tmp_path, tiny_document):
+    path = write_yaml(tmp_path / "ok.yaml", tiny_document)
+    scenario = load_scenario(
+        path, ["fleet.devices=30", "rounds.count=2", "methods[1].params.lr=0.1"]
+    )
+    assert scenario.fleet.devices == 30
+    assert scenario.rounds.count == 2
+    assert scenario.methods[1].params["lr"] == 0.1
+
+
+def test_override_without_equals_sign(tmp_path, tiny_document):
+    path = write_yaml(tmp_path / "ok.yaml", tiny_document)
+    with pytest.raises(ScenarioError) as info:
+        load_scenario(path, ["fleet.devices"])
+    assert str(info.value) == f"{path}: --set 'fleet.devices': expected KEY.PATH=VALUE"
