@@ -71,7 +71,7 @@ def train_step(world: World, message: Message, context: Context) -> Message:
     sim = message.content[wire.SIM_CONFIG]
     round_index, start_s = int(sim[wire.ROUND]), float(sim[wire.START_S])
     if crashes(profile, round_index, world.seed):
-        raise DeviceCrash(f"device {device} crashed in round {round_index}")
+        raise DeviceCrash(f"simulated crash of device {device} in round {round_index}")
     download_bytes = wire_bytes(message.content, exclude=wire.SIM_KEYS)
     window = world.streams.window(profile, start_s)
     held = held_weights(context)

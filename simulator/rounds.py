@@ -32,6 +32,14 @@ REGISTRATION_TIMEOUT_S = 600.0
 GRID_TIMEOUT_S = 3600.0
 
 
+def failure_cause(reason: str) -> str:
+    """The device's own error text, without the runtime's wrapping (same on every engine)."""
+    marker = "occurred. Message: "
+    if marker in reason:
+        reason = reason.split(marker, 1)[1].removesuffix("'>")
+    return reason.strip()[:200]
+
+
 @dataclass
 class RoundOutcome:
     """What the cloud learned from one round's replies."""
@@ -118,7 +126,7 @@ class RoundDriver:
         for reply in self._sort_replies(replies):
             if reply.has_error():
                 outcome.failed += 1
-                outcome.failures.append(reply.error.reason.splitlines()[-1][:200])
+                outcome.failures.append(failure_cause(reply.error.reason))
                 continue
             meter = reply.content[wire.SIM_METER]
             outcome.meters.append(meter)

@@ -14,7 +14,8 @@ from itertools import count
 
 from flwr.app import Context, Error, Message, RecordDict
 from flwr.clientapp import ClientApp
-from flwr.common.constant import SUPERLINK_NODE_ID
+from flwr.clientapp.client_app import ClientAppException
+from flwr.common.constant import SUPERLINK_NODE_ID, ErrorCode
 from flwr.serverapp import Grid
 from flwr.supercore.run import Run
 from flwr.supercore.task_identity import TaskIdentity
@@ -24,7 +25,14 @@ from simulator.engines import ServerBody
 from simulator.seeding import rng_for
 from simulator.world import WorldSpec
 
-CLIENT_APP_ERROR = 1  # Flower's code for an exception raised inside a ClientApp
+
+def error_reply(message: Message, err: Exception) -> Message:
+    """The error reply Flower's simulation runtime makes when a ClientApp raises."""
+    wrapped = ClientAppException(str(err))
+    reason = str(type(wrapped)) + ":<'" + str(wrapped) + "'>"
+    return Message(
+        Error(code=ErrorCode.CLIENT_APP_RAISED_EXCEPTION, reason=reason), reply_to=message
+    )
 
 
 class InlineGrid(Grid):
@@ -73,8 +81,7 @@ class InlineGrid(Grid):
         try:
             reply = self._app(message=message, context=context)
         except Exception as err:  # a device failure is data, not a crash of the run
-            reason = f"{type(err).__name__}: {err}"
-            reply = Message(Error(code=CLIENT_APP_ERROR, reason=reason), reply_to=message)
+            reply = error_reply(message, err)
         reply.metadata.__dict__["_message_id"] = f"reply-{next(self._ids)}"
         return reply
 

@@ -52,12 +52,19 @@ def run_on_ray(spec: WorldSpec, devices: int, body: ServerBody, engine: Engine) 
         except BaseException as err:  # re-raised in the caller's thread below
             errors.append(err)
 
-    logging.getLogger("flwr").setLevel(logging.WARNING)
-    run_simulation(
-        server_app=server_app,
-        client_app=make_device_app(spec),
-        num_supernodes=devices,
-        backend_config=backend_config(engine),
-    )
+    # Device failures are recorded per round by the cloud loop; Flower's own
+    # traceback per failed ClientApp call would bury the progress bar.
+    flwr_logger = logging.getLogger("flwr")
+    level = flwr_logger.level
+    flwr_logger.setLevel(logging.CRITICAL)
+    try:
+        run_simulation(
+            server_app=server_app,
+            client_app=make_device_app(spec),
+            num_supernodes=devices,
+            backend_config=backend_config(engine),
+        )
+    finally:
+        flwr_logger.setLevel(level)
     if errors:
         raise errors[0]
