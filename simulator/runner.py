@@ -23,7 +23,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from simulator.engines import run_engine
 from simulator.errors import UserError
-from simulator.results import MetricsLog, read_rows
+from simulator.results import MetricsLog
 from simulator.rounds import RoundDriver
 from simulator.scenario import Scenario, scenario_to_document
 from simulator.summary import summarize_file, write_summary
