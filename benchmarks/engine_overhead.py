@@ -35,7 +35,7 @@ from simulator.scenario import load_scenario
 
 
 def flower_noop(devices: int, device_rounds: int) -> tuple[float, float]:
-    """(device-rounds per second, start-up seconds) for a no-op ClientApp on Ray."""
+    """(device-rounds per second, whole-run seconds) for a no-op ClientApp on Ray."""
     client = ClientApp()
 
     @client.train()
@@ -103,7 +103,7 @@ def main() -> None:
 
     inline_rate, count, inline_total = project(args.scenario, args.devices, args.rounds, "inline")
     ray_rate, _, ray_total = project(args.scenario, args.devices, args.rounds, "ray")
-    noop_rate, noop_startup = flower_noop(args.devices, count)
+    noop_rate, noop_total = flower_noop(args.devices, count)
     print(
         f"fleet: {args.devices} devices, {count} device-rounds per engine "
         f"(FedAvg training + evaluation, scenario {args.scenario}, {args.rounds} rounds)"
