@@ -29,9 +29,11 @@ from simulator.network import round_timing
 from simulator.seeding import torch_seed_for
 from simulator.world import World, WorldSpec
 from strategies import wire
-from strategies.base import DeviceKit, Weights
+from strategies.base import DeviceKit, DeviceView, TrainOutcome, Weights
 
 HELD_KEY = "held-weights"
+PHASE_KEY = "sim-phase"
+RECORD_PREFIX = "method:"
 PARTITION_KEY = "partition-id"
 
 
@@ -55,48 +57,55 @@ def held_weights(context: Context) -> Weights | None:
     return record.to_torch_state_dict() if isinstance(record, ArrayRecord) else None
 
 
+def device_view(context: Context) -> DeviceView:
+    records = RecordDict(
+        {k.removeprefix(RECORD_PREFIX): v for k, v in context.state.items()
+         if k.startswith(RECORD_PREFIX)}
+    )
+    return DeviceView(held_weights(context), records)
+
+
+def load_held(world: World, context: Context) -> None:
+    """Put the weights the device runs into the scratch model: factory, then overrides."""
+    world.model.load_state_dict(world.pretrained)
+    held = held_weights(context)
+    if held is not None:
+        world.model.load_state_dict(held, strict=False)
+
+
 def _kit(world: World, device: int, round_index: int) -> DeviceKit:
     return DeviceKit(
         model=world.model,
         pretrained=world.pretrained,
         forward_flops_per_sample=world.forward_flops,
+        backbone_flops_per_sample=world.backbone_flops,
         seed=torch_seed_for(world.seed, "device-train", device, round_index),
     )
 
 
-def train_step(world: World, message: Message, context: Context) -> Message:
-    """One device-round: window, method step, metering, deadline, state commit."""
+def _finish(
+    world: World, message: Message, context: Context, outcome: TrainOutcome,
+    start_s: float, elapsed_s: float, download_bytes: int, final: bool,
+) -> Message:
+    """Meter a phase, apply the deadline, commit state if on time, build the reply."""
     device = device_index(context)
-    profile = world.fleet[device]
     sim = message.content[wire.SIM_CONFIG]
-    round_index, start_s = int(sim[wire.ROUND]), float(sim[wire.START_S])
-    if crashes(profile, round_index, world.seed):
-        raise DeviceCrash(f"simulated crash of device {device} in round {round_index}")
-    download_bytes = wire_bytes(message.content, exclude=wire.SIM_KEYS)
-    window = world.streams.window(profile, start_s)
-    held = held_weights(context)
-    with device_threads():
-        outcome = world.method.device.train(
-            message.content,
-            window.inputs,
-            (window.labeled_x, window.labeled_y),
-            held,
-            _kit(world, device, round_index),
-            world.params,
-        )
     upload_bytes = wire_bytes(outcome.reply)
     timing = round_timing(
-        profile,
-        world.scenario.fleet.network,
-        start_s,
-        download_bytes,
-        outcome.flops,
-        upload_bytes,
-        world.seed,
+        world.fleet[device], world.scenario.fleet.network, start_s + elapsed_s,
+        download_bytes, outcome.flops, upload_bytes, world.seed,
     )
-    on_time = timing.total_s <= float(sim[wire.DEADLINE_S])
-    if on_time and outcome.held is not None:
-        context.state[HELD_KEY] = ArrayRecord(outcome.held)
+    total_s = elapsed_s + timing.total_s
+    on_time = total_s <= float(sim[wire.DEADLINE_S])
+    if on_time and final:
+        if outcome.held is not None:
+            context.state[HELD_KEY] = ArrayRecord(outcome.held)
+        for key, record in (outcome.records or {}).items():
+            context.state[RECORD_PREFIX + key] = record
+    if on_time and not final:
+        context.state[PHASE_KEY] = ConfigRecord(
+            {wire.ROUND: int(sim[wire.ROUND]), wire.TOTAL_S: total_s}
+        )
     meter = {
         wire.DEVICE: device,
         wire.STATUS: wire.STATUS_OK if on_time else wire.STATUS_LATE,
@@ -108,11 +117,58 @@ def train_step(world: World, message: Message, context: Context) -> Message:
         wire.COMPUTE_S: timing.compute_s,
         wire.UPLOAD_S: timing.upload_s,
         wire.LATENCY_S: timing.latency_s,
-        wire.TOTAL_S: timing.total_s,
+        wire.TOTAL_S: total_s,
     }
     reply = RecordDict(dict(outcome.reply.items()))
     reply[wire.SIM_METER] = ConfigRecord(meter)
     return Message(reply, reply_to=message)
+
+
+def _two_phase(world: World) -> bool:
+    return callable(getattr(world.method.device, "apply", None))
+
+
+def train_step(world: World, message: Message, context: Context) -> Message:
+    """A round's first device step: window, method step, metering, deadline, state commit."""
+    device = device_index(context)
+    profile = world.fleet[device]
+    sim = message.content[wire.SIM_CONFIG]
+    round_index, start_s = int(sim[wire.ROUND]), float(sim[wire.START_S])
+    if crashes(profile, round_index, world.seed):
+        raise DeviceCrash(f"simulated crash of device {device} in round {round_index}")
+    download_bytes = wire_bytes(message.content, exclude=wire.SIM_KEYS)
+    window = world.streams.window(profile, start_s)
+    with device_threads():
+        load_held(world, context)
+        outcome = world.method.device.train(
+            message.content,
+            window.inputs,
+            (window.labeled_x, window.labeled_y),
+            device_view(context),
+            _kit(world, device, round_index),
+            world.params,
+        )
+    final = not _two_phase(world)
+    return _finish(world, message, context, outcome, start_s, 0.0, download_bytes, final)
+
+
+def apply_step(world: World, message: Message, context: Context) -> Message:
+    """A two-phase method's second step: the cloud's answer to this round's reply."""
+    device = device_index(context)
+    sim = message.content[wire.SIM_CONFIG]
+    round_index = int(sim[wire.ROUND])
+    phase = context.state.get(PHASE_KEY)
+    if not isinstance(phase, ConfigRecord) or int(phase[wire.ROUND]) != round_index:
+        raise RuntimeError(f"device {device}: second phase without a first in round {round_index}")
+    download_bytes = wire_bytes(message.content, exclude=wire.SIM_KEYS)
+    with device_threads():
+        load_held(world, context)
+        outcome = world.method.device.apply(
+            message.content, device_view(context), _kit(world, device, round_index), world.params
+        )
+    elapsed = float(phase[wire.TOTAL_S])
+    start_s = float(sim[wire.START_S])
+    return _finish(world, message, context, outcome, start_s, elapsed, download_bytes, True)
 
 
 def evaluate_step(world: World, message: Message, context: Context) -> Message:
@@ -120,11 +176,9 @@ def evaluate_step(world: World, message: Message, context: Context) -> Message:
     device = device_index(context)
     time_s = float(message.content[wire.SIM_CONFIG][wire.START_S])
     x, y = world.streams.eval_batch(world.fleet[device], time_s)
-    weights = held_weights(context)
-    model = world.model
     with device_threads(), torch.inference_mode():
-        model.load_state_dict(weights if weights is not None else world.pretrained)
-        correct = int((model(x).argmax(dim=1) == y).sum())
+        load_held(world, context)
+        correct = int((world.model(x).argmax(dim=1) == y).sum())
     meter = {wire.DEVICE: device, wire.ACCURACY: correct / len(y), wire.SAMPLES: len(y)}
     return Message(RecordDict({wire.SIM_METER: ConfigRecord(meter)}), reply_to=message)
 
@@ -142,6 +196,10 @@ def make_device_app(spec: WorldSpec) -> ClientApp:
     @app.train()
     def _train(message: Message, context: Context) -> Message:
         return train_step(World.get(spec), message, context)
+
+    @app.train(wire.APPLY_ACTION)
+    def _apply(message: Message, context: Context) -> Message:
+        return apply_step(World.get(spec), message, context)
 
     @app.evaluate()
     def _evaluate(message: Message, context: Context) -> Message:

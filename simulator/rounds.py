@@ -21,6 +21,7 @@ from flwr.serverapp import Grid
 from flwr.serverapp.strategy import Strategy
 
 from simulator.fleet import is_online
+from simulator.network import bandwidth_factor
 from simulator.results import MetricsLog
 from simulator.seeding import rng_for
 from simulator.world import World
@@ -50,6 +51,19 @@ class RoundOutcome:
     discarded: int = 0
     failures: list[str] = field(default_factory=list)
     meters: list[ConfigRecord] = field(default_factory=list)
+    replied: int = 0
+
+    def followed_by(self, second: RoundOutcome) -> RoundOutcome:
+        """This phase's outcome, then a second phase's within the same round."""
+        return RoundOutcome(
+            kept=second.kept,
+            late=self.late + second.late,
+            failed=self.failed + second.failed,
+            discarded=self.discarded + second.discarded,
+            failures=self.failures + second.failures,
+            meters=self.meters + second.meters,
+            replied=self.replied,
+        )
 
 
 def register_devices(grid: Grid, devices: int) -> dict[int, int]:
@@ -95,6 +109,7 @@ class RoundDriver:
         self.device_of: dict[int, int] = {}
         self.last_accuracy: float | None = None
         self.last_round_duration = 0.0
+        self.round_start_s = 0.0
 
     # -- sampling -------------------------------------------------------------
     def target_per_round(self) -> int:
@@ -102,8 +117,20 @@ class RoundDriver:
         return max(1, round(rounds.participation * len(self.world.fleet)))
 
     def sample_nodes(self, round_index: int) -> list[int]:
-        """Uniform sample of the devices online this round (with optional overcommit)."""
-        online = [p.index for p in self.world.fleet if is_online(p, round_index, self.seed)]
+        """Uniform sample of the devices reachable this round (with optional overcommit).
+
+        Reachable: online this round (availability) and with its link up at the
+        round's start (not in an outage slot): a device the cloud cannot reach
+        cannot be given a task.
+        """
+        start_s = self.round_start_s
+        trace = self.scenario.fleet.network
+        online = [
+            p.index
+            for p in self.world.fleet
+            if is_online(p, round_index, self.seed)
+            and bandwidth_factor(trace, p.index, start_s, self.seed) > 0.0
+        ]
         wanted = math.ceil(self.target_per_round() * self.scenario.rounds.overcommit)
         count = min(wanted, len(online))
         chosen = rng_for(self.seed, "sample", round_index).choice(online, count, replace=False)
@@ -130,6 +157,7 @@ class RoundDriver:
                 continue
             meter = reply.content[wire.SIM_METER]
             outcome.meters.append(meter)
+            outcome.replied += 1
             if meter[wire.STATUS] == wire.STATUS_OK:
                 on_time.append((float(meter[wire.TOTAL_S]), reply))
             else:
@@ -141,14 +169,20 @@ class RoundDriver:
         outcome.kept = [m for _, m in on_time if id(m) in kept]
         return outcome
 
-    def round_duration(self, outcome: RoundOutcome, sent: int) -> float:
-        """Slowest kept device; the deadline if the cloud had to wait for one that never came."""
+    def round_duration(self, outcome: RoundOutcome) -> float:
+        """When the cloud closes the round, in seconds after its start.
+
+        With overcommitment, as soon as the target number of devices finished;
+        otherwise when the slowest device finished, or at the deadline if one
+        is late. A crashed device drops its connection and is not waited for.
+        """
         deadline = self.scenario.rounds.deadline_s
-        if sent == 0:
-            return 0.0
-        if len(outcome.kept) < min(sent, self.target_per_round()):
+        if self.scenario.rounds.overcommit > 1.0 and len(outcome.kept) >= self.target_per_round():
+            return max(float(m.content[wire.SIM_METER][wire.TOTAL_S]) for m in outcome.kept)
+        if outcome.late:
             return deadline
-        return max(float(m.content[wire.SIM_METER][wire.TOTAL_S]) for m in outcome.kept)
+        finished = [float(m.content[wire.SIM_METER][wire.TOTAL_S]) for m in outcome.kept]
+        return min(deadline, max(finished, default=0.0))
 
     # -- evaluation -------------------------------------------------------------
     def evaluate(self, grid: Grid, time_s: float, devices: list[int]) -> None:
@@ -187,7 +221,8 @@ class RoundDriver:
         self.device_of = {node: device for device, node in self.node_of.items()}
         params = self.world.params
         strategy = self.strategy_factory(
-            CloudSetup(params, self.initial_arrays, self.sample_nodes, self.seed)
+            CloudSetup(params, self.initial_arrays, self.sample_nodes, self.seed,
+                       resources=self.world.cloud_resources())
         )
         rounds = self.scenario.rounds
         horizon = rounds.horizon_s
@@ -201,6 +236,7 @@ class RoundDriver:
             while next_eval_s <= start_s:
                 self.evaluate(grid, next_eval_s, eval_devices)
                 next_eval_s += rounds.eval_every_s
+            self.round_start_s = start_s
             arrays = self._one_round(grid, strategy, arrays, round_index, start_s, started)
             clock_s = start_s + self.last_round_duration
             rounds_run = round_index
@@ -234,16 +270,27 @@ class RoundDriver:
             {wire.ROUND: round_index, wire.START_S: start_s, wire.DEADLINE_S: rounds.deadline_s}
         )
         messages = list(strategy.configure_train(round_index, arrays, ConfigRecord(), grid))
-        for message in messages:
-            message.content[wire.SIM_CONFIG] = config
-        replies = list(grid.send_and_receive(messages, timeout=GRID_TIMEOUT_S)) if messages else []
-        outcome = self.classify(replies)
+        outcome = self._exchange(grid, messages, config)
         new_arrays, metrics = strategy.aggregate_train(round_index, outcome.kept)
-        self.last_round_duration = self.round_duration(outcome, len(messages))
+        configure_apply = getattr(strategy, "configure_apply", None)
+        if configure_apply is not None:  # a two-phase method: the cloud answers in-round
+            second = self._exchange(grid, list(configure_apply(round_index, grid)), config)
+            apply_metrics = strategy.aggregate_apply(round_index, second.kept)
+            outcome = outcome.followed_by(second)
+            if apply_metrics is not None:
+                metrics = {**dict(metrics or {}), **dict(apply_metrics)}
+        self.last_round_duration = self.round_duration(outcome)
         self.log.append(
             self._round_row(round_index, start_s, len(messages), outcome, metrics, started)
         )
         return new_arrays if new_arrays is not None else arrays
+
+    def _exchange(self, grid: Grid, messages: list[Message], config: ConfigRecord) -> RoundOutcome:
+        """Send one phase's messages (with the round's clock attached) and classify replies."""
+        for message in messages:
+            message.content[wire.SIM_CONFIG] = config
+        replies = list(grid.send_and_receive(messages, timeout=GRID_TIMEOUT_S)) if messages else []
+        return self.classify(replies)
 
     def _round_row(
         self,
@@ -268,7 +315,7 @@ class RoundDriver:
             "failed": outcome.failed,
             "discarded": outcome.discarded,
             "failures": outcome.failures[:5],
-            "replied": len(outcome.meters),
+            "replied": outcome.replied,
             "bytes_up": total(wire.UPLOAD_BYTES),
             "bytes_down": total(wire.DOWNLOAD_BYTES),
             "flops": total(wire.FLOPS),

@@ -107,7 +107,7 @@ def summarize_folder(folder: Path, plan: RunPlan) -> list[dict]:
 def run_plan(plan: RunPlan, show_progress: bool = True, console: Console | None = None) -> Path:
     """Run every method for every seed; returns the run folder."""
     console = console or Console(stderr=True)
-    logging.getLogger("flwr").setLevel(logging.WARNING)  # no per-round INFO lines
+    logging.getLogger("flwr").setLevel(logging.ERROR)  # no per-round INFO lines
     scenario = plan.scenario
     folder = create_run_folder(plan.out_dir, scenario.name)
     document = scenario_to_document(scenario)

@@ -145,12 +145,29 @@ class MethodSpec(_Strict):
     params: dict[str, Any] = Field(default_factory=dict)
 
 
+class KnownContext(_Strict):
+    """A shift the cloud knows before deployment (it has data under it)."""
+
+    kind: ShiftKind
+    severity: Annotated[float, Field(ge=0)]
+
+
 class Pretrain(_Strict):
-    """Cloud pretraining of the shared starting model (backprop in the cloud only)."""
+    """Cloud pretraining of the shared starting model (backprop in the cloud only).
+
+    The model trains on the cloud's data, clean and under each known context;
+    Persona's adapter trains on episodes from the same contexts. Every method
+    starts from this model.
+    """
 
     epochs: Annotated[int, Field(ge=0, le=1000)] = 8
     batch_size: Annotated[int, Field(ge=1)] = 64
     lr: PositiveFloat = 1e-3
+    contexts: list[KnownContext] = Field(default_factory=list)
+    # Share of the cloud's data held out from the starting model for adaptation
+    # methods' own cloud training (Persona's episodes): a model cannot learn how
+    # to adapt from data its base has already memorised.
+    adapter_fraction: Annotated[float, Field(ge=0, lt=1)] = 0.4
 
 
 class Engine(_Strict):

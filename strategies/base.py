@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 import torch
 from flwr.app import ArrayRecord, RecordDict
@@ -38,6 +38,25 @@ class MethodParams(BaseModel):
 
 
 @dataclass(frozen=True)
+class CloudResources:
+    """What the cloud holds before deployment: the starting model, its data, known contexts.
+
+    ``contexts`` are image transforms (the clean source first) named by
+    ``context_names``; ``pretrained_key`` identifies the starting model (for caches).
+    """
+
+    model: nn.Module
+    images: torch.Tensor
+    labels: torch.Tensor
+    num_classes: int
+    contexts: list[Callable[[torch.Tensor], torch.Tensor]]
+    context_names: list[str]
+    dirichlet_alpha: float
+    window: int
+    pretrained_key: str
+
+
+@dataclass(frozen=True)
 class CloudSetup:
     """What the simulator hands a method's cloud half when a run starts."""
 
@@ -45,6 +64,7 @@ class CloudSetup:
     initial_arrays: ArrayRecord
     sample_nodes: NodeSampler
     seed: int
+    resources: CloudResources | None = None
 
 
 @dataclass
@@ -54,6 +74,7 @@ class DeviceKit:
     model: nn.Module
     pretrained: Weights
     forward_flops_per_sample: float
+    backbone_flops_per_sample: float
     seed: int
 
 
@@ -62,25 +83,45 @@ class TrainOutcome:
     """What a device step produced.
 
     ``held`` is the weights the device will run from now on if the round
-    completes in time (``None``: keep what it holds). ``flops`` and
-    ``backward_passes`` are what the step cost on the device.
+    completes in time (``None``: keep what it holds); they override the factory
+    model key by key, so a method that edits only the head stores only the head.
+    ``records`` are method-specific records to keep in the device's state (on
+    time only). ``flops`` and ``backward_passes`` are what the step cost.
     """
 
     reply: RecordDict
     held: Weights | None
     flops: float
     backward_passes: int
+    records: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True)
+class DeviceView:
+    """What the device holds when a message arrives.
+
+    ``held``: weights it runs beyond the factory model (``None``: factory only);
+    ``records``: the method's own records kept from earlier rounds.
+    """
+
+    held: Weights | None
+    records: RecordDict
 
 
 class DeviceHalf(Protocol):
-    """The device side of a method."""
+    """The device side of a method.
+
+    ``train`` answers the round's first message. A two-phase method (the cloud
+    answers the device's reply within the same round, as Persona does) also
+    has ``apply``, called with the cloud's second message.
+    """
 
     def train(
         self,
         content: RecordDict,
         inputs: torch.Tensor,
         labeled: tuple[torch.Tensor, torch.Tensor],
-        held: Weights | None,
+        view: DeviceView,
         kit: DeviceKit,
         params: MethodParams,
     ) -> TrainOutcome: ...

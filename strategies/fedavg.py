@@ -25,8 +25,8 @@ from strategies.base import (
     Method,
     MethodParams,
     NodeSampler,
+    DeviceView,
     TrainOutcome,
-    Weights,
     training_flops,
 )
 
@@ -105,7 +105,7 @@ class FedAvgDevice:
         content: RecordDict,
         inputs: torch.Tensor,
         labeled: tuple[torch.Tensor, torch.Tensor],
-        held: Weights | None,
+        view: DeviceView,
         kit: DeviceKit,
         params: MethodParams,
     ) -> TrainOutcome:

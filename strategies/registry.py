@@ -6,10 +6,12 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from strategies import fedavg, static
+from strategies import fedavg, persona, static
 from strategies.base import Method, MethodParams
 
-_METHODS: dict[str, Method] = {m.name: m for m in (static.METHOD, fedavg.METHOD)}
+_METHODS: dict[str, Method] = {
+    m.name: m for m in (static.METHOD, fedavg.METHOD, *persona.METHODS)
+}
 
 
 def method_names() -> list[str]:

@@ -9,7 +9,14 @@ from flwr.app import ArrayRecord, ConfigRecord, Message, MetricRecord, RecordDic
 from flwr.serverapp import Grid
 from flwr.serverapp.strategy import Strategy
 
-from strategies.base import CloudSetup, DeviceKit, Method, MethodParams, TrainOutcome, Weights
+from strategies.base import (
+    CloudSetup,
+    DeviceKit,
+    DeviceView,
+    Method,
+    MethodParams,
+    TrainOutcome,
+)
 
 
 class StaticParams(MethodParams):
@@ -51,7 +58,7 @@ class StaticDevice:
         content: RecordDict,
         inputs: torch.Tensor,
         labeled: tuple[torch.Tensor, torch.Tensor],
-        held: Weights | None,
+        view: DeviceView,
         kit: DeviceKit,
         params: MethodParams,
     ) -> TrainOutcome:

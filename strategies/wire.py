@@ -40,5 +40,18 @@ TOTAL_S = "total-s"
 ACCURACY = "accuracy"
 SAMPLES = "samples"
 
+# The second phase of a two-phase round is a train message with this action.
+APPLY_ACTION = "apply"
+TRAIN_APPLY = "train." + APPLY_ACTION
+
+# Persona's records.
+SUMMARY = "summary"  # ArrayRecord: the device's window summary (features or statistics)
+HELD_PROTO = "held-proto"  # ConfigRecord: prototype id and version the device holds
+EDIT = "edit"  # ArrayRecord: clipped edit per head layer
+PROTO = "proto"  # ConfigRecord: assigned prototype id and version
+PROTO_HEAD = "proto-head"  # ArrayRecord: P(k), sent only when the device lacks it
+PROTO_ID = "id"
+PROTO_VERSION = "version"
+
 # Message types for simulator control (not method traffic).
 QUERY_REGISTER = "query"

@@ -1,0 +1,267 @@
+"""``persona``: prototype-based, backprop-free parameter editing (and its ablations).
+
+A round has two phases. First the cloud asks the sampled devices for a
+summary of their latest unlabeled window (backbone features or their pooled
+statistics). Then, in one batched adapter pass, it computes every device's
+code, prototype and clipped edit, refines the prototypes without labels, and
+sends each device its prototype id and version, the edit, and ``P(k)`` only if
+the device does not hold that version. The device sets its head to
+``P(k) + dW`` under ``torch.inference_mode()``: no gradient, ever.
+
+Variants (same parameters, some fixed): ``persona-noproto`` (one base head, a
+DUET-style edit), ``persona-nocross`` (independent per-layer codes),
+``persona-norefine`` (prototypes frozen after pretraining).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from typing import Literal
+
+import torch
+from flwr.app import ArrayRecord, ConfigRecord, Message, MessageType, MetricRecord, RecordDict
+from flwr.serverapp import Grid
+from flwr.serverapp.strategy import Strategy
+from pydantic import Field
+
+from persona.adapter import AdapterConfig, summarize_window
+from persona.cloud import Assignment, PersonaCloud
+from persona.pretraining import pretrain_persona
+from persona.prototypes import RefineConfig
+from persona.training import PersonaTrainConfig
+from strategies import wire
+from strategies.base import (
+    CloudSetup,
+    DeviceKit,
+    DeviceView,
+    Method,
+    MethodParams,
+    NodeSampler,
+    TrainOutcome,
+)
+
+log = logging.getLogger("persona_fleet")
+NO_PROTO = -1
+
+
+class PersonaParams(MethodParams):
+    """Persona's settings: the method, its deployment rules and its pretraining budget."""
+
+    prototypes: int = Field(default=4, ge=1, le=64)
+    assignment: Literal["nearest", "smallest-edit"] = "nearest"
+    clip: float = Field(default=0.1, gt=0)
+    summary: Literal["features", "stats"] = "features"
+    rank: int = Field(default=0, ge=0)
+    code_dim: int = Field(default=16, ge=1)
+    cross_layer: bool = True
+    refine: bool = True
+    eta: float = Field(default=0.05, ge=0, le=1)
+    head_refresh_rounds: int = Field(default=10, ge=1)
+    spawn_factor: float = Field(default=2.0, gt=0)
+    merge_factor: float = Field(default=0.25, ge=0)
+    max_prototypes: int = Field(default=32, ge=1)
+    pretrain_steps: int = Field(default=1500, ge=0)
+    generator_steps: int = Field(default=400, ge=0)
+    prototype_episodes: int = Field(default=512, ge=2)
+    lr: float = Field(default=1e-3, gt=0)
+
+
+def head_keys(layers: int) -> list[tuple[str, str]]:
+    """State-dict names of the editable head's ``(weight, bias)`` per layer."""
+    return [(f"head.layers.{i}.weight", f"head.layers.{i}.bias") for i in range(layers)]
+
+
+def _as_record(weights: list[tuple[torch.Tensor, torch.Tensor]]) -> ArrayRecord:
+    named = {}
+    for (w_key, b_key), (w, b) in zip(head_keys(len(weights)), weights, strict=True):
+        named[w_key], named[b_key] = w.contiguous(), b.contiguous()
+    return ArrayRecord(named)
+
+
+class PersonaStrategy(Strategy):
+    """The cloud half: summaries in, one batched adapter pass, an edit per device out."""
+
+    def __init__(self, cloud: PersonaCloud, sample_nodes: NodeSampler, summary: str):
+        self.cloud = cloud
+        self._sample_nodes = sample_nodes
+        self._summary = summary
+        self._answers: dict[int, tuple[Assignment, bool]] = {}
+
+    def configure_train(
+        self, server_round: int, arrays: ArrayRecord, config: ConfigRecord, grid: Grid
+    ) -> Iterable[Message]:
+        content = RecordDict({"config": ConfigRecord({"summary": self._summary})})
+        return [
+            Message(content=content, message_type=MessageType.TRAIN, dst_node_id=node)
+            for node in self._sample_nodes(server_round)
+        ]
+
+    def aggregate_train(
+        self, server_round: int, replies: Iterable[Message]
+    ) -> tuple[ArrayRecord | None, MetricRecord | None]:
+        replies = list(replies)
+        self._answers = {}
+        if not replies:
+            return None, MetricRecord({"prototypes": len(self.cloud.bank)})
+        summaries = torch.stack(
+            [torch.from_numpy(r.content[wire.SUMMARY]["summary"].numpy()) for r in replies]
+        )
+        answers, report = self.cloud.respond(summaries, server_round)
+        downloads = 0
+        for reply, answer in zip(replies, answers, strict=True):
+            held = reply.content[wire.HELD_PROTO]
+            holds = (int(held[wire.PROTO_ID]), int(held[wire.PROTO_VERSION]))
+            needs_head = holds != (answer.proto_id, answer.version)
+            downloads += needs_head
+            self._answers[int(reply.metadata.src_node_id)] = (answer, needs_head)
+        metrics = {
+            "prototypes": report.prototypes,
+            "spawned": report.spawned,
+            "merged": report.merged,
+            "head-downloads": downloads,
+        }
+        metrics.update({f"members-{k}": v for k, v in sorted(report.members.items())})
+        return None, MetricRecord(metrics)
+
+    def configure_apply(self, server_round: int, grid: Grid) -> Iterable[Message]:
+        """The second phase: each device's own prototype, edit and (if needed) ``P(k)``."""
+        messages = []
+        for node, (answer, needs_head) in sorted(self._answers.items()):
+            content = RecordDict(
+                {
+                    wire.PROTO: ConfigRecord(
+                        {wire.PROTO_ID: answer.proto_id, wire.PROTO_VERSION: answer.version}
+                    ),
+                    wire.EDIT: _as_record(answer.edit),
+                }
+            )
+            if needs_head:
+                content[wire.PROTO_HEAD] = _as_record(answer.base)
+            messages.append(Message(content, dst_node_id=node, message_type=wire.TRAIN_APPLY))
+        return messages
+
+    def aggregate_apply(self, server_round: int, replies: Iterable[Message]) -> MetricRecord:
+        return MetricRecord({"applied": len(list(replies))})
+
+    def configure_evaluate(
+        self, server_round: int, arrays: ArrayRecord, config: ConfigRecord, grid: Grid
+    ) -> Iterable[Message]:
+        return []
+
+    def aggregate_evaluate(
+        self, server_round: int, replies: Iterable[Message]
+    ) -> MetricRecord | None:
+        return None
+
+    def summary(self) -> None:
+        log.info("Persona: %d prototypes, %s assignment", len(self.cloud.bank),
+                 self.cloud.assignment)
+
+
+class PersonaDevice:
+    """The device half: summarize the window; later, set the head to ``P(k) + dW``."""
+
+    def train(
+        self,
+        content: RecordDict,
+        inputs: torch.Tensor,
+        labeled: tuple[torch.Tensor, torch.Tensor],
+        view: DeviceView,
+        kit: DeviceKit,
+        params: MethodParams,
+    ) -> TrainOutcome:
+        assert isinstance(params, PersonaParams)
+        with torch.inference_mode():
+            summary = summarize_window(kit.model.backbone(inputs), params.summary)
+        held = view.records.get(wire.HELD_PROTO)
+        holds = (
+            {wire.PROTO_ID: int(held[wire.PROTO_ID]), wire.PROTO_VERSION: int(held[wire.PROTO_VERSION])}
+            if isinstance(held, ConfigRecord)
+            else {wire.PROTO_ID: NO_PROTO, wire.PROTO_VERSION: NO_PROTO}
+        )
+        reply = RecordDict(
+            {
+                wire.SUMMARY: ArrayRecord({"summary": summary.clone()}),
+                wire.HELD_PROTO: ConfigRecord(holds),
+            }
+        )
+        return TrainOutcome(reply, None, kit.backbone_flops_per_sample * len(inputs), 0)
+
+    def apply(
+        self, content: RecordDict, view: DeviceView, kit: DeviceKit, params: MethodParams
+    ) -> TrainOutcome:
+        proto = content[wire.PROTO]
+        if wire.PROTO_HEAD in content:
+            base = content[wire.PROTO_HEAD]
+        else:
+            held, base = view.records.get(wire.HELD_PROTO), view.records.get(wire.PROTO_HEAD)
+            if not isinstance(held, ConfigRecord) or not isinstance(base, ArrayRecord) or (
+                int(held[wire.PROTO_ID]), int(held[wire.PROTO_VERSION])
+            ) != (int(proto[wire.PROTO_ID]), int(proto[wire.PROTO_VERSION])):
+                raise RuntimeError("edit for a prototype version the device does not hold")
+        edit = content[wire.EDIT].to_torch_state_dict()
+        with torch.inference_mode():
+            base_weights = base.to_torch_state_dict()
+            head = {key: base_weights[key] + edit[key] for key in edit}
+        records = {
+            wire.HELD_PROTO: ConfigRecord(
+                {wire.PROTO_ID: int(proto[wire.PROTO_ID]),
+                 wire.PROTO_VERSION: int(proto[wire.PROTO_VERSION])}
+            ),
+            wire.PROTO_HEAD: ArrayRecord(base_weights),
+        }
+        flops = float(sum(t.numel() for t in edit.values()))  # one add per edited weight
+        return TrainOutcome(RecordDict(), head, flops, 0, records)
+
+
+def build_cloud(setup: CloudSetup, params: PersonaParams) -> PersonaStrategy:
+    """Pretrain (or load) Persona for this starting model and wrap it as a Strategy."""
+    resources = setup.resources
+    if resources is None:
+        raise ValueError("Persona's cloud needs the cloud's data and starting model")
+    model = resources.model
+    widths = [model.head.layers[0].in_features] + [layer.out_features for layer in model.head.layers]
+    adapter_config = AdapterConfig(
+        feature_dim=widths[0], head_widths=tuple(widths), code_dim=params.code_dim,
+        clip=params.clip, rank=params.rank, cross_layer=params.cross_layer,
+        summary=params.summary,
+    )
+    train_config = PersonaTrainConfig(
+        steps=params.pretrain_steps, window=resources.window, lr=params.lr,
+        prototypes=params.prototypes, prototype_episodes=params.prototype_episodes,
+        generator_steps=params.generator_steps, dirichlet_alpha=resources.dirichlet_alpha,
+        spawn_factor=params.spawn_factor, merge_factor=params.merge_factor,
+    )
+    description = {"base": resources.pretrained_key, "contexts": resources.context_names}
+    state = pretrain_persona(
+        model.backbone, model.head, resources.images, resources.labels, resources.num_classes,
+        resources.contexts, adapter_config, train_config, setup.seed, description,
+    )
+    log.info("persona cloud state: %s (episode loss %.3f)", state.cache_path.name,
+             state.final_loss)
+    refine = RefineConfig(
+        enabled=params.refine, eta=params.eta, spawn_distance=state.spawn_distance,
+        merge_distance=state.merge_distance, max_prototypes=params.max_prototypes,
+    )
+    cloud = PersonaCloud(state.adapter, state.bank, refine, params.assignment,
+                         params.head_refresh_rounds)
+    return PersonaStrategy(cloud, setup.sample_nodes, params.summary)
+
+
+def _variant(name: str, summary: str, forced: dict) -> Method:
+    def cloud(setup: CloudSetup) -> Strategy:
+        assert isinstance(setup.params, PersonaParams)
+        return build_cloud(setup, setup.params.model_copy(update=forced))
+
+    return Method(name=name, summary=summary, params=PersonaParams, cloud=cloud,
+                  device=PersonaDevice())
+
+
+METHODS = [
+    _variant("persona", "prototype-based backprop-free editing", {}),
+    _variant("persona-noproto", "one base head, DUET-style edit", {"prototypes": 1,
+                                                                   "refine": False}),
+    _variant("persona-nocross", "independent per-layer codes", {"cross_layer": False}),
+    _variant("persona-norefine", "prototypes frozen after pretraining", {"refine": False}),
+]

@@ -1,0 +1,94 @@
+"""Prototype assignment and label-free refinement: nearest, smallest edit, move, spawn, merge."""
+
+from __future__ import annotations
+
+import torch
+
+from persona.adapter import AdapterConfig, PersonaAdapter
+from persona.cloud import PersonaCloud, RoundReport
+from persona.prototypes import PrototypeBank, RefineConfig
+
+CONFIG = AdapterConfig(feature_dim=4, head_widths=(4, 3, 2), code_dim=2, hidden_dim=8, clip=0.5)
+
+
+def _bank(centroids: list[list[float]]) -> PrototypeBank:
+    k = len(centroids)
+    heads = [(torch.zeros(k, 3, 4), torch.zeros(k, 3)), (torch.zeros(k, 2, 3), torch.zeros(k, 2))]
+    return PrototypeBank(torch.tensor(centroids), heads, list(range(k)), [0] * k)
+
+
+def _cloud(bank: PrototypeBank, refine: RefineConfig, assignment: str = "nearest",
+           refresh: int = 1) -> PersonaCloud:
+    torch.manual_seed(0)
+    adapter = PersonaAdapter(CONFIG, prototypes=len(bank))
+    return PersonaCloud(adapter, bank, refine, assignment, refresh)
+
+
+def test_nearest_centroid_assignment():
+    bank = _bank([[0.0, 0.0, 0.0, 0.0], [5.0, 5.0, 5.0, 5.0]])
+    index, distance = bank.nearest(torch.tensor([[4.0, 5.0, 5.0, 5.0], [0.5, 0.0, 0.0, 0.0]]))
+    assert index.tolist() == [1, 0]
+    assert torch.allclose(distance, torch.tensor([1.0, 0.5]))
+
+
+def test_smallest_edit_assignment_picks_the_prototype_needing_the_least_change():
+    cloud = _cloud(_bank([[0.0] * 4, [9.0] * 4]), RefineConfig(enabled=False), "smallest-edit")
+    with torch.no_grad():  # prototype 1's generator always proposes no edit at all
+        for bank in (cloud.adapter.generators.weight_maps, cloud.adapter.generators.bias_maps,
+                     cloud.adapter.generators.weight_offsets, cloud.adapter.generators.bias_offsets):
+            for p in bank:
+                p[1].zero_()
+                p[0].fill_(0.3)
+    answers, _ = cloud.respond(torch.randn(3, 5, 4), round_index=1)
+    assert [a.proto_id for a in answers] == [1, 1, 1]  # although prototype 0 is nearer
+    assert all(float(dw.abs().sum()) == 0 for a in answers for dw, _ in a.edit)
+
+
+def test_refinement_moves_centroids_every_round_and_heads_on_refresh_rounds():
+    bank = _bank([[0.0] * 4])
+    cloud = _cloud(bank, RefineConfig(enabled=True, eta=0.5), refresh=2)
+    summaries = torch.randn(4, 5, 4)
+    with torch.no_grad():
+        codes = cloud.adapter.codes(summaries)[1].flatten(1)
+    answers, report = cloud.respond(summaries, round_index=1)
+    assert not torch.allclose(bank.centroids[0], torch.zeros(4))  # moved toward the codes
+    assert bank.versions == [0] and not report.head_refresh  # heads wait for round 2
+    assert torch.equal(bank.heads[0][0][0], torch.zeros(3, 4))
+    cloud.respond(summaries, round_index=2)
+    assert bank.versions == [1]
+    mean_edit = torch.stack([a.edit[0][0] for a in answers]).mean(dim=0)
+    # two rounds of the same summaries: mean edit accumulated twice, divided by its count
+    assert torch.allclose(bank.heads[0][0][0], 0.5 * mean_edit, atol=1e-6)
+    assert codes.shape == (4, 4)
+
+
+def test_a_far_code_spawns_a_prototype_with_its_own_generator_copy():
+    bank = _bank([[0.0] * 4])
+    cloud = _cloud(bank, RefineConfig(enabled=True, eta=0.1, spawn_distance=1e-6))
+    answers, report = cloud.respond(torch.randn(1, 5, 4), round_index=1)
+    assert report.spawned == 1 and len(bank) == 2
+    assert answers[0].proto_id == 1 and bank.ids == [0, 1]
+    assert cloud.adapter.generators.prototypes == 2
+    assert torch.equal(cloud.adapter.generators.weight_maps[0][0],
+                       cloud.adapter.generators.weight_maps[0][1])
+
+
+def test_close_prototypes_merge_and_the_dropped_id_retires():
+    bank = _bank([[0.0, 0.0, 0.0, 0.0], [0.1, 0.0, 0.0, 0.0], [9.0, 9.0, 9.0, 9.0]])
+    bank.heads[0][0][1].fill_(1.0)
+    bank.members = [3.0, 1.0, 1.0]
+    cloud = _cloud(bank, RefineConfig(enabled=True, eta=0.0, merge_distance=1.0))
+    report = RoundReport()
+    cloud._merge(report)
+    assert report.merged == 1
+    assert bank.ids == [0, 2]
+    assert torch.allclose(bank.heads[0][0][0], torch.full((3, 4), 0.25))  # member-weighted
+    assert cloud.adapter.generators.prototypes == 2
+
+
+def test_disabled_refinement_leaves_the_bank_alone():
+    bank = _bank([[0.0] * 4, [1.0] * 4])
+    before = bank.centroids.clone()
+    cloud = _cloud(bank, RefineConfig(enabled=False, spawn_distance=0.0, merge_distance=99.0))
+    cloud.respond(torch.randn(5, 5, 4), round_index=10)
+    assert torch.equal(bank.centroids, before) and bank.versions == [0, 0] and len(bank) == 2
