@@ -95,11 +95,15 @@ class LayerCodes(nn.Module):
         self.cross_layer = config.cross_layer
         size = config.hidden_dim if config.cross_layer else config.code_dim
         if config.cross_layer:
-            self.gru = nn.GRU(config.code_dim, config.hidden_dim, num_layers=self.layers,
-                              batch_first=True)
+            self.gru = nn.GRU(
+                config.code_dim, config.hidden_dim, num_layers=self.layers, batch_first=True
+            )
         self.heads = nn.ModuleList(
-            nn.Sequential(nn.Linear(size, config.hidden_dim), nn.ReLU(),
-                          nn.Linear(config.hidden_dim, config.code_dim))
+            nn.Sequential(
+                nn.Linear(size, config.hidden_dim),
+                nn.ReLU(),
+                nn.Linear(config.hidden_dim, config.code_dim),
+            )
             for _ in range(self.layers)
         )
 
@@ -165,8 +169,14 @@ class Generators(nn.Module):
     def select(self, keep: list[int]) -> None:
         """Keep (and reorder, or repeat) prototype copies: ``keep[k_new] = k_old``."""
         index = torch.as_tensor(keep, dtype=torch.long)
-        for bank in (self.weight_maps, self.weight_offsets, self.bias_maps, self.bias_offsets,
-                     self.left, self.right):
+        for bank in (
+            self.weight_maps,
+            self.weight_offsets,
+            self.bias_maps,
+            self.bias_offsets,
+            self.left,
+            self.right,
+        ):
             for i, param in enumerate(bank):
                 bank[i] = nn.Parameter(param.data[index].clone())
 

@@ -40,8 +40,12 @@ class PersonaCloud:
     """The adapter and the prototype bank, with the deployment-time rules."""
 
     def __init__(
-        self, adapter: PersonaAdapter, bank: PrototypeBank, refine: RefineConfig,
-        assignment: str = "nearest", head_refresh_rounds: int = 10,
+        self,
+        adapter: PersonaAdapter,
+        bank: PrototypeBank,
+        refine: RefineConfig,
+        assignment: str = "nearest",
+        head_refresh_rounds: int = 10,
     ):
         if assignment not in ("nearest", "smallest-edit"):
             raise ValueError(f"unknown assignment {assignment!r}; valid: nearest, smallest-edit")
@@ -58,8 +62,10 @@ class PersonaCloud:
             return self.bank.nearest(codes)[0]
         batch = codes.shape[0]
         norms = torch.stack(
-            [edit_norms(self.adapter.generators(layer_codes, torch.full((batch,), k)))
-             for k in range(len(self.bank))],
+            [
+                edit_norms(self.adapter.generators(layer_codes, torch.full((batch,), k)))
+                for k in range(len(self.bank))
+            ],
             dim=1,
         )
         return norms.argmin(dim=1)
@@ -74,7 +80,10 @@ class PersonaCloud:
             self.bank.spawn(codes[i], self.bank.head(source))
             self.adapter.generators.select(list(range(len(self.bank) - 1)) + [source])
             self._pending = [
-                (torch.cat([pw, torch.zeros_like(pw[:1])]), torch.cat([pb, torch.zeros_like(pb[:1])]))
+                (
+                    torch.cat([pw, torch.zeros_like(pw[:1])]),
+                    torch.cat([pb, torch.zeros_like(pb[:1])]),
+                )
                 for pw, pb in self._pending
             ]
             self._pending_count = torch.cat([self._pending_count, torch.zeros(1)])
@@ -94,7 +103,9 @@ class PersonaCloud:
             report.merged += 1
 
     @torch.no_grad()
-    def respond(self, summaries: torch.Tensor, round_index: int) -> tuple[list[Assignment], RoundReport]:
+    def respond(
+        self, summaries: torch.Tensor, round_index: int
+    ) -> tuple[list[Assignment], RoundReport]:
         """Edits for a batch of device summaries, then label-free refinement of the bank."""
         report = RoundReport()
         layer_codes = self.adapter.codes(summaries)[1]
@@ -103,11 +114,17 @@ class PersonaCloud:
         if self.refine_config.enabled:
             self._spawn(codes, assigned, report)
         edits = self.adapter.generators(layer_codes, assigned)
-        heads = {k: [(w.clone(), b.clone()) for w, b in self.bank.head(k)]
-                 for k in set(assigned.tolist())}
+        heads = {
+            k: [(w.clone(), b.clone()) for w, b in self.bank.head(k)]
+            for k in set(assigned.tolist())
+        }
         answers = [
-            Assignment(self.bank.ids[k], self.bank.versions[k], heads[k],
-                       [(dw[i], db[i]) for dw, db in edits])
+            Assignment(
+                self.bank.ids[k],
+                self.bank.versions[k],
+                heads[k],
+                [(dw[i], db[i]) for dw, db in edits],
+            )
             for i, k in enumerate(assigned.tolist())
         ]
         for k in assigned.tolist():

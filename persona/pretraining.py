@@ -24,6 +24,7 @@ from persona.training import (
     Transform,
     build_prototypes,
     context_features,
+    expiry_distance,
     train_adapter,
 )
 
@@ -36,6 +37,7 @@ class PersonaCloudState:
     bank: PrototypeBank
     spawn_distance: float
     merge_distance: float
+    expiry_distance: float
     final_loss: float
     cache_path: Path
 
@@ -61,8 +63,13 @@ def pretrain_persona(
     """Train (or load) the adapter and prototypes for the given base model and contexts."""
     cache_dir = cache_dir or default_cache_dir()
     key = cache_key(
-        {**description, "adapter": asdict(adapter_config), "train": asdict(train_config),
-         "seed": seed, "format": 1}
+        {
+            **description,
+            "adapter": asdict(adapter_config),
+            "train": asdict(train_config),
+            "seed": seed,
+            "format": 2,
+        }
     )
     path = cache_dir / f"persona-{key}.pt"
     if path.exists():
@@ -70,8 +77,15 @@ def pretrain_persona(
         bank = PrototypeBank.from_state(saved["bank"])
         adapter = PersonaAdapter(adapter_config, prototypes=len(bank))
         adapter.load_state_dict(saved["adapter"])
-        return PersonaCloudState(adapter.eval(), bank, saved["spawn"], saved["merge"],
-                                 saved["loss"], path)
+        return PersonaCloudState(
+            adapter.eval(),
+            bank,
+            saved["spawn"],
+            saved["merge"],
+            saved["expiry"],
+            saved["loss"],
+            path,
+        )
     with torch.random.fork_rng():
         torch.manual_seed(seed)
         features = context_features(backbone, images, contexts)
@@ -80,10 +94,20 @@ def pretrain_persona(
         base = head_weights(head)
         losses = train_adapter(adapter, base, sampler, train_config)
         bank, spawn, merge = build_prototypes(adapter, base, sampler, train_config, seed)
+        expiry = expiry_distance(sampler, train_config)
     final_loss = float(sum(losses[-50:]) / max(1, len(losses[-50:])))
     cache_dir.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(f".tmp{os.getpid()}")
-    torch.save({"adapter": adapter.state_dict(), "bank": bank.state(), "spawn": spawn,
-                "merge": merge, "loss": final_loss}, tmp)
+    torch.save(
+        {
+            "adapter": adapter.state_dict(),
+            "bank": bank.state(),
+            "spawn": spawn,
+            "merge": merge,
+            "expiry": expiry,
+            "loss": final_loss,
+        },
+        tmp,
+    )
     os.replace(tmp, path)
-    return PersonaCloudState(adapter.eval(), bank, spawn, merge, final_loss, path)
+    return PersonaCloudState(adapter.eval(), bank, spawn, merge, expiry, final_loss, path)

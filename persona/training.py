@@ -50,6 +50,7 @@ class PersonaTrainConfig:
     dirichlet_alpha: float = 0.5
     spawn_factor: float = 2.0
     merge_factor: float = 0.25
+    expiry_factor: float = 1.5
 
 
 @torch.no_grad()
@@ -61,7 +62,9 @@ def context_features(
     out = []
     for transform in contexts:
         shifted = transform(images)
-        out.append(torch.cat([backbone(shifted[i : i + chunk]) for i in range(0, len(images), chunk)]))
+        out.append(
+            torch.cat([backbone(shifted[i : i + chunk]) for i in range(0, len(images), chunk)])
+        )
     return torch.stack(out)
 
 
@@ -69,8 +72,13 @@ class EpisodeSampler:
     """Draws episodes: a context, a class prior, a support window and a labeled query."""
 
     def __init__(
-        self, features: torch.Tensor, labels: torch.Tensor, num_classes: int, alpha: float,
-        seed: int, contexts: list[int] | None = None,
+        self,
+        features: torch.Tensor,
+        labels: torch.Tensor,
+        num_classes: int,
+        alpha: float,
+        seed: int,
+        contexts: list[int] | None = None,
     ):
         self.features = features
         self.labels = labels
@@ -83,21 +91,34 @@ class EpisodeSampler:
 
     def _draw(self, prior: np.ndarray, count: int) -> np.ndarray:
         classes = self.rng.choice(self.num_classes, size=count, p=prior)
-        return np.array([self.by_class[c][self.rng.integers(len(self.by_class[c]))] for c in classes])
+        return np.array(
+            [self.by_class[c][self.rng.integers(len(self.by_class[c]))] for c in classes]
+        )
+
+    def _context_and_prior(self) -> tuple[int, np.ndarray]:
+        present = np.array([len(p) > 0 for p in self.by_class], dtype=float)
+        context = self.contexts[self.rng.integers(len(self.contexts))]
+        prior = self.rng.dirichlet(np.full(self.num_classes, self.alpha)) * present
+        return context, prior / prior.sum()
 
     def sample(self, episodes: int, window: int, query: int):
         """``(support (E,n,F), query_x (E,q,F), query_y (E,q))``."""
         support, qx, qy = [], [], []
-        present = np.array([len(p) > 0 for p in self.by_class], dtype=float)
         for _ in range(episodes):
-            context = self.contexts[self.rng.integers(len(self.contexts))]
-            prior = self.rng.dirichlet(np.full(self.num_classes, self.alpha)) * present
-            prior = prior / prior.sum()
+            context, prior = self._context_and_prior()
             s_idx, q_idx = self._draw(prior, window), self._draw(prior, query)
             support.append(self.features[context, s_idx])
             qx.append(self.features[context, q_idx])
             qy.append(self.labels[q_idx])
         return torch.stack(support), torch.stack(qx), torch.stack(qy)
+
+    def sample_pair(self, window: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Two independent windows from one context and one class prior."""
+        context, prior = self._context_and_prior()
+        return (
+            self.features[context, self._draw(prior, window)],
+            self.features[context, self._draw(prior, window)],
+        )
 
 
 def head_as_batch(head: HeadWeights, batch: int) -> HeadWeights:
@@ -121,8 +142,12 @@ def episode_loss(
 
 
 def train_adapter(
-    adapter: PersonaAdapter, head: HeadWeights, sampler: EpisodeSampler,
-    config: PersonaTrainConfig, parameters=None, steps: int | None = None,
+    adapter: PersonaAdapter,
+    head: HeadWeights,
+    sampler: EpisodeSampler,
+    config: PersonaTrainConfig,
+    parameters=None,
+    steps: int | None = None,
 ) -> list[float]:
     """Episodic training of the adapter on a single base head; returns the loss curve."""
     optimizer = torch.optim.Adam(parameters or adapter.parameters(), lr=config.lr)
@@ -157,8 +182,11 @@ def _finetune_head(head: HeadWeights, x: torch.Tensor, y: torch.Tensor, epochs: 
 
 
 def build_prototypes(
-    adapter: PersonaAdapter, head: HeadWeights, sampler: EpisodeSampler,
-    config: PersonaTrainConfig, seed: int,
+    adapter: PersonaAdapter,
+    head: HeadWeights,
+    sampler: EpisodeSampler,
+    config: PersonaTrainConfig,
+    seed: int,
 ) -> tuple[PrototypeBank, float, float]:
     """k-means on episode codes, per-cluster heads and generator copies.
 
@@ -184,15 +212,23 @@ def build_prototypes(
     centroids = torch.as_tensor(kmeans.cluster_centers_, dtype=torch.float32)
     distances = (codes - centroids[labels]).norm(dim=1)
     typical = float(torch.quantile(distances, 0.99)) if len(distances) > 1 else 1.0
-    bank = PrototypeBank(centroids, stacked, list(range(k)), [0] * k,
-                         members=[float((labels == c).sum()) for c in range(k)])
+    bank = PrototypeBank(
+        centroids,
+        stacked,
+        list(range(k)),
+        [0] * k,
+        members=[float((labels == c).sum()) for c in range(k)],
+    )
     adapter.generators.select([0] * k)
     _finetune_generators(adapter, bank, sampler, config)
     return bank, config.spawn_factor * typical, config.merge_factor * typical
 
 
 def _finetune_generators(
-    adapter: PersonaAdapter, bank: PrototypeBank, sampler: EpisodeSampler, config: PersonaTrainConfig
+    adapter: PersonaAdapter,
+    bank: PrototypeBank,
+    sampler: EpisodeSampler,
+    config: PersonaTrainConfig,
 ) -> None:
     """Fine-tune each prototype's generator copy with ``P(k)`` as the base."""
     optimizer = torch.optim.Adam(adapter.generators.parameters(), lr=config.lr)
@@ -208,3 +244,18 @@ def _finetune_generators(
         loss = nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), qy.reshape(-1))
         loss.backward()
         optimizer.step()
+
+
+def expiry_distance(sampler: EpisodeSampler, config: PersonaTrainConfig, pairs: int = 256) -> float:
+    """How far a device's mean feature may wander before its edit is stale.
+
+    Two windows from the same context and class prior differ in mean feature
+    only by sampling noise; the distance is ``expiry_factor`` times the 99th
+    percentile of that noise. A device whose inputs moved further than this
+    from the window its edit was made for has seen its data shift.
+    """
+    distances = []
+    for _ in range(pairs):
+        first, second = sampler.sample_pair(config.window)
+        distances.append(float((first.mean(dim=0) - second.mean(dim=0)).norm()))
+    return config.expiry_factor * float(np.quantile(distances, 0.99))

@@ -59,16 +59,19 @@ def held_weights(context: Context) -> Weights | None:
 
 def device_view(context: Context) -> DeviceView:
     records = RecordDict(
-        {k.removeprefix(RECORD_PREFIX): v for k, v in context.state.items()
-         if k.startswith(RECORD_PREFIX)}
+        {
+            k.removeprefix(RECORD_PREFIX): v
+            for k, v in context.state.items()
+            if k.startswith(RECORD_PREFIX)
+        }
     )
     return DeviceView(held_weights(context), records)
 
 
-def load_held(world: World, context: Context) -> None:
+def load_held(world: World, context: Context, held: Weights | None = None) -> None:
     """Put the weights the device runs into the scratch model: factory, then overrides."""
     world.model.load_state_dict(world.pretrained)
-    held = held_weights(context)
+    held = held if held is not None else held_weights(context)
     if held is not None:
         world.model.load_state_dict(held, strict=False)
 
@@ -84,16 +87,27 @@ def _kit(world: World, device: int, round_index: int) -> DeviceKit:
 
 
 def _finish(
-    world: World, message: Message, context: Context, outcome: TrainOutcome,
-    start_s: float, elapsed_s: float, download_bytes: int, final: bool,
+    world: World,
+    message: Message,
+    context: Context,
+    outcome: TrainOutcome,
+    start_s: float,
+    elapsed_s: float,
+    download_bytes: int,
+    final: bool,
 ) -> Message:
     """Meter a phase, apply the deadline, commit state if on time, build the reply."""
     device = device_index(context)
     sim = message.content[wire.SIM_CONFIG]
     upload_bytes = wire_bytes(outcome.reply)
     timing = round_timing(
-        world.fleet[device], world.scenario.fleet.network, start_s + elapsed_s,
-        download_bytes, outcome.flops, upload_bytes, world.seed,
+        world.fleet[device],
+        world.scenario.fleet.network,
+        start_s + elapsed_s,
+        download_bytes,
+        outcome.flops,
+        upload_bytes,
+        world.seed,
     )
     total_s = elapsed_s + timing.total_s
     on_time = total_s <= float(sim[wire.DEADLINE_S])
@@ -176,8 +190,15 @@ def evaluate_step(world: World, message: Message, context: Context) -> Message:
     device = device_index(context)
     time_s = float(message.content[wire.SIM_CONFIG][wire.START_S])
     x, y = world.streams.eval_batch(world.fleet[device], time_s)
+    serve = getattr(world.method.device, "serving_weights", None)
     with device_threads(), torch.inference_mode():
-        load_held(world, context)
+        if serve is not None:  # the method decides what to serve from its inputs alone
+            world.model.load_state_dict(world.pretrained)
+            chosen = serve(device_view(context), x, _kit(world, device, 0), world.params)
+            if chosen is not None:
+                world.model.load_state_dict(chosen, strict=False)
+        else:
+            load_held(world, context)
         correct = int((world.model(x).argmax(dim=1) == y).sum())
     meter = {wire.DEVICE: device, wire.ACCURACY: correct / len(y), wire.SAMPLES: len(y)}
     return Message(RecordDict({wire.SIM_METER: ConfigRecord(meter)}), reply_to=message)

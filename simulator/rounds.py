@@ -221,8 +221,13 @@ class RoundDriver:
         self.device_of = {node: device for device, node in self.node_of.items()}
         params = self.world.params
         strategy = self.strategy_factory(
-            CloudSetup(params, self.initial_arrays, self.sample_nodes, self.seed,
-                       resources=self.world.cloud_resources())
+            CloudSetup(
+                params,
+                self.initial_arrays,
+                self.sample_nodes,
+                self.seed,
+                resources=self.world.cloud_resources(),
+            )
         )
         rounds = self.scenario.rounds
         horizon = rounds.horizon_s

@@ -134,6 +134,17 @@ def summarize_file(
         "round_duration_mean_s": _mean([r["duration_s"] for r in rounds if r["sampled"]])
         if any(r["sampled"] for r in rounds)
         else 0.0,
+        "bytes_per_device_round": (
+            sum(r["bytes_up"] + r["bytes_down"] for r in rounds) / replied if replied else 0.0
+        ),
+        "prototypes_final": next(
+            (
+                r["train_metrics"]["prototypes"]
+                for r in reversed(rounds)
+                if "prototypes" in r.get("train_metrics", {})
+            ),
+            None,
+        ),
         "complete": end is not None,
     }
 

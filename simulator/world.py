@@ -20,11 +20,11 @@ from persona.models import FleetModel, build_model
 from persona.pretrain import PretrainConfig, pretrained_state
 from persona.training import Transform
 from simulator.datasets import ImageDataset, load_dataset
+from simulator.drift import ActiveShift, transform
 from simulator.fleet import DeviceProfile, build_fleet
 from simulator.metering import flops_per_sample
 from simulator.partition import Pools, split_pools
 from simulator.scenario import Scenario, parse_scenario
-from simulator.drift import ActiveShift, transform
 from simulator.seeding import rng_for, torch_seed_for
 from simulator.stream import DeviceStreams
 from strategies.base import CloudResources, Method, MethodParams

@@ -22,10 +22,10 @@ from strategies import wire
 from strategies.base import (
     CloudSetup,
     DeviceKit,
+    DeviceView,
     Method,
     MethodParams,
     NodeSampler,
-    DeviceView,
     TrainOutcome,
     training_flops,
 )

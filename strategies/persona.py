@@ -58,6 +58,8 @@ class PersonaParams(MethodParams):
     refine: bool = True
     eta: float = Field(default=0.05, ge=0, le=1)
     head_refresh_rounds: int = Field(default=10, ge=1)
+    expiry: bool = True
+    expiry_factor: float = Field(default=1.5, gt=0)
     spawn_factor: float = Field(default=2.0, gt=0)
     merge_factor: float = Field(default=0.25, ge=0)
     max_prototypes: int = Field(default=32, ge=1)
@@ -65,6 +67,13 @@ class PersonaParams(MethodParams):
     generator_steps: int = Field(default=400, ge=0)
     prototype_episodes: int = Field(default=512, ge=2)
     lr: float = Field(default=1e-3, gt=0)
+
+
+def window_mean(summary: torch.Tensor, kind: str) -> torch.Tensor:
+    """The mean backbone feature of the window a summary describes."""
+    if kind == "features":
+        return summary.mean(dim=0)
+    return summary[: summary.shape[0] // 2]
 
 
 def head_keys(layers: int) -> list[tuple[str, str]]:
@@ -82,11 +91,14 @@ def _as_record(weights: list[tuple[torch.Tensor, torch.Tensor]]) -> ArrayRecord:
 class PersonaStrategy(Strategy):
     """The cloud half: summaries in, one batched adapter pass, an edit per device out."""
 
-    def __init__(self, cloud: PersonaCloud, sample_nodes: NodeSampler, summary: str):
+    def __init__(
+        self, cloud: PersonaCloud, sample_nodes: NodeSampler, summary: str, expiry_distance: float
+    ):
         self.cloud = cloud
         self._sample_nodes = sample_nodes
         self._summary = summary
-        self._answers: dict[int, tuple[Assignment, bool]] = {}
+        self._expiry_distance = expiry_distance
+        self._answers: dict[int, tuple[Assignment, bool, torch.Tensor]] = {}
 
     def configure_train(
         self, server_round: int, arrays: ArrayRecord, config: ConfigRecord, grid: Grid
@@ -109,12 +121,13 @@ class PersonaStrategy(Strategy):
         )
         answers, report = self.cloud.respond(summaries, server_round)
         downloads = 0
-        for reply, answer in zip(replies, answers, strict=True):
+        for reply, answer, summary in zip(replies, answers, summaries, strict=True):
             held = reply.content[wire.HELD_PROTO]
             holds = (int(held[wire.PROTO_ID]), int(held[wire.PROTO_VERSION]))
             needs_head = holds != (answer.proto_id, answer.version)
             downloads += needs_head
-            self._answers[int(reply.metadata.src_node_id)] = (answer, needs_head)
+            node = int(reply.metadata.src_node_id)
+            self._answers[node] = (answer, needs_head, window_mean(summary, self._summary))
         metrics = {
             "prototypes": report.prototypes,
             "spawned": report.spawned,
@@ -127,13 +140,18 @@ class PersonaStrategy(Strategy):
     def configure_apply(self, server_round: int, grid: Grid) -> Iterable[Message]:
         """The second phase: each device's own prototype, edit and (if needed) ``P(k)``."""
         messages = []
-        for node, (answer, needs_head) in sorted(self._answers.items()):
+        for node, (answer, needs_head, mean) in sorted(self._answers.items()):
             content = RecordDict(
                 {
                     wire.PROTO: ConfigRecord(
-                        {wire.PROTO_ID: answer.proto_id, wire.PROTO_VERSION: answer.version}
+                        {
+                            wire.PROTO_ID: answer.proto_id,
+                            wire.PROTO_VERSION: answer.version,
+                            wire.EXPIRY_DISTANCE: self._expiry_distance,
+                        }
                     ),
                     wire.EDIT: _as_record(answer.edit),
+                    wire.EDIT_REF: ArrayRecord({"mean": mean.contiguous()}),
                 }
             )
             if needs_head:
@@ -155,8 +173,9 @@ class PersonaStrategy(Strategy):
         return None
 
     def summary(self) -> None:
-        log.info("Persona: %d prototypes, %s assignment", len(self.cloud.bank),
-                 self.cloud.assignment)
+        log.info(
+            "Persona: %d prototypes, %s assignment", len(self.cloud.bank), self.cloud.assignment
+        )
 
 
 class PersonaDevice:
@@ -176,7 +195,10 @@ class PersonaDevice:
             summary = summarize_window(kit.model.backbone(inputs), params.summary)
         held = view.records.get(wire.HELD_PROTO)
         holds = (
-            {wire.PROTO_ID: int(held[wire.PROTO_ID]), wire.PROTO_VERSION: int(held[wire.PROTO_VERSION])}
+            {
+                wire.PROTO_ID: int(held[wire.PROTO_ID]),
+                wire.PROTO_VERSION: int(held[wire.PROTO_VERSION]),
+            }
             if isinstance(held, ConfigRecord)
             else {wire.PROTO_ID: NO_PROTO, wire.PROTO_VERSION: NO_PROTO}
         )
@@ -196,9 +218,12 @@ class PersonaDevice:
             base = content[wire.PROTO_HEAD]
         else:
             held, base = view.records.get(wire.HELD_PROTO), view.records.get(wire.PROTO_HEAD)
-            if not isinstance(held, ConfigRecord) or not isinstance(base, ArrayRecord) or (
-                int(held[wire.PROTO_ID]), int(held[wire.PROTO_VERSION])
-            ) != (int(proto[wire.PROTO_ID]), int(proto[wire.PROTO_VERSION])):
+            if (
+                not isinstance(held, ConfigRecord)
+                or not isinstance(base, ArrayRecord)
+                or (int(held[wire.PROTO_ID]), int(held[wire.PROTO_VERSION]))
+                != (int(proto[wire.PROTO_ID]), int(proto[wire.PROTO_VERSION]))
+            ):
                 raise RuntimeError("edit for a prototype version the device does not hold")
         edit = content[wire.EDIT].to_torch_state_dict()
         with torch.inference_mode():
@@ -206,13 +231,38 @@ class PersonaDevice:
             head = {key: base_weights[key] + edit[key] for key in edit}
         records = {
             wire.HELD_PROTO: ConfigRecord(
-                {wire.PROTO_ID: int(proto[wire.PROTO_ID]),
-                 wire.PROTO_VERSION: int(proto[wire.PROTO_VERSION])}
+                {
+                    wire.PROTO_ID: int(proto[wire.PROTO_ID]),
+                    wire.PROTO_VERSION: int(proto[wire.PROTO_VERSION]),
+                    wire.EXPIRY_DISTANCE: float(proto[wire.EXPIRY_DISTANCE]),
+                }
             ),
             wire.PROTO_HEAD: ArrayRecord(base_weights),
+            wire.EDIT_REF: content[wire.EDIT_REF],
         }
         flops = float(sum(t.numel() for t in edit.values()))  # one add per edited weight
         return TrainOutcome(RecordDict(), head, flops, 0, records)
+
+    def serving_weights(
+        self, view: DeviceView, inputs: torch.Tensor, kit: DeviceKit, params: MethodParams
+    ):
+        """The weights to predict ``inputs`` with: the edited head while it is fresh.
+
+        An edit is made for the window the device summarized. When the mean
+        feature of the device's current inputs has moved further than the
+        cloud's expiry distance from that window's, the device's data has
+        shifted: it serves the factory head until its next edit. This uses only
+        unlabeled inputs, already computed for the prediction itself.
+        """
+        assert isinstance(params, PersonaParams)
+        ref, held = view.records.get(wire.EDIT_REF), view.records.get(wire.HELD_PROTO)
+        if not params.expiry or view.held is None or not isinstance(ref, ArrayRecord):
+            return view.held
+        mean = torch.from_numpy(ref["mean"].numpy())
+        with torch.inference_mode():
+            current = kit.model.backbone(inputs).mean(dim=0)
+        fresh = float((current - mean).norm()) <= float(held[wire.EXPIRY_DISTANCE])
+        return view.held if fresh else None
 
 
 def build_cloud(setup: CloudSetup, params: PersonaParams) -> PersonaStrategy:
@@ -221,32 +271,55 @@ def build_cloud(setup: CloudSetup, params: PersonaParams) -> PersonaStrategy:
     if resources is None:
         raise ValueError("Persona's cloud needs the cloud's data and starting model")
     model = resources.model
-    widths = [model.head.layers[0].in_features] + [layer.out_features for layer in model.head.layers]
+    widths = [model.head.layers[0].in_features] + [
+        layer.out_features for layer in model.head.layers
+    ]
     adapter_config = AdapterConfig(
-        feature_dim=widths[0], head_widths=tuple(widths), code_dim=params.code_dim,
-        clip=params.clip, rank=params.rank, cross_layer=params.cross_layer,
+        feature_dim=widths[0],
+        head_widths=tuple(widths),
+        code_dim=params.code_dim,
+        clip=params.clip,
+        rank=params.rank,
+        cross_layer=params.cross_layer,
         summary=params.summary,
     )
     train_config = PersonaTrainConfig(
-        steps=params.pretrain_steps, window=resources.window, lr=params.lr,
-        prototypes=params.prototypes, prototype_episodes=params.prototype_episodes,
-        generator_steps=params.generator_steps, dirichlet_alpha=resources.dirichlet_alpha,
-        spawn_factor=params.spawn_factor, merge_factor=params.merge_factor,
+        steps=params.pretrain_steps,
+        window=resources.window,
+        lr=params.lr,
+        prototypes=params.prototypes,
+        prototype_episodes=params.prototype_episodes,
+        generator_steps=params.generator_steps,
+        dirichlet_alpha=resources.dirichlet_alpha,
+        spawn_factor=params.spawn_factor,
+        merge_factor=params.merge_factor,
+        expiry_factor=params.expiry_factor,
     )
     description = {"base": resources.pretrained_key, "contexts": resources.context_names}
     state = pretrain_persona(
-        model.backbone, model.head, resources.images, resources.labels, resources.num_classes,
-        resources.contexts, adapter_config, train_config, setup.seed, description,
+        model.backbone,
+        model.head,
+        resources.images,
+        resources.labels,
+        resources.num_classes,
+        resources.contexts,
+        adapter_config,
+        train_config,
+        setup.seed,
+        description,
     )
-    log.info("persona cloud state: %s (episode loss %.3f)", state.cache_path.name,
-             state.final_loss)
+    log.info("persona cloud state: %s (episode loss %.3f)", state.cache_path.name, state.final_loss)
     refine = RefineConfig(
-        enabled=params.refine, eta=params.eta, spawn_distance=state.spawn_distance,
-        merge_distance=state.merge_distance, max_prototypes=params.max_prototypes,
+        enabled=params.refine,
+        eta=params.eta,
+        spawn_distance=state.spawn_distance,
+        merge_distance=state.merge_distance,
+        max_prototypes=params.max_prototypes,
     )
-    cloud = PersonaCloud(state.adapter, state.bank, refine, params.assignment,
-                         params.head_refresh_rounds)
-    return PersonaStrategy(cloud, setup.sample_nodes, params.summary)
+    cloud = PersonaCloud(
+        state.adapter, state.bank, refine, params.assignment, params.head_refresh_rounds
+    )
+    return PersonaStrategy(cloud, setup.sample_nodes, params.summary, state.expiry_distance)
 
 
 def _variant(name: str, summary: str, forced: dict) -> Method:
@@ -254,14 +327,16 @@ def _variant(name: str, summary: str, forced: dict) -> Method:
         assert isinstance(setup.params, PersonaParams)
         return build_cloud(setup, setup.params.model_copy(update=forced))
 
-    return Method(name=name, summary=summary, params=PersonaParams, cloud=cloud,
-                  device=PersonaDevice())
+    return Method(
+        name=name, summary=summary, params=PersonaParams, cloud=cloud, device=PersonaDevice()
+    )
 
 
 METHODS = [
     _variant("persona", "prototype-based backprop-free editing", {}),
-    _variant("persona-noproto", "one base head, DUET-style edit", {"prototypes": 1,
-                                                                   "refine": False}),
+    _variant(
+        "persona-noproto", "one base head, DUET-style edit", {"prototypes": 1, "refine": False}
+    ),
     _variant("persona-nocross", "independent per-layer codes", {"cross_layer": False}),
     _variant("persona-norefine", "prototypes frozen after pretraining", {"refine": False}),
 ]

@@ -9,9 +9,7 @@ from pydantic import ValidationError
 from strategies import fedavg, persona, static
 from strategies.base import Method, MethodParams
 
-_METHODS: dict[str, Method] = {
-    m.name: m for m in (static.METHOD, fedavg.METHOD, *persona.METHODS)
-}
+_METHODS: dict[str, Method] = {m.name: m for m in (static.METHOD, fedavg.METHOD, *persona.METHODS)}
 
 
 def method_names() -> list[str]:

@@ -50,8 +50,10 @@ HELD_PROTO = "held-proto"  # ConfigRecord: prototype id and version the device h
 EDIT = "edit"  # ArrayRecord: clipped edit per head layer
 PROTO = "proto"  # ConfigRecord: assigned prototype id and version
 PROTO_HEAD = "proto-head"  # ArrayRecord: P(k), sent only when the device lacks it
+EDIT_REF = "edit-ref"  # ArrayRecord: mean feature of the window the edit was made for
 PROTO_ID = "id"
 PROTO_VERSION = "version"
+EXPIRY_DISTANCE = "expiry-distance"
 
 # Message types for simulator control (not method traffic).
 QUERY_REGISTER = "query"

@@ -8,11 +8,14 @@ from simulator.results import read_rows
 from simulator.runner import RunPlan, metrics_path, run_plan
 from simulator.scenario import Scenario
 
+PERSONA = {"pretrain_steps": 60, "generator_steps": 20, "prototype_episodes": 64, "prototypes": 2}
+
 
 def _metrics(document, engine: str, out) -> dict[str, list[dict]]:
     document = dict(document, engine={"kind": engine, "num_cpus": 2})
+    document["methods"] = [*document["methods"], {"name": "persona", "params": PERSONA}]
     scenario = Scenario.model_validate(document)
-    plan = RunPlan(scenario, ["static", "fedavg"], [0], out)
+    plan = RunPlan(scenario, ["static", "fedavg", "persona"], [0], out)
     folder = run_plan(plan, show_progress=False)
     return {
         m: [
@@ -32,4 +35,5 @@ def test_inline_and_ray_engines_give_identical_metrics(tmp_path, tiny_document):
     rounds = [r for r in inline["fedavg"] if r["kind"] == "round"]
     assert sum(r["kept"] for r in rounds) > 0  # the comparison covers real training
     assert sum(r["failed"] for r in rounds) > 0  # and crashed devices
+    assert any(r["kept"] for r in inline["persona"] if r["kind"] == "round")
     assert inline == on_ray

@@ -12,12 +12,13 @@ from persona.adapter import (
 )
 from persona.models import head_forward
 
-CONFIG = AdapterConfig(feature_dim=12, head_widths=(12, 8, 5), code_dim=6, hidden_dim=16,
-                       clip=0.05)
+CONFIG = AdapterConfig(feature_dim=12, head_widths=(12, 8, 5), code_dim=6, hidden_dim=16, clip=0.05)
 
 
 def _summaries(batch: int = 3, window: int = 7) -> torch.Tensor:
-    return torch.randn(batch, window, CONFIG.feature_dim, generator=torch.Generator().manual_seed(0))
+    return torch.randn(
+        batch, window, CONFIG.feature_dim, generator=torch.Generator().manual_seed(0)
+    )
 
 
 def test_edits_have_the_head_shapes_and_stay_within_the_clip():

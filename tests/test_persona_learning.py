@@ -29,8 +29,9 @@ def test_edits_reduce_query_loss_on_a_held_out_context():
     angles = [0, 20, 40, 70, 90]  # 55 degrees is held out
     contexts = [lambda x, a=a: rotate(x, a) for a in angles + [55]]
     features = context_features(model.backbone, images, contexts)
-    config = PersonaTrainConfig(steps=400, episodes_per_step=16, window=32, query=32,
-                                dirichlet_alpha=0.3)
+    config = PersonaTrainConfig(
+        steps=400, episodes_per_step=16, window=32, query=32, dirichlet_alpha=0.3
+    )
     train = EpisodeSampler(features, labels, 10, 0.3, seed=1, contexts=list(range(len(angles))))
     held_out = EpisodeSampler(features, labels, 10, 0.3, seed=2, contexts=[len(angles)])
     adapter = PersonaAdapter(AdapterConfig(feature_dim=64, head_widths=(64, 64, 10), clip=0.1))

@@ -17,8 +17,9 @@ def _bank(centroids: list[list[float]]) -> PrototypeBank:
     return PrototypeBank(torch.tensor(centroids), heads, list(range(k)), [0] * k)
 
 
-def _cloud(bank: PrototypeBank, refine: RefineConfig, assignment: str = "nearest",
-           refresh: int = 1) -> PersonaCloud:
+def _cloud(
+    bank: PrototypeBank, refine: RefineConfig, assignment: str = "nearest", refresh: int = 1
+) -> PersonaCloud:
     torch.manual_seed(0)
     adapter = PersonaAdapter(CONFIG, prototypes=len(bank))
     return PersonaCloud(adapter, bank, refine, assignment, refresh)
@@ -34,8 +35,12 @@ def test_nearest_centroid_assignment():
 def test_smallest_edit_assignment_picks_the_prototype_needing_the_least_change():
     cloud = _cloud(_bank([[0.0] * 4, [9.0] * 4]), RefineConfig(enabled=False), "smallest-edit")
     with torch.no_grad():  # prototype 1's generator always proposes no edit at all
-        for bank in (cloud.adapter.generators.weight_maps, cloud.adapter.generators.bias_maps,
-                     cloud.adapter.generators.weight_offsets, cloud.adapter.generators.bias_offsets):
+        for bank in (
+            cloud.adapter.generators.weight_maps,
+            cloud.adapter.generators.bias_maps,
+            cloud.adapter.generators.weight_offsets,
+            cloud.adapter.generators.bias_offsets,
+        ):
             for p in bank:
                 p[1].zero_()
                 p[0].fill_(0.3)
@@ -69,8 +74,9 @@ def test_a_far_code_spawns_a_prototype_with_its_own_generator_copy():
     assert report.spawned == 1 and len(bank) == 2
     assert answers[0].proto_id == 1 and bank.ids == [0, 1]
     assert cloud.adapter.generators.prototypes == 2
-    assert torch.equal(cloud.adapter.generators.weight_maps[0][0],
-                       cloud.adapter.generators.weight_maps[0][1])
+    assert torch.equal(
+        cloud.adapter.generators.weight_maps[0][0], cloud.adapter.generators.weight_maps[0][1]
+    )
 
 
 def test_close_prototypes_merge_and_the_dropped_id_retires():

@@ -1,0 +1,74 @@
+"""Persona on the fleet: devices never compute a gradient; edits reach the devices."""
+
+from __future__ import annotations
+
+import torch
+from torch.optim.optimizer import register_optimizer_step_pre_hook
+
+from simulator.results import read_rows
+from simulator.runner import RunPlan, metrics_path, run_plan
+from simulator.scenario import Scenario
+
+PERSONA = {"pretrain_steps": 60, "generator_steps": 20, "prototype_episodes": 64, "prototypes": 2}
+
+
+def _persona_document(document):
+    document["methods"] = [{"name": "persona", "params": PERSONA}]
+    document["pretrain"]["contexts"] = [{"kind": "rotation", "severity": 45}]
+    for cls in document["fleet"]["classes"]:
+        cls["crash_rate"] = 0.0
+    return document
+
+
+def test_persona_devices_never_run_backward_or_an_optimizer(tmp_path, tiny_document, monkeypatch):
+    scenario = Scenario.model_validate(_persona_document(tiny_document))
+    plan = RunPlan(scenario, ["persona"], [0], tmp_path / "warm")
+    run_plan(plan, show_progress=False)  # cloud pretraining (backprop in the cloud) is cached
+
+    backward_calls: list[int] = []
+    real_backward = torch.autograd.backward
+
+    def counting_backward(*args, **kwargs):
+        backward_calls.append(1)
+        return real_backward(*args, **kwargs)
+
+    monkeypatch.setattr(torch.autograd, "backward", counting_backward)
+    steps: list[int] = []
+    handle = register_optimizer_step_pre_hook(lambda *args: steps.append(1))
+    try:
+        folder = run_plan(
+            RunPlan(scenario, ["persona"], [0], tmp_path / "run"), show_progress=False
+        )
+    finally:
+        handle.remove()
+    assert backward_calls == [] and steps == []
+    rows = read_rows(metrics_path(folder, "persona", 0))
+    rounds = [r for r in rows if r["kind"] == "round"]
+    assert sum(r["backward_passes"] for r in rounds) == 0
+    assert sum(r["kept"] for r in rounds) > 0  # devices did apply edits
+    assert all(r["train_metrics"]["prototypes"] >= 1 for r in rounds if r["sampled"])
+
+
+def test_the_sanity_check_would_catch_a_device_backward(monkeypatch):
+    """The counter above sees a backward pass when one happens."""
+    calls: list[int] = []
+    real_backward = torch.autograd.backward
+    monkeypatch.setattr(
+        torch.autograd, "backward", lambda *a, **k: calls.append(1) or real_backward(*a, **k)
+    )
+    (torch.ones(2, requires_grad=True) * 3).sum().backward()
+    assert calls == [1]
+
+
+def test_persona_moves_fewer_bytes_than_fedavg(tmp_path, tiny_document):
+    document = _persona_document(tiny_document)
+    document["methods"].append({"name": "fedavg"})
+    scenario = Scenario.model_validate(document)
+    folder = run_plan(RunPlan(scenario, ["persona", "fedavg"], [0], tmp_path), show_progress=False)
+
+    def bytes_per_device_round(method: str) -> float:
+        rounds = [r for r in read_rows(metrics_path(folder, method, 0)) if r["kind"] == "round"]
+        moved = sum(r["bytes_up"] + r["bytes_down"] for r in rounds)
+        return moved / sum(r["replied"] for r in rounds)
+
+    assert bytes_per_device_round("persona") < bytes_per_device_round("fedavg")
