@@ -50,7 +50,7 @@ class PersonaTrainConfig:
     dirichlet_alpha: float = 0.5
     spawn_factor: float = 2.0
     merge_factor: float = 0.25
-    expiry_factor: float = 1.5
+    expiry_factor: float = 1.0
 
 
 @torch.no_grad()

@@ -39,6 +39,8 @@ SUMMARY_COLUMNS = [
     "failed_device_rounds",
     "device_rounds",
     "round_duration_mean_s",
+    "bytes_per_device_round",
+    "prototypes_final",
     "complete",
 ]
 

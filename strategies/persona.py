@@ -53,13 +53,14 @@ class PersonaParams(MethodParams):
     clip: float = Field(default=0.1, gt=0)
     summary: Literal["features", "stats"] = "features"
     rank: int = Field(default=0, ge=0)
+    edit_precision: Literal["float16", "float32"] = "float16"
     code_dim: int = Field(default=16, ge=1)
     cross_layer: bool = True
     refine: bool = True
     eta: float = Field(default=0.05, ge=0, le=1)
     head_refresh_rounds: int = Field(default=10, ge=1)
     expiry: bool = True
-    expiry_factor: float = Field(default=1.5, gt=0)
+    expiry_factor: float = Field(default=1.0, gt=0)
     spawn_factor: float = Field(default=2.0, gt=0)
     merge_factor: float = Field(default=0.25, ge=0)
     max_prototypes: int = Field(default=32, ge=1)
@@ -81,10 +82,12 @@ def head_keys(layers: int) -> list[tuple[str, str]]:
     return [(f"head.layers.{i}.weight", f"head.layers.{i}.bias") for i in range(layers)]
 
 
-def _as_record(weights: list[tuple[torch.Tensor, torch.Tensor]]) -> ArrayRecord:
+def _as_record(
+    weights: list[tuple[torch.Tensor, torch.Tensor]], dtype: torch.dtype = torch.float32
+) -> ArrayRecord:
     named = {}
     for (w_key, b_key), (w, b) in zip(head_keys(len(weights)), weights, strict=True):
-        named[w_key], named[b_key] = w.contiguous(), b.contiguous()
+        named[w_key], named[b_key] = w.to(dtype).contiguous(), b.to(dtype).contiguous()
     return ArrayRecord(named)
 
 
@@ -92,9 +95,15 @@ class PersonaStrategy(Strategy):
     """The cloud half: summaries in, one batched adapter pass, an edit per device out."""
 
     def __init__(
-        self, cloud: PersonaCloud, sample_nodes: NodeSampler, summary: str, expiry_distance: float
+        self,
+        cloud: PersonaCloud,
+        sample_nodes: NodeSampler,
+        summary: str,
+        expiry_distance: float,
+        edit_dtype: torch.dtype = torch.float16,
     ):
         self.cloud = cloud
+        self._edit_dtype = edit_dtype
         self._sample_nodes = sample_nodes
         self._summary = summary
         self._expiry_distance = expiry_distance
@@ -150,7 +159,7 @@ class PersonaStrategy(Strategy):
                             wire.EXPIRY_DISTANCE: self._expiry_distance,
                         }
                     ),
-                    wire.EDIT: _as_record(answer.edit),
+                    wire.EDIT: _as_record(answer.edit, self._edit_dtype),
                     wire.EDIT_REF: ArrayRecord({"mean": mean.contiguous()}),
                 }
             )
@@ -228,7 +237,7 @@ class PersonaDevice:
         edit = content[wire.EDIT].to_torch_state_dict()
         with torch.inference_mode():
             base_weights = base.to_torch_state_dict()
-            head = {key: base_weights[key] + edit[key] for key in edit}
+            head = {key: base_weights[key] + edit[key].float() for key in edit}
         records = {
             wire.HELD_PROTO: ConfigRecord(
                 {
@@ -319,7 +328,8 @@ def build_cloud(setup: CloudSetup, params: PersonaParams) -> PersonaStrategy:
     cloud = PersonaCloud(
         state.adapter, state.bank, refine, params.assignment, params.head_refresh_rounds
     )
-    return PersonaStrategy(cloud, setup.sample_nodes, params.summary, state.expiry_distance)
+    dtype = torch.float16 if params.edit_precision == "float16" else torch.float32
+    return PersonaStrategy(cloud, setup.sample_nodes, params.summary, state.expiry_distance, dtype)
 
 
 def _variant(name: str, summary: str, forced: dict) -> Method:
