@@ -8,12 +8,13 @@ it currently holds; it never touches the network or the clock itself.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 import torch
-from flwr.app import ArrayRecord, RecordDict
+from flwr.app import ArrayRecord, ConfigRecord, Message, MetricRecord, RecordDict
+from flwr.serverapp import Grid
 from flwr.serverapp.strategy import Strategy
 from pydantic import BaseModel, ConfigDict
 from torch import nn
@@ -125,6 +126,25 @@ class DeviceHalf(Protocol):
         kit: DeviceKit,
         params: MethodParams,
     ) -> TrainOutcome: ...
+
+
+class NoFederatedEvaluation:
+    """For cloud halves whose devices are scored by the simulator's evaluation ticks.
+
+    Flower's ``Strategy`` asks for federated evaluation hooks; the simulator
+    measures every method the same way instead (test-then-adapt on a fixed
+    time grid), so these send nothing and aggregate nothing.
+    """
+
+    def configure_evaluate(
+        self, server_round: int, arrays: ArrayRecord, config: ConfigRecord, grid: Grid
+    ) -> Iterable[Message]:
+        return []
+
+    def aggregate_evaluate(
+        self, server_round: int, replies: Iterable[Message]
+    ) -> MetricRecord | None:
+        return None
 
 
 @dataclass(frozen=True)

@@ -38,6 +38,7 @@ from strategies.base import (
     Method,
     MethodParams,
     NodeSampler,
+    NoFederatedEvaluation,
     TrainOutcome,
 )
 
@@ -91,7 +92,7 @@ def _as_record(
     return ArrayRecord(named)
 
 
-class PersonaStrategy(Strategy):
+class PersonaStrategy(NoFederatedEvaluation, Strategy):
     """The cloud half: summaries in, one batched adapter pass, an edit per device out."""
 
     def __init__(
@@ -170,16 +171,6 @@ class PersonaStrategy(Strategy):
 
     def aggregate_apply(self, server_round: int, replies: Iterable[Message]) -> MetricRecord:
         return MetricRecord({"applied": len(list(replies))})
-
-    def configure_evaluate(
-        self, server_round: int, arrays: ArrayRecord, config: ConfigRecord, grid: Grid
-    ) -> Iterable[Message]:
-        return []
-
-    def aggregate_evaluate(
-        self, server_round: int, replies: Iterable[Message]
-    ) -> MetricRecord | None:
-        return None
 
     def summary(self) -> None:
         log.info(

@@ -15,6 +15,7 @@ from strategies.base import (
     DeviceView,
     Method,
     MethodParams,
+    NoFederatedEvaluation,
     TrainOutcome,
 )
 
@@ -23,7 +24,7 @@ class StaticParams(MethodParams):
     """``static`` takes no parameters."""
 
 
-class StaticStrategy(Strategy):
+class StaticStrategy(NoFederatedEvaluation, Strategy):
     """A cloud that sends nothing: devices keep the factory model for the whole run."""
 
     def configure_train(
@@ -35,16 +36,6 @@ class StaticStrategy(Strategy):
         self, server_round: int, replies: Iterable[Message]
     ) -> tuple[ArrayRecord | None, MetricRecord | None]:
         return None, None
-
-    def configure_evaluate(
-        self, server_round: int, arrays: ArrayRecord, config: ConfigRecord, grid: Grid
-    ) -> Iterable[Message]:
-        return []
-
-    def aggregate_evaluate(
-        self, server_round: int, replies: Iterable[Message]
-    ) -> MetricRecord | None:
-        return None
 
     def summary(self) -> None:
         """Nothing to configure."""
