@@ -20,6 +20,7 @@ from pathlib import Path
 import yaml
 from flwr.app import ArrayRecord
 from rich.console import Console
+from rich.logging import RichHandler
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from simulator.engines import run_engine
@@ -104,10 +105,20 @@ def summarize_folder(folder: Path, plan: RunPlan) -> list[dict]:
     return rows
 
 
+def _show_method_logs(console: Console) -> None:
+    """Methods log what a user should see (e.g. Persona's cache key) to ``persona_fleet``."""
+    logger = logging.getLogger("persona_fleet")
+    logger.setLevel(logging.INFO)
+    if not any(isinstance(h, RichHandler) for h in logger.handlers):
+        handler = RichHandler(console=console, show_time=False, show_path=False)
+        logger.addHandler(handler)
+
+
 def run_plan(plan: RunPlan, show_progress: bool = True, console: Console | None = None) -> Path:
     """Run every method for every seed; returns the run folder."""
     console = console or Console(stderr=True)
     logging.getLogger("flwr").setLevel(logging.ERROR)  # no per-round INFO lines
+    _show_method_logs(console)
     scenario = plan.scenario
     folder = create_run_folder(plan.out_dir, scenario.name)
     document = scenario_to_document(scenario)

@@ -308,7 +308,11 @@ def build_cloud(setup: CloudSetup, params: PersonaParams) -> PersonaStrategy:
         setup.seed,
         description,
     )
-    log.info("persona cloud state: %s (episode loss %.3f)", state.cache_path.name, state.final_loss)
+    log.info(
+        "persona cloud state: cache key %s (episode loss %.3f)",
+        state.cache_path.stem.removeprefix("persona-"),
+        state.final_loss,
+    )
     refine = RefineConfig(
         enabled=params.refine,
         eta=params.eta,
