@@ -122,23 +122,22 @@ class PersonaStrategy(NoFederatedEvaluation, Strategy):
     def aggregate_train(
         self, server_round: int, replies: Iterable[Message]
     ) -> tuple[ArrayRecord | None, MetricRecord | None]:
-        replies = list(replies)
         self._answers = {}
-        if not replies:
-            return None, MetricRecord({"prototypes": len(self.cloud.bank)})
-        summaries = torch.stack(
-            [torch.from_numpy(r.content[wire.SUMMARY]["summary"].numpy()) for r in replies]
-        )
+        replies = list(replies)
+        parsed = [(r, *p) for r in replies if (p := self._parse(r)) is not None]
+        malformed = len(replies) - len(parsed)
+        if not parsed:
+            return None, MetricRecord({"prototypes": len(self.cloud.bank), "malformed": malformed})
+        summaries = torch.stack([summary for _, summary, _ in parsed])
         answers, report = self.cloud.respond(summaries, server_round)
         downloads = 0
-        for reply, answer, summary in zip(replies, answers, summaries, strict=True):
-            held = reply.content[wire.HELD_PROTO]
-            holds = (int(held[wire.PROTO_ID]), int(held[wire.PROTO_VERSION]))
+        for (reply, summary, holds), answer in zip(parsed, answers, strict=True):
             needs_head = holds != (answer.proto_id, answer.version)
             downloads += needs_head
             node = int(reply.metadata.src_node_id)
             self._answers[node] = (answer, needs_head, window_mean(summary, self._summary))
         metrics = {
+            "malformed": malformed,
             "prototypes": report.prototypes,
             "spawned": report.spawned,
             "merged": report.merged,
@@ -146,6 +145,28 @@ class PersonaStrategy(NoFederatedEvaluation, Strategy):
         }
         metrics.update({f"members-{k}": v for k, v in sorted(report.members.items())})
         return None, MetricRecord(metrics)
+
+    def _parse(self, reply: Message) -> tuple[torch.Tensor, tuple[int, int]] | None:
+        """A reply's summary and held prototype, or ``None`` if it is malformed.
+
+        A malformed summary (missing record, wrong shape, NaN or infinity) must
+        not reach the batched adapter pass, where it would spoil every device's
+        answer; the device is simply not answered this round.
+        """
+        try:
+            summary = torch.from_numpy(reply.content[wire.SUMMARY]["summary"].numpy()).float()
+            held = reply.content[wire.HELD_PROTO]
+            holds = (int(held[wire.PROTO_ID]), int(held[wire.PROTO_VERSION]))
+        except (KeyError, TypeError, ValueError):
+            return None
+        feature_dim = self.cloud.adapter.config.feature_dim
+        expected_last = feature_dim if self._summary == "features" else 2 * feature_dim
+        rank = 2 if self._summary == "features" else 1
+        if summary.dim() != rank or summary.shape[-1] != expected_last:
+            return None
+        if not bool(torch.isfinite(summary).all()):
+            return None
+        return summary, holds
 
     def configure_apply(self, server_round: int, grid: Grid) -> Iterable[Message]:
         """The second phase: each device's own prototype, edit and (if needed) ``P(k)``."""

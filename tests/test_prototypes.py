@@ -98,3 +98,32 @@ def test_disabled_refinement_leaves_the_bank_alone():
     cloud = _cloud(bank, RefineConfig(enabled=False, spawn_distance=0.0, merge_distance=99.0))
     cloud.respond(torch.randn(5, 5, 4), round_index=10)
     assert torch.equal(bank.centroids, before) and bank.versions == [0, 0] and len(bank) == 2
+
+
+def test_persona_cloud_skips_malformed_summaries():
+    from flwr.app import ArrayRecord, ConfigRecord, Message, RecordDict
+    from flwr.supercore.task_identity import TaskIdentity
+
+    from strategies import wire
+    from strategies.persona import PersonaStrategy
+
+    bank = _bank([[0.0] * 4])
+    strategy = PersonaStrategy(
+        _cloud(bank, RefineConfig(enabled=False)), lambda r: [], "features", expiry_distance=1.0
+    )
+    good = torch.randn(5, 4)
+    summaries = [good, torch.full((5, 4), float("nan")), torch.randn(5, 3), None]
+    replies = []
+    TaskIdentity.run_id, TaskIdentity.task_id = 1, 1
+    for node, summary in enumerate(summaries, start=10):
+        TaskIdentity.node_id = node
+        content = RecordDict(
+            {wire.HELD_PROTO: ConfigRecord({wire.PROTO_ID: -1, wire.PROTO_VERSION: -1})}
+        )
+        if summary is not None:
+            content[wire.SUMMARY] = ArrayRecord({"summary": summary})
+        replies.append(Message(content, dst_node_id=1, message_type="train"))
+    _, metrics = strategy.aggregate_train(1, replies)
+    assert metrics["malformed"] == 3
+    assert sorted(strategy._answers) == [10]
+    assert len(list(strategy.configure_apply(1, grid=None))) == 1
