@@ -5,13 +5,16 @@ same numbers as Ray) and prints per method: time-averaged accuracy, worst-10%
 accuracy, bytes per device-round (up + down), device FLOPs per round and
 device backward passes. Usage:
 
-    python benchmarks/persona_quality.py [--seeds 3] [--scenarios scenarios/lowbandwidth.yaml]
-        [--set KEY=VALUE ...]
+    python benchmarks/persona_quality.py [--seeds 3] [--scenarios FILE ...] [--set KEY=VALUE ...]
+
+(default: every shipped scenario). Add methods to compare with, e.g.,
+``--set "methods[3]={name: persona-noproto}"``.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 from pathlib import Path
 
 from simulator.results import read_rows
@@ -29,7 +32,8 @@ def bytes_per_device_round(path: Path) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, default=3)
-    parser.add_argument("--scenarios", nargs="+", default=["scenarios/lowbandwidth.yaml"])
+    shipped = sorted(str(p) for p in Path(__file__).parent.parent.glob("scenarios/*.yaml"))
+    parser.add_argument("--scenarios", nargs="+", default=shipped)
     parser.add_argument("--set", dest="overrides", action="append", default=[])
     parser.add_argument("--out", default="/tmp/persona-fleet-quality")
     args = parser.parse_args()
@@ -38,8 +42,6 @@ def main() -> None:
         methods = [m.name for m in scenario.methods]
         seeds = [scenario.seed + i for i in range(args.seeds)]
         folder = run_plan(RunPlan(scenario, methods, seeds, Path(args.out)), show_progress=False)
-        import json
-
         summary = json.loads((folder / "summary.json").read_text())
         print(f"\n{path}: {scenario.fleet.devices} devices, {len(seeds)} seeds ({folder})")
         print(
