@@ -17,10 +17,10 @@ import argparse
 import json
 from pathlib import Path
 
+from reports.statistics import mean_ci95
 from simulator.results import read_rows
 from simulator.runner import RunPlan, metrics_path, run_plan
 from simulator.scenario import load_scenario
-from simulator.statistics import mean_ci95
 
 
 def bytes_per_device_round(path: Path) -> float:

@@ -3,6 +3,8 @@
     simulate SCENARIO.yaml [--methods a,b] [--engine inline|ray] [--seeds N]
                            [--set KEY.PATH=VALUE ...] [--out DIR] [--no-progress]
     simulate validate SCENARIO.yaml [--set ...]
+    simulate report RUN_DIR
+    simulate compare RUN_DIR [RUN_DIR ...] [--out DIR]
 
 Errors are one line on stderr and a non-zero exit code, never a traceback.
 """
@@ -14,6 +16,7 @@ import os
 import sys
 from pathlib import Path
 
+from reports.results import ReportError
 from simulator.errors import ScenarioError, UserError
 
 EXIT_USAGE = 2
@@ -53,6 +56,34 @@ def build_validate_parser() -> argparse.ArgumentParser:
     )
     _common(parser)
     return parser
+
+
+def _report(argv: list[str]) -> int:
+    from reports.build import build_report
+
+    parser = argparse.ArgumentParser(
+        prog="simulate report", description="(Re)build plots and report from a run folder."
+    )
+    parser.add_argument("run_dir", help="a run folder written by simulate")
+    args = parser.parse_args(argv)
+    print(f"report: {build_report(args.run_dir)}")
+    return 0
+
+
+def _compare(argv: list[str]) -> int:
+    from datetime import datetime
+
+    from reports.build import compare_runs
+
+    parser = argparse.ArgumentParser(
+        prog="simulate compare", description="Put several run folders side by side."
+    )
+    parser.add_argument("run_dirs", nargs="+", help="run folders written by simulate")
+    parser.add_argument("--out", help="output folder (default: runs/compare-<timestamp>)")
+    args = parser.parse_args(argv)
+    out = Path(args.out or f"runs/compare-{datetime.now():%Y-%m-%dT%H-%M-%S}")
+    print(f"comparison: {compare_runs(args.run_dirs, out)}")
+    return 0
 
 
 def _overrides(args: argparse.Namespace) -> list[str]:
@@ -120,8 +151,12 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if argv and argv[0] == "validate":
             return _validate(argv[1:])
+        if argv and argv[0] == "report":
+            return _report(argv[1:])
+        if argv and argv[0] == "compare":
+            return _compare(argv[1:])
         return _run(argv)
-    except (ScenarioError, UserError) as error:
+    except (ScenarioError, UserError, ReportError) as error:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:

@@ -13,6 +13,10 @@ import os
 from pathlib import Path
 from typing import Any, TextIO
 
+from reports.results import read_rows
+
+__all__ = ["MetricsLog", "read_rows"]
+
 
 def _clean(value: Any) -> Any:
     if isinstance(value, float) and not math.isfinite(value):
@@ -50,17 +54,3 @@ class MetricsLog:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-
-def read_rows(path: Path) -> list[dict[str, Any]]:
-    """All complete rows of a metrics file (a torn final line is skipped)."""
-    rows = []
-    with path.open(encoding="utf-8") as handle:
-        for line in handle:
-            if not line.endswith("\n"):
-                break
-            try:
-                rows.append(json.loads(line))
-            except json.JSONDecodeError:
-                break
-    return rows

@@ -8,12 +8,13 @@ written from whatever rows are on disk.
 
 from __future__ import annotations
 
+import csv
 import json
 import logging
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import datetime
 from pathlib import Path
 
@@ -25,6 +26,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from simulator.engines import run_engine
 from simulator.errors import UserError
+from simulator.fleet import build_fleet
 from simulator.results import MetricsLog
 from simulator.rounds import RoundDriver
 from simulator.scenario import Scenario, scenario_to_document
@@ -40,6 +42,17 @@ class RunPlan:
     methods: list[str]
     seeds: list[int]
     out_dir: Path
+
+
+def write_fleet(folder: Path, scenario: Scenario, seed: int) -> None:
+    """The simulated devices' profiles (``fleet/seed<N>.csv``), for reports on the fleet."""
+    path = folder / "fleet" / f"seed{seed}.csv"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    profiles = build_fleet(scenario, seed)
+    with path.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(asdict(profiles[0])))
+        writer.writeheader()
+        writer.writerows(asdict(p) for p in profiles)
 
 
 def metrics_path(folder: Path, method: str, seed: int) -> Path:
@@ -127,6 +140,7 @@ def run_plan(plan: RunPlan, show_progress: bool = True, console: Console | None 
     try:
         with progress_bar(show_progress, console) as progress:
             for seed in plan.seeds:
+                write_fleet(folder, scenario, seed)
                 pretrained, key = pretrain_for(scenario, seed)
                 console.print(f"pretrained model (seed {seed}): cache key {key}", highlight=False)
                 for method in plan.methods:
@@ -134,7 +148,23 @@ def run_plan(plan: RunPlan, show_progress: bool = True, console: Console | None 
                     _run_one(spec, folder, progress)
     finally:
         summarize_folder(folder, plan)
+    _build_report(folder, console)
     return folder
+
+
+def _build_report(folder: Path, console: Console) -> None:
+    """Plots and report at the end of a run; a report failure never loses results."""
+    from reports.build import build_report
+
+    try:
+        build_report(folder)
+    except Exception as error:  # the results are on disk; the report can be rebuilt
+        console.print(
+            f"warning: report not built ({type(error).__name__}: {error}); "
+            f"rebuild it with: simulate report {folder}",
+            highlight=False,
+            markup=False,
+        )
 
 
 def _run_one(spec: WorldSpec, folder: Path, progress: Progress | None) -> None:

@@ -1,0 +1,201 @@
+"""Build ``report.html`` (self-contained: plots embedded) and ``report.md`` for a run,
+and a side-by-side comparison of several runs."""
+
+from __future__ import annotations
+
+import base64
+import html
+import re
+from pathlib import Path
+from typing import Any
+
+from reports.plots import FIGURES, colour, write_plots
+from reports.results import RunResults, load_run
+from reports.statistics import mean_ci95
+from reports.table import COLUMNS, reading, table
+
+STYLE = """
+body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1100px; color: #222; }
+table { border-collapse: collapse; margin: 1em 0; font-size: 0.92em; }
+th, td { border: 1px solid #ccc; padding: 0.3em 0.6em; text-align: right; }
+th:first-child, td:first-child { text-align: left; white-space: nowrap; }
+th { background: #f3f3f3; }
+.swatch { display: inline-block; width: 0.8em; height: 0.8em; margin-right: 0.4em; }
+img { max-width: 100%; border: 1px solid #eee; }
+.settings td { text-align: left; }
+"""
+
+
+def key_settings(scenario: dict[str, Any]) -> list[tuple[str, str]]:
+    """The scenario's settings a reader needs before the table."""
+    fleet, rounds = scenario.get("fleet", {}), scenario.get("rounds", {})
+    classes = ", ".join(f"{c['name']} ({c['share']})" for c in fleet.get("classes", []))
+    shifts = (
+        "; ".join(
+            f"{s['kind']} {s['severity']:g} at {s['onset_s']:g} s"
+            + (f" (ramp {s['ramp_s']:g} s)" if s.get("ramp_s") else "")
+            for s in scenario.get("shifts", [])
+        )
+        or "none"
+    )
+    return [
+        ("scenario", f"{scenario.get('name', '?')}: {scenario.get('description', '')}"),
+        ("fleet", f"{fleet.get('devices')} devices; classes {classes}"),
+        (
+            "data",
+            f"{scenario.get('data', {}).get('dataset')}, window "
+            f"{scenario.get('data', {}).get('window')}",
+        ),
+        (
+            "rounds",
+            f"{rounds.get('count')} x {rounds.get('period_s')} s, deadline "
+            f"{rounds.get('deadline_s')} s, participation {rounds.get('participation')}",
+        ),
+        ("shifts", shifts),
+        ("methods", ", ".join(m["name"] for m in scenario.get("methods", []))),
+    ]
+
+
+def _html_table(results: RunResults) -> str:
+    cells = table(results)
+    head = "".join(f"<th>{html.escape(h)}</th>" for _, h, _, _ in COLUMNS)
+    rows = []
+    for method in results.methods:
+        swatch = f'<span class="swatch" style="background:{_css(colour(method))}"></span>'
+        tds = "".join(
+            f"<td>{'<b>' if c.best else ''}{html.escape(c.text)}{'</b>' if c.best else ''}</td>"
+            for c in (cells[method][col] for col, *_ in COLUMNS)
+        )
+        rows.append(f"<tr><td>{swatch}{html.escape(method)}</td>{tds}</tr>")
+    return f"<table><tr><th>method</th>{head}</tr>{''.join(rows)}</table>"
+
+
+def _css(value: Any) -> str:
+    if isinstance(value, str):
+        return value
+    return "rgb({},{},{})".format(*(int(255 * v) for v in value[:3]))
+
+
+def _markdown_bold(text: str) -> str:
+    return re.sub(r"\*\*(.+?)\*\*", r"<b>\1</b>", html.escape(text))
+
+
+def write_html(results: RunResults, plots: dict[str, Path], path: Path) -> None:
+    settings = "".join(
+        f"<tr><td>{html.escape(k)}</td><td>{html.escape(v)}</td></tr>"
+        for k, v in key_settings(results.scenario)
+    )
+    figures = []
+    for name, (title, _) in FIGURES.items():
+        if name in plots:
+            data = base64.b64encode(plots[name].read_bytes()).decode("ascii")
+            figures.append(
+                f'<h3>{html.escape(title)}</h3><img alt="{html.escape(title)}" '
+                f'src="data:image/png;base64,{data}">'
+            )
+        else:
+            figures.append(
+                f"<h3>{html.escape(title)}</h3><p><i>No data for this figure in this run.</i></p>"
+            )
+    text = "".join(f"<li>{_markdown_bold(line)}</li>" for line in reading(results))
+    seeds = ", ".join(str(s) for s in results.seeds)
+    document = (
+        f"<!DOCTYPE html><html><head><meta charset='utf-8'>"
+        f"<title>{html.escape(results.name)}: persona-fleet report</title>"
+        f"<style>{STYLE}</style></head><body>"
+        f"<h1>{html.escape(results.name)}</h1>"
+        f"<table class='settings'>{settings}<tr><td>seeds</td><td>{seeds}</td></tr></table>"
+        f"<h2>Results (mean ± 95% CI over seeds; best in bold)</h2>{_html_table(results)}"
+        f"<h2>Reading</h2><ul>{text}</ul><h2>Figures</h2>{''.join(figures)}"
+        f"</body></html>"
+    )
+    path.write_text(document, encoding="utf-8")
+
+
+def write_markdown(results: RunResults, plots: dict[str, Path], path: Path) -> None:
+    cells = table(results)
+    lines = [f"# {results.name}", ""]
+    lines += [f"- **{k}**: {v}" for k, v in key_settings(results.scenario)]
+    lines += [
+        f"- **seeds**: {', '.join(str(s) for s in results.seeds)}",
+        "",
+        "## Results (mean ± 95% CI over seeds; best in bold)",
+        "",
+    ]
+    lines.append("| method | " + " | ".join(h for _, h, _, _ in COLUMNS) + " |")
+    lines.append("|---" * (len(COLUMNS) + 1) + "|")
+    for method in results.methods:
+        row = [
+            f"**{c.text}**" if c.best else c.text
+            for c in (cells[method][col] for col, *_ in COLUMNS)
+        ]
+        lines.append(f"| {method} | " + " | ".join(row) + " |")
+    lines += ["", "## Reading", ""] + [f"- {line}" for line in reading(results)]
+    lines += ["", "## Figures", ""]
+    for name, (title, _) in FIGURES.items():
+        if name in plots:
+            lines += [f"### {title}", "", f"![{title}](plots/{plots[name].name})", ""]
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+
+def build_report(folder: str | Path) -> Path:
+    """(Re)build plots, ``report.html`` and ``report.md`` in a run folder; returns the HTML."""
+    results = load_run(folder)
+    plots = write_plots(results, results.folder / "plots")
+    write_html(results, plots, results.folder / "report.html")
+    write_markdown(results, plots, results.folder / "report.md")
+    return results.folder / "report.html"
+
+
+def compare_runs(folders: list[str | Path], out: Path) -> Path:
+    """Several runs side by side: one table (run, method) and one accuracy figure."""
+    import matplotlib.pyplot as plt
+
+    from reports.series import accuracy_band
+
+    runs = [load_run(f) for f in folders]
+    out.mkdir(parents=True, exist_ok=True)
+    fig, ax = plt.subplots(figsize=(9, 5))
+    styles = ["-", "--", ":", "-."]
+    rows = []
+    for i, results in enumerate(runs):
+        label = f"{results.name} ({results.folder.name})"
+        for method in results.methods:
+            times, mean, _ = accuracy_band(results.of(method))
+            ax.plot(
+                times / 60,
+                mean,
+                color=colour(method),
+                linestyle=styles[i % len(styles)],
+                label=f"{method} / {label}",
+            )
+            acc, half = mean_ci95([float(r["acc_mean"]) for r in results.summary_of(method)])
+            moved = mean_ci95(
+                [
+                    float(r["bytes_up_per_device"]) + float(r["bytes_down_per_device"])
+                    for r in results.summary_of(method)
+                ]
+            )[0]
+            rows.append((label, method, acc, half, moved))
+    ax.set_xlabel("simulated time (min)")
+    ax.set_ylabel("fleet accuracy")
+    ax.set_title("Runs compared")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+    png = out / "compare_accuracy.png"
+    fig.savefig(png, dpi=110, bbox_inches="tight")
+    plt.close(fig)
+    body = "".join(
+        f"<tr><td>{html.escape(run)}</td><td>{html.escape(m)}</td><td>{a:.4f} ± {h:.4f}</td>"
+        f"<td>{b:,.0f}</td></tr>"
+        for run, m, a, h, b in rows
+    )
+    data = base64.b64encode(png.read_bytes()).decode("ascii")
+    (out / "compare.html").write_text(
+        f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>persona-fleet comparison"
+        f"</title><style>{STYLE}</style></head><body><h1>Runs compared</h1><table><tr><th>run"
+        f"</th><th>method</th><th>accuracy (time-avg)</th><th>bytes per device</th></tr>{body}"
+        f"</table><img alt='accuracy' src='data:image/png;base64,{data}'></body></html>",
+        encoding="utf-8",
+    )
+    return out / "compare.html"

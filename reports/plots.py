@@ -1,0 +1,333 @@
+"""The report's figures, each written as PNG and SVG under ``plots/``.
+
+Every figure uses the same colour per method, labels its axes with units and
+marks the shift onsets. A figure with nothing to show is not written (the
+report says so instead of showing an empty panel).
+"""
+
+from __future__ import annotations
+
+import zlib
+from collections.abc import Callable
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
+
+from reports.results import RunResults  # noqa: E402
+from reports.series import (  # noqa: E402
+    accuracy_band,
+    cumulative_bytes_at,
+    per_device_accuracy,
+    prototype_members,
+)
+from reports.statistics import mean_ci95  # noqa: E402
+
+KNOWN_COLOURS = {
+    "static": "#7f7f7f",
+    "fedavg": "#1f77b4",
+    "persona": "#d62728",
+    "persona-noproto": "#ff9896",
+    "persona-nocross": "#9467bd",
+    "persona-norefine": "#e377c2",
+    "finetune": "#2ca02c",
+    "fedprox": "#17becf",
+}
+PALETTE = plt.get_cmap("tab20").colors
+
+
+def colour(method: str) -> str | tuple[float, ...]:
+    """A method's colour, the same in every figure and every report."""
+    if method in KNOWN_COLOURS:
+        return KNOWN_COLOURS[method]
+    return PALETTE[zlib.crc32(method.encode()) % len(PALETTE)]
+
+
+def _mark_onsets(ax: plt.Axes, onsets_s: list[float], scale: float = 60.0) -> None:
+    for i, onset in enumerate(onsets_s):
+        ax.axvline(
+            onset / scale,
+            color="black",
+            linestyle=":",
+            linewidth=1,
+            label="shift onset" if i == 0 else None,
+        )
+
+
+def accuracy_over_time(results: RunResults) -> Figure | None:
+    fig, ax = plt.subplots(figsize=(8, 4.5))
+    for method in results.methods:
+        times, mean, half = accuracy_band(results.of(method))
+        if len(times) == 0:
+            continue
+        ax.plot(times / 60, mean, color=colour(method), label=method, linewidth=1.6)
+        ax.fill_between(times / 60, mean - half, mean + half, color=colour(method), alpha=0.15)
+    _mark_onsets(ax, results.onsets_s)
+    ax.set_xlabel("simulated time (min)")
+    ax.set_ylabel("fleet accuracy")
+    ax.set_title(f"Fleet accuracy over time (mean, 95% CI over {len(results.seeds)} seed(s))")
+    ax.grid(alpha=0.3)
+    ax.legend(loc="lower left", fontsize=8, ncol=2)
+    return fig
+
+
+def accuracy_vs_bytes(results: RunResults) -> Figure | None:
+    devices = int(results.scenario["fleet"]["devices"])
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for method in results.methods:
+        runs = results.of(method)
+        times, mean, _ = accuracy_band(runs)
+        moved = np.mean([cumulative_bytes_at(run, times, devices) for run in runs], axis=0)
+        ax.plot(
+            np.maximum(moved, 1.0),
+            mean,
+            color=colour(method),
+            label=method,
+            marker="o",
+            markersize=3,
+            linewidth=1.2,
+        )
+    ax.set_xscale("log")
+    ax.set_xlabel("cumulative bytes per device, up + down (log; 1 = nothing sent)")
+    ax.set_ylabel("fleet accuracy")
+    ax.set_title("Accuracy versus traffic (efficiency frontier)")
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(fontsize=8)
+    return fig
+
+
+def device_accuracy_ecdf(results: RunResults) -> Figure | None:
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for method in results.methods:
+        values = per_device_accuracy(results.of(method))
+        if len(values) == 0:
+            continue
+        ecdf = np.arange(1, len(values) + 1) / len(values)
+        ax.step(values, ecdf, where="post", color=colour(method), label=method)
+        worst = values[: max(1, int(np.ceil(0.1 * len(values))))]
+        ax.plot([worst.mean()], [0.1], marker="v", color=colour(method), markersize=8)
+    ax.axhline(0.1, color="black", linestyle=":", linewidth=1, label="worst 10% (marker: mean)")
+    ax.set_xlabel("device accuracy, time-averaged")
+    ax.set_ylabel("fraction of evaluated devices")
+    ax.set_title("Per-device accuracy (ECDF)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, loc="upper left")
+    return fig
+
+
+def recovery_bars(results: RunResults) -> Figure | None:
+    if not results.onsets_s:
+        return None
+    fig, ax = plt.subplots(figsize=(7, 4))
+    for i, method in enumerate(results.methods):
+        rows = results.summary_of(method)
+        mean, half = mean_ci95([float(r["recovery_s"]) / 60 for r in rows])
+        censored = any(int(r.get("recovery_censored") or 0) > 0 for r in rows)
+        ax.bar(
+            i,
+            mean,
+            yerr=half,
+            color=colour(method),
+            hatch="//" if censored else None,
+            edgecolor="black",
+            linewidth=0.5,
+            capsize=4,
+        )
+    ax.set_xticks(range(len(results.methods)), results.methods, rotation=20, ha="right")
+    ax.set_ylabel("time to recover after onset (min)")
+    ax.margins(y=0.15)
+    ax.set_title("Adaptation latency (hatched: not recovered by the horizon, a lower bound)")
+    ax.grid(alpha=0.3, axis="y")
+    fig.tight_layout()
+    return fig
+
+
+def traffic_and_compute(results: RunResults) -> Figure | None:
+    methods = results.methods
+    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4))
+    x = np.arange(len(methods))
+    for offset, column, label in (
+        (-0.2, "bytes_up_per_device", "up"),
+        (0.2, "bytes_down_per_device", "down"),
+    ):
+        values = [mean_ci95([float(r[column]) for r in results.summary_of(m)])[0] for m in methods]
+        left.bar(
+            x + offset,
+            np.maximum(values, 1.0),
+            width=0.4,
+            label=label,
+            color=[colour(m) for m in methods],
+            alpha=1.0 if label == "up" else 0.5,
+            edgecolor="black",
+            linewidth=0.5,
+        )
+    for i, m in enumerate(methods):
+        rows = results.summary_of(m)
+        if all(
+            float(r["bytes_up_per_device"]) + float(r["bytes_down_per_device"]) <= 0 for r in rows
+        ):
+            left.annotate(
+                "no traffic",
+                (i, 1.0),
+                ha="center",
+                va="bottom",
+                fontsize=8,
+                xytext=(0, 3),
+                textcoords="offset points",
+            )
+    left.set_yscale("log")
+    left.set_ylabel("bytes per device over the run (log; 1 = none)")
+    left.set_title("Traffic (solid: up, light: down)")
+    flops = [
+        mean_ci95([float(r["device_flops_per_round"]) for r in results.summary_of(m)])[0]
+        for m in methods
+    ]
+    right.bar(
+        x,
+        np.maximum(flops, 1.0),
+        color=[colour(m) for m in methods],
+        edgecolor="black",
+        linewidth=0.5,
+    )
+    right.set_yscale("log")
+    right.set_ylabel("device FLOPs per device-round (log; 1 = none)")
+    right.set_title("On-device compute")
+    for ax in (left, right):
+        ax.set_xticks(x, methods, rotation=20, ha="right")
+        ax.grid(alpha=0.3, axis="y")
+    fig.tight_layout()
+    return fig
+
+
+def prototypes_over_time(results: RunResults) -> Figure | None:
+    method = next(
+        (m for m in results.methods if any(prototype_members(run)[0] for run in results.of(m))),
+        None,
+    )
+    if method is None:
+        return None
+    run = results.of(method)[0]
+    rounds, counts, totals = prototype_members(run)
+    fig, (top, bottom) = plt.subplots(
+        2, 1, figsize=(8, 5.5), sharex=True, gridspec_kw={"height_ratios": [3, 1]}
+    )
+    labels = [f"prototype {k.split('-')[1]}" for k in counts]
+    top.stackplot(rounds, *counts.values(), labels=labels, alpha=0.85)
+    stacked_max = max((sum(v) for v in zip(*counts.values(), strict=True)), default=1)
+    top.set_ylim(0, 1.3 * stacked_max)  # room for the legend above the areas
+    top.set_ylabel("devices answered")
+    top.set_title(f"{method}: devices per prototype per round (seed {run.seed})")
+    top.legend(fontsize=8, loc="upper left", ncol=4)
+    bottom.step(rounds, totals, where="post", color="black")
+    bottom.set_ylabel("prototypes")
+    bottom.set_xlabel("round")
+    for ax in (top, bottom):
+        ax.grid(alpha=0.3)
+    fig.tight_layout()
+    return fig
+
+
+def fleet_profile(results: RunResults) -> Figure | None:
+    if not results.fleets:
+        return None
+    fleet = results.fleets[min(results.fleets)]
+    classes = sorted({d["device_class"] for d in fleet})
+    fig, axes = plt.subplots(1, 3, figsize=(12, 3.8))
+    for name in classes:
+        members = [d for d in fleet if d["device_class"] == name]
+        for ax, key, scale in (
+            (axes[0], "uplink_bps", 1e3),
+            (axes[1], "downlink_bps", 1e3),
+            (axes[2], "compute_flops", 1e9),
+        ):
+            values = np.array([float(d[key]) / scale for d in members])
+            bins = np.logspace(np.log10(values.min()), np.log10(values.max()) + 1e-9, 20)
+            ax.hist(values, bins=bins, alpha=0.6, label=f"{name} ({len(members)})")
+    for ax, label in zip(
+        axes,
+        ("uplink (kbit/s, log)", "downlink (kbit/s, log)", "compute (GFLOP/s, log)"),
+        strict=True,
+    ):
+        ax.set_xscale("log")
+        ax.set_xlabel(label)
+        ax.set_ylabel("devices")
+        ax.grid(alpha=0.3)
+    axes[0].legend(fontsize=8)
+    fig.suptitle("The simulated fleet: median link and compute per device")
+    fig.tight_layout()
+    return fig
+
+
+def rounds_and_drops(results: RunResults) -> Figure | None:
+    fig, (top, bottom) = plt.subplots(2, 1, figsize=(8, 5.5), sharex=True)
+    shown = False
+    for method in results.methods:
+        run = results.of(method)[0]
+        active = [r for r in run.rounds if r["sampled"]]
+        if not active:
+            continue
+        shown = True
+        starts = np.array([r["start_s"] for r in active]) / 60
+        top.plot(
+            starts,
+            [r["duration_s"] for r in active],
+            color=colour(method),
+            label=method,
+            marker=".",
+            linewidth=0.8,
+        )
+        bottom.plot(
+            starts,
+            [r["late"] + r["failed"] for r in active],
+            color=colour(method),
+            label=method,
+            marker=".",
+            linewidth=0.8,
+        )
+    if not shown:
+        plt.close(fig)
+        return None
+    deadline = float(results.scenario["rounds"]["deadline_s"])
+    top.axhline(deadline, color="black", linestyle="--", linewidth=1, label="deadline")
+    top.set_ylabel("round duration (s)")
+    top.set_title(f"Rounds over simulated time (seed {results.seeds[0]})")
+    top.legend(fontsize=8)
+    bottom.set_ylabel("dropped devices\n(late + crashed)")
+    bottom.set_xlabel("simulated time (min)")
+    for ax in (top, bottom):
+        _mark_onsets(ax, results.onsets_s)
+        ax.grid(alpha=0.3)
+    fig.tight_layout()
+    return fig
+
+
+FIGURES: dict[str, tuple[str, Callable[[RunResults], Figure | None]]] = {
+    "accuracy_over_time": ("Fleet accuracy over simulated time", accuracy_over_time),
+    "accuracy_vs_bytes": ("Accuracy versus cumulative traffic", accuracy_vs_bytes),
+    "device_accuracy": ("Per-device accuracy distribution", device_accuracy_ecdf),
+    "recovery": ("Adaptation latency after shift onsets", recovery_bars),
+    "traffic_compute": ("Traffic and on-device compute per method", traffic_and_compute),
+    "prototypes": ("Prototypes over time", prototypes_over_time),
+    "fleet": ("The simulated fleet", fleet_profile),
+    "rounds": ("Round durations and dropped devices", rounds_and_drops),
+}
+
+
+def write_plots(results: RunResults, folder: Path) -> dict[str, Path]:
+    """Draw every figure that has data; returns name -> PNG path."""
+    folder.mkdir(parents=True, exist_ok=True)
+    written = {}
+    for name, (_, draw) in FIGURES.items():
+        fig = draw(results)
+        if fig is None:
+            continue
+        png = folder / f"{name}.png"
+        fig.savefig(png, dpi=110, bbox_inches="tight")
+        fig.savefig(folder / f"{name}.svg", bbox_inches="tight")
+        plt.close(fig)
+        written[name] = png
+    return written
