@@ -17,6 +17,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
+from matplotlib.ticker import NullFormatter  # noqa: E402
 
 from reports.results import RunResults  # noqa: E402
 from reports.series import (  # noqa: E402
@@ -65,7 +66,8 @@ def accuracy_over_time(results: RunResults) -> Figure | None:
         if len(times) == 0:
             continue
         ax.plot(times / 60, mean, color=colour(method), label=method, linewidth=1.6)
-        ax.fill_between(times / 60, mean - half, mean + half, color=colour(method), alpha=0.15)
+        low, high = np.clip(mean - half, 0, 1), np.clip(mean + half, 0, 1)
+        ax.fill_between(times / 60, low, high, color=colour(method), alpha=0.15)
     _mark_onsets(ax, results.onsets_s)
     ax.set_xlabel("simulated time (min)")
     ax.set_ylabel("fleet accuracy")
@@ -237,22 +239,25 @@ def fleet_profile(results: RunResults) -> Figure | None:
     fleet = results.fleets[min(results.fleets)]
     classes = sorted({d["device_class"] for d in fleet})
     fig, axes = plt.subplots(1, 3, figsize=(12, 3.8))
-    for name in classes:
-        members = [d for d in fleet if d["device_class"] == name]
-        for ax, key, scale in (
-            (axes[0], "uplink_bps", 1e3),
-            (axes[1], "downlink_bps", 1e3),
-            (axes[2], "compute_flops", 1e9),
-        ):
-            values = np.array([float(d[key]) / scale for d in members])
-            bins = np.logspace(np.log10(values.min()), np.log10(values.max()) + 1e-9, 20)
-            ax.hist(values, bins=bins, alpha=0.6, label=f"{name} ({len(members)})")
+    panels = (
+        (axes[0], "uplink_bps", 1e3),
+        (axes[1], "downlink_bps", 1e3),
+        (axes[2], "compute_flops", 1e9),
+    )
+    for ax, key, scale in panels:
+        everyone = np.array([float(d[key]) / scale for d in fleet])
+        low, high = np.log10(everyone.min()) - 0.1, np.log10(everyone.max()) + 0.1
+        bins = np.logspace(low, high, 30)  # shared bins: classes comparable, never degenerate
+        for name in classes:
+            values = [float(d[key]) / scale for d in fleet if d["device_class"] == name]
+            ax.hist(values, bins=bins, alpha=0.6, label=f"{name} ({len(values)})")
     for ax, label in zip(
         axes,
         ("uplink (kbit/s, log)", "downlink (kbit/s, log)", "compute (GFLOP/s, log)"),
         strict=True,
     ):
         ax.set_xscale("log")
+        ax.xaxis.set_minor_formatter(NullFormatter())  # no crowded minor labels
         ax.set_xlabel(label)
         ax.set_ylabel("devices")
         ax.grid(alpha=0.3)
