@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from pydantic import ValidationError
@@ -25,8 +26,10 @@ def key_path(loc: tuple[int | str, ...]) -> str:
     for part in loc:
         if isinstance(part, int):
             out += f"[{part}]"
-        else:
+        elif re.fullmatch(r"[A-Za-z_][A-Za-z0-9_-]*", str(part)):
             out += f".{part}" if out else str(part)
+        else:  # a key with spaces, dots or control characters: show it quoted, on one line
+            out += f"[{str(part)!r}]"
     return out or "<top level>"
 
 

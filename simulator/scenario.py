@@ -180,7 +180,13 @@ class Engine(_Strict):
 class Scenario(_Strict):
     """A whole scenario file, validated."""
 
-    name: Annotated[str, Field(min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")]
+    # A folder name under the output folder: letters, digits, '_', '.', '-', not only dots.
+    name: Annotated[
+        str,
+        Field(
+            min_length=1, max_length=100, pattern=r"^[A-Za-z0-9_.-]*[A-Za-z0-9_-][A-Za-z0-9_.-]*$"
+        ),
+    ]
     description: str = ""
     seed: Annotated[int, Field(ge=0)] = 0
     seeds: Annotated[int, Field(ge=1, le=100)] = 1
