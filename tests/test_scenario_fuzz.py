@@ -74,9 +74,11 @@ def test_mutated_documents_validate_or_fail_with_a_key_path(document):
 @given(values)
 def test_arbitrary_documents_never_raise_anything_else(document):
     try:
-        parse_scenario(document, "fuzz.yaml")
-    except ScenarioError:
-        pass
+        result = parse_scenario(document, "fuzz.yaml")
+    except ScenarioError as error:
+        assert str(error).startswith("fuzz.yaml: ")
+    else:
+        assert isinstance(result, Scenario)
 
 
 @settings(max_examples=150, deadline=None)
