@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from pydantic import ValidationError
@@ -10,6 +11,12 @@ from strategies import fedavg, persona, static
 from strategies.base import Method, MethodParams
 
 _METHODS: dict[str, Method] = {m.name: m for m in (static.METHOD, fedavg.METHOD, *persona.METHODS)}
+
+
+def _readable(key: object) -> str:
+    """A parameter name as typed, or quoted when it holds spaces or control characters."""
+    text = str(key)
+    return text if re.fullmatch(r"[A-Za-z_][A-Za-z0-9_-]*", text) else repr(text)
 
 
 def method_names() -> list[str]:
@@ -34,7 +41,7 @@ def validate_params(name: str, params: dict[str, Any]) -> MethodParams:
     except ValidationError as err:
         problems = []
         for e in err.errors(include_url=False):
-            where = ".".join(str(p) for p in e["loc"]) or "params"
+            where = ".".join(_readable(p) for p in e["loc"]) or "params"
             what = "unknown parameter" if e["type"] == "extra_forbidden" else e["msg"]
             problems.append(f"{where}: {what}")
         valid = ", ".join(sorted(method.params.model_fields)) or "none"
