@@ -59,7 +59,9 @@ def mutated(draw):
     return document
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(
+    max_examples=300, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow]
+)
 @given(mutated())
 def test_mutated_documents_validate_or_fail_with_a_key_path(document):
     try:
@@ -70,7 +72,7 @@ def test_mutated_documents_validate_or_fail_with_a_key_path(document):
             assert len(line) > len("fuzz.yaml: ")
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=200, deadline=None, derandomize=True)
 @given(values)
 def test_arbitrary_documents_never_raise_anything_else(document):
     try:
@@ -81,7 +83,12 @@ def test_arbitrary_documents_never_raise_anything_else(document):
         assert isinstance(result, Scenario)
 
 
-@settings(max_examples=150, deadline=None)
+@settings(
+    max_examples=150,
+    deadline=None,
+    derandomize=True,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
 @given(st.text(max_size=200))
 def test_arbitrary_text_files_never_raise_anything_else(tmp_path_factory, text):
     path = tmp_path_factory.mktemp("fuzz") / "s.yaml"
