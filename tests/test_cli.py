@@ -153,3 +153,54 @@ def test_shipped_scenarios_validate():
 
     for path in sorted(Path(__file__).parent.parent.joinpath("scenarios").glob("*.yaml")):
         assert main(["validate", str(path)]) == 0, path
+
+
+def test_output_folder_that_cannot_be_created(tmp_path, tiny_document, capsys):
+    scenario = write_yaml(tmp_path / "tiny.yaml", tiny_document)
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    assert main([str(scenario), "--out", str(blocker / "runs"), "--no-progress"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f"error: cannot create output folder {blocker / 'runs'}")
+    assert len(err.splitlines()) == 1
+
+
+def test_disk_full_while_writing_is_one_line_and_keeps_earlier_rows(
+    tmp_path, tiny_document, capsys, monkeypatch
+):
+    import errno
+
+    from simulator import results
+
+    scenario = write_yaml(tmp_path / "tiny.yaml", tiny_document)
+    real_append = results.MetricsLog.append
+    written = []
+
+    def append_until_full(self, row):
+        if len(written) >= 3:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        written.append(row)
+        real_append(self, row)
+
+    monkeypatch.setattr(results.MetricsLog, "append", append_until_full)
+    code = main(
+        [str(scenario), "--out", str(tmp_path / "runs"), "--no-progress", "--methods", "fedavg"]
+    )
+    assert code == 1
+    err = capsys.readouterr().err.strip()
+    assert err.splitlines()[-1] == "error: No space left on device"
+    assert "Traceback" not in err
+    [folder] = list((tmp_path / "runs" / "tiny-test").iterdir())
+    assert len(read_rows(folder / "metrics" / "fedavg__seed0.jsonl")) == 3
+
+
+def test_bad_command_line_arguments_exit_nonzero(tmp_path, tiny_document, capsys):
+    import pytest
+
+    scenario = write_yaml(tmp_path / "tiny.yaml", tiny_document)
+    with pytest.raises(SystemExit) as exit_info:
+        main([str(scenario), "--engine", "spark"])
+    assert exit_info.value.code == 2
+    assert "invalid choice: 'spark'" in capsys.readouterr().err
+    assert main([str(scenario), "--seeds", "0"]) == 2
+    assert capsys.readouterr().err.strip() == "error: --seeds must be at least 1"

@@ -4,7 +4,9 @@ The cloud body runs as the ServerApp's main; each device is a simulated
 SuperNode running the device ClientApp in a Ray actor. ``ray_address`` joins
 an existing Ray cluster so a fleet can outgrow one machine (the pretrained
 model file must then sit on storage every node can read). Ray starts with its
-dashboard off; Ray and Flower logs are kept to warnings.
+dashboard off and,
+unless it joins a cluster, bound to loopback; Ray and Flower logs are kept to
+warnings.
 """
 
 from __future__ import annotations
@@ -32,8 +34,9 @@ def backend_config(engine: Engine) -> dict[str, Any]:
     }
     if engine.ray_address:
         init_args["address"] = engine.ray_address
-    else:
+    else:  # a private, local Ray: bound to loopback
         init_args["num_cpus"] = engine.num_cpus or os.cpu_count() or 1
+        init_args["_node_ip_address"] = "127.0.0.1"
     return {
         "client_resources": {"num_cpus": engine.cpus_per_device, "num_gpus": 0.0},
         "init_args": init_args,
