@@ -68,7 +68,7 @@ def pretrain_persona(
             "adapter": asdict(adapter_config),
             "train": asdict(train_config),
             "seed": seed,
-            "format": 2,
+            "format": 3,
         }
     )
     path = cache_dir / f"persona-{key}.pt"

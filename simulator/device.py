@@ -15,21 +15,21 @@ device runs, when they differ from the factory model.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 
 import torch
 from flwr.app import ArrayRecord, ConfigRecord, Context, Message, RecordDict
 from flwr.clientapp import ClientApp
 
 from simulator.errors import DeviceCrash
+from simulator.faults import MessageDropped, corrupt, draw_fault
 from simulator.fleet import crashes
 from simulator.metering import wire_bytes
 from simulator.network import round_timing
 from simulator.seeding import torch_seed_for
 from simulator.world import World, WorldSpec
 from strategies import wire
-from strategies.base import DeviceKit, DeviceView, TrainOutcome, Weights
+from strategies.base import DeviceKit, DeviceView, TrainOutcome, Weights, fixed_threads
 
 HELD_KEY = "held-weights"
 PHASE_KEY = "sim-phase"
@@ -37,15 +37,9 @@ RECORD_PREFIX = "method:"
 PARTITION_KEY = "partition-id"
 
 
-@contextmanager
-def device_threads() -> Iterator[None]:
-    """Run device compute on one thread, as every engine does (keeps results identical)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
+def device_threads() -> AbstractContextManager[None]:
+    """Device compute runs on one thread, on every engine (keeps results identical)."""
+    return fixed_threads(1)
 
 
 def device_index(context: Context) -> int:
@@ -95,8 +89,12 @@ def _finish(
     elapsed_s: float,
     download_bytes: int,
     final: bool,
+    stall_s: float = 0.0,
 ) -> Message:
-    """Meter a phase, apply the deadline, commit state if on time, build the reply."""
+    """Meter a phase, apply the deadline, commit state if on time, build the reply.
+
+    ``stall_s`` is time lost to an injected hang.
+    """
     device = device_index(context)
     sim = message.content[wire.SIM_CONFIG]
     upload_bytes = wire_bytes(outcome.reply)
@@ -109,7 +107,7 @@ def _finish(
         upload_bytes,
         world.seed,
     )
-    total_s = elapsed_s + timing.total_s
+    total_s = elapsed_s + timing.total_s + stall_s
     on_time = total_s <= float(sim[wire.DEADLINE_S])
     if on_time and final:
         if outcome.held is not None:
@@ -163,7 +161,20 @@ def train_step(world: World, message: Message, context: Context) -> Message:
             world.params,
         )
     final = not _two_phase(world)
-    return _finish(world, message, context, outcome, start_s, 0.0, download_bytes, final)
+    fault = draw_fault(world.scenario.fleet.faults, device, round_index, world.seed)
+    stall_s = 0.0
+    if fault == "drop":
+        raise MessageDropped(
+            f"injected fault: reply of device {device} lost in round {round_index}"
+        )
+    if fault == "hang":
+        stall_s = float(sim[wire.DEADLINE_S])  # stalls until past the deadline
+    if fault in ("malformed", "nonfinite"):
+        corrupted = corrupt(outcome.reply, fault, device, round_index, world.seed)
+        outcome = TrainOutcome(
+            corrupted, outcome.held, outcome.flops, outcome.backward_passes, outcome.records
+        )
+    return _finish(world, message, context, outcome, start_s, 0.0, download_bytes, final, stall_s)
 
 
 def apply_step(world: World, message: Message, context: Context) -> Message:

@@ -20,6 +20,7 @@ from flwr.app import ArrayRecord, ConfigRecord, Message, MessageType, RecordDict
 from flwr.serverapp import Grid
 from flwr.serverapp.strategy import Strategy
 
+from simulator.faults import reply_problem
 from simulator.fleet import is_online
 from simulator.network import bandwidth_factor
 from simulator.results import MetricsLog
@@ -146,14 +147,24 @@ class RoundDriver:
     def _sort_replies(self, replies: list[Message]) -> list[Message]:
         return sorted(replies, key=lambda m: self.device_of[int(m.metadata.src_node_id)])
 
-    def classify(self, replies: list[Message]) -> RoundOutcome:
-        """Split replies into kept, late, failed; overcommitted extras are discarded."""
+    def classify(self, replies: list[Message], strategy: Strategy | None = None) -> RoundOutcome:
+        """Split replies into kept, late, failed; overcommitted extras are discarded.
+
+        A reply that is malformed or carries non-finite values counts as a
+        failed device-round with its cause; no method ever sees it.
+        """
         outcome = RoundOutcome()
         on_time: list[tuple[float, Message]] = []
+        validate = getattr(strategy, "validate_reply", None)
         for reply in self._sort_replies(replies):
-            if reply.has_error():
+            problem = (
+                failure_cause(reply.error.reason)
+                if reply.has_error()
+                else reply_problem(reply) or (validate(reply) if validate else None)
+            )
+            if problem is not None:
                 outcome.failed += 1
-                outcome.failures.append(failure_cause(reply.error.reason))
+                outcome.failures.append(problem)
                 continue
             meter = reply.content[wire.SIM_METER]
             outcome.meters.append(meter)
@@ -275,11 +286,13 @@ class RoundDriver:
             {wire.ROUND: round_index, wire.START_S: start_s, wire.DEADLINE_S: rounds.deadline_s}
         )
         messages = list(strategy.configure_train(round_index, arrays, ConfigRecord(), grid))
-        outcome = self._exchange(grid, messages, config)
+        outcome = self._exchange(grid, messages, config, strategy)
         new_arrays, metrics = strategy.aggregate_train(round_index, outcome.kept)
         configure_apply = getattr(strategy, "configure_apply", None)
         if configure_apply is not None:  # a two-phase method: the cloud answers in-round
-            second = self._exchange(grid, list(configure_apply(round_index, grid)), config)
+            second = self._exchange(
+                grid, list(configure_apply(round_index, grid)), config, strategy
+            )
             apply_metrics = strategy.aggregate_apply(round_index, second.kept)
             outcome = outcome.followed_by(second)
             if apply_metrics is not None:
@@ -290,12 +303,14 @@ class RoundDriver:
         )
         return new_arrays if new_arrays is not None else arrays
 
-    def _exchange(self, grid: Grid, messages: list[Message], config: ConfigRecord) -> RoundOutcome:
+    def _exchange(
+        self, grid: Grid, messages: list[Message], config: ConfigRecord, strategy: Strategy
+    ) -> RoundOutcome:
         """Send one phase's messages (with the round's clock attached) and classify replies."""
         for message in messages:
             message.content[wire.SIM_CONFIG] = config
         replies = list(grid.send_and_receive(messages, timeout=GRID_TIMEOUT_S)) if messages else []
-        return self.classify(replies)
+        return self.classify(replies, strategy)
 
     def _round_row(
         self,

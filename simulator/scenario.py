@@ -62,10 +62,31 @@ class NetworkTrace(_Strict):
     outage_probability: Fraction = 0.0
 
 
+class Faults(_Strict):
+    """Injected device faults: the probability, per device-round, of each.
+
+    ``hang``: the device stalls past the deadline; ``drop``: its reply is lost;
+    ``malformed``: its reply misses a record or has a wrongly shaped array;
+    ``nonfinite``: its update holds NaN. (Crashes are each class's ``crash_rate``.)
+    """
+
+    hang: Fraction = 0.0
+    drop: Fraction = 0.0
+    malformed: Fraction = 0.0
+    nonfinite: Fraction = 0.0
+
+    @model_validator(mode="after")
+    def _at_most_one(self) -> Faults:
+        if self.hang + self.drop + self.malformed + self.nonfinite > 1:
+            raise ValueError("fault probabilities must add up to at most 1")
+        return self
+
+
 class Fleet(_Strict):
     devices: Annotated[int, Field(ge=1, le=1_000_000)]
     classes: Annotated[list[DeviceClass], Field(min_length=1)]
     network: NetworkTrace = NetworkTrace()
+    faults: Faults = Faults()
 
     @model_validator(mode="after")
     def _unique_class_names(self) -> Fleet:

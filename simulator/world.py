@@ -27,7 +27,7 @@ from simulator.partition import Pools, split_pools
 from simulator.scenario import Scenario, parse_scenario
 from simulator.seeding import rng_for, torch_seed_for
 from simulator.stream import DeviceStreams
-from strategies.base import CloudResources, Method, MethodParams
+from strategies.base import CloudResources, Method, MethodParams, fixed_threads
 from strategies.registry import get_method, validate_params
 
 
@@ -149,11 +149,14 @@ def pretrain_for(scenario: Scenario, seed: int, cache_dir: Path | None = None) -
         "test_fraction": scenario.data.test_fraction,
         "contexts": [c.model_dump() for c in scenario.pretrain.contexts],
         "adapter_fraction": scenario.pretrain.adapter_fraction,
-        "format": 2,
+        "format": 3,
     }
     images, labels = cloud_data(scenario, seed, "base")
     transforms, _ = known_contexts(scenario, seed)
     all_images = torch.cat([t(images) for t in transforms])
     all_labels = labels.repeat(len(transforms))
-    _, path = pretrained_state(model, all_images, all_labels, config, seed, description, cache_dir)
+    with fixed_threads():  # the same weights on every machine and engine
+        _, path = pretrained_state(
+            model, all_images, all_labels, config, seed, description, cache_dir
+        )
     return path, path.stem.removeprefix("pretrained-")

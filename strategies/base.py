@@ -8,7 +8,8 @@ it currently holds; it never touches the network or the clock itself.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -20,6 +21,25 @@ from pydantic import BaseModel, ConfigDict
 from torch import nn
 
 Weights = dict[str, torch.Tensor]
+
+
+@contextmanager
+def fixed_threads(count: int = 1) -> Iterator[None]:
+    """Run torch work on a fixed number of threads, then restore the previous setting.
+
+    Float reductions depend on how work is split across threads, and the
+    thread count is per OS thread (a Flower ServerApp runs in its own), so
+    cloud pretraining, cloud batches and device steps all run with a fixed
+    count: the same scenario and seed then give the same numbers on any engine
+    and machine.
+    """
+    before = torch.get_num_threads()
+    torch.set_num_threads(count)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
 
 BACKWARD_FACTOR = 2.0  # a backward pass costs about twice the forward
 

@@ -49,15 +49,28 @@ class FleetFedAvg(FedAvg):
             weighted_by_key=wire.NUM_EXAMPLES,
         )
         self._sample_nodes = sample_nodes
+        self._expected: dict[str, tuple[int, ...]] = {}
 
     def configure_train(
         self, server_round: int, arrays: ArrayRecord, config: ConfigRecord, grid: Grid
     ) -> Iterable[Message]:
+        self._expected = {key: tuple(arrays[key].shape) for key in arrays}
         content = RecordDict({wire.ARRAYS: arrays, self.configrecord_key: config})
         return [
             Message(content=content, message_type=MessageType.TRAIN, dst_node_id=node)
             for node in self._sample_nodes(server_round)
         ]
+
+    def validate_reply(self, reply: Message) -> str | None:
+        """Why an update cannot be averaged (missing records, other shapes), or ``None``."""
+        arrays, metrics = reply.content.get(wire.ARRAYS), reply.content.get(wire.METRICS)
+        if not isinstance(arrays, ArrayRecord) or not isinstance(metrics, MetricRecord):
+            return "malformed update: missing model or metrics record"
+        if {key: tuple(arrays[key].shape) for key in arrays} != self._expected:
+            return "malformed update: arrays do not match the global model"
+        if wire.NUM_EXAMPLES not in metrics:
+            return f"malformed update: no {wire.NUM_EXAMPLES!r}"
+        return None
 
     def aggregate_train(
         self, server_round: int, replies: Iterable[Message]

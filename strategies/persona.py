@@ -40,6 +40,7 @@ from strategies.base import (
     NodeSampler,
     NoFederatedEvaluation,
     TrainOutcome,
+    fixed_threads,
 )
 
 log = logging.getLogger("persona_fleet")
@@ -129,7 +130,8 @@ class PersonaStrategy(NoFederatedEvaluation, Strategy):
         if not parsed:
             return None, MetricRecord({"prototypes": len(self.cloud.bank), "malformed": malformed})
         summaries = torch.stack([summary for _, summary, _ in parsed])
-        answers, report = self.cloud.respond(summaries, server_round)
+        with fixed_threads():
+            answers, report = self.cloud.respond(summaries, server_round)
         downloads = 0
         for (reply, summary, holds), answer in zip(parsed, answers, strict=True):
             needs_head = holds != (answer.proto_id, answer.version)
@@ -145,6 +147,12 @@ class PersonaStrategy(NoFederatedEvaluation, Strategy):
         }
         metrics.update({f"members-{k}": v for k, v in sorted(report.members.items())})
         return None, MetricRecord(metrics)
+
+    def validate_reply(self, reply: Message) -> str | None:
+        """Why a summary cannot be used (see ``_parse``), or ``None``."""
+        if reply.metadata.message_type != MessageType.TRAIN:
+            return None  # the second phase carries no payload
+        return None if self._parse(reply) is not None else "malformed summary"
 
     def _parse(self, reply: Message) -> tuple[torch.Tensor, tuple[int, int]] | None:
         """A reply's summary and held prototype, or ``None`` if it is malformed.
@@ -317,18 +325,19 @@ def build_cloud(setup: CloudSetup, params: PersonaParams) -> PersonaStrategy:
         expiry_factor=params.expiry_factor,
     )
     description = {"base": resources.pretrained_key, "contexts": resources.context_names}
-    state = pretrain_persona(
-        model.backbone,
-        model.head,
-        resources.images,
-        resources.labels,
-        resources.num_classes,
-        resources.contexts,
-        adapter_config,
-        train_config,
-        setup.seed,
-        description,
-    )
+    with fixed_threads():
+        state = pretrain_persona(
+            model.backbone,
+            model.head,
+            resources.images,
+            resources.labels,
+            resources.num_classes,
+            resources.contexts,
+            adapter_config,
+            train_config,
+            setup.seed,
+            description,
+        )
     log.info(
         "persona cloud state: cache key %s (episode loss %.3f)",
         state.cache_path.stem.removeprefix("persona-"),

@@ -50,3 +50,42 @@ def test_edits_reduce_query_loss_on_a_held_out_context():
         logits = batched_head_forward(qx, edited_heads(bases, zero))
         unedited = float(torch.nn.functional.cross_entropy(logits.reshape(-1, 10), qy.reshape(-1)))
     assert edited < 0.9 * unedited, (edited, unedited)
+
+
+def test_pretraining_gives_the_same_weights_in_any_thread(tmp_path):
+    """A ServerApp runs in its own thread; with fixed threads its pretraining is identical."""
+    import threading
+
+    from persona.pretraining import pretrain_persona
+    from strategies.base import fixed_threads
+
+    data = load_dataset("digits")
+    model = build_model(data.image_size, data.num_classes)
+    config = PersonaTrainConfig(steps=30, generator_steps=10, prototype_episodes=32, prototypes=2)
+    adapter_config = AdapterConfig(feature_dim=64, head_widths=(64, 64, 10))
+    contexts = [lambda x: x, lambda x: rotate(x, 30)]
+
+    def train(folder):
+        with fixed_threads():
+            return pretrain_persona(
+                model.backbone,
+                model.head,
+                data.images[:300],
+                data.labels[:300],
+                10,
+                contexts,
+                adapter_config,
+                config,
+                0,
+                {"test": 1},
+                cache_dir=folder,
+            )
+
+    here = train(tmp_path / "main")
+    results = {}
+    worker = threading.Thread(target=lambda: results.update(state=train(tmp_path / "thread")))
+    worker.start()
+    worker.join()
+    there = results["state"]
+    for key, value in here.adapter.state_dict().items():
+        assert torch.equal(value, there.adapter.state_dict()[key]), key
