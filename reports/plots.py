@@ -139,6 +139,16 @@ def recovery_bars(results: RunResults) -> Figure | None:
             linewidth=0.5,
             capsize=4,
         )
+        note = f"{mean:.1f} min" if mean > 0 else "no dip beyond\ntolerance"
+        ax.annotate(
+            note,
+            (i, mean + half),
+            ha="center",
+            va="bottom",
+            fontsize=8,
+            xytext=(0, 3),
+            textcoords="offset points",
+        )
     ax.set_xticks(range(len(results.methods)), results.methods, rotation=20, ha="right")
     ax.set_ylabel("time to recover after onset (min)")
     ax.margins(y=0.15)
