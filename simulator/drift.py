@@ -10,8 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 
+from simulator.corruptions import CORRUPTIONS
 from simulator.fleet import DeviceProfile
 from simulator.scenario import Shift
 from simulator.seeding import rng_for, torch_seed_for
@@ -57,40 +57,12 @@ def active_shifts(
     return active
 
 
-def rotate(images: torch.Tensor, degrees: float) -> torch.Tensor:
-    """Rotate a batch ``(N, 1, H, W)`` about its centre; corners fill with 0 (background)."""
-    if degrees == 0:
-        return images
-    theta = torch.deg2rad(torch.tensor(degrees, dtype=images.dtype))
-    cos, sin = torch.cos(theta), torch.sin(theta)
-    matrix = torch.stack(
-        [torch.stack([cos, -sin, torch.zeros(())]), torch.stack([sin, cos, torch.zeros(())])]
-    )
-    grid = F.affine_grid(
-        matrix.expand(images.shape[0], 2, 3), list(images.shape), align_corners=False
-    )
-    return F.grid_sample(images, grid, align_corners=False, padding_mode="zeros")
-
-
-def add_noise(images: torch.Tensor, std: float, generator: torch.Generator) -> torch.Tensor:
-    """Add Gaussian pixel noise with standard deviation ``std``, clipped back to [0, 1]."""
-    if std == 0:
-        return images
-    noise = torch.randn(images.shape, generator=generator, dtype=images.dtype)
-    return (images + std * noise).clamp(0.0, 1.0)
-
-
 def transform(
     images: torch.Tensor, shifts: list[ActiveShift], seed: int, *key: int | str
 ) -> torch.Tensor:
-    """Apply the active shifts in order; noise is seeded by ``(seed, *key)``."""
+    """Apply the active shifts in order; random corruptions are seeded by ``(seed, *key)``."""
     generator = torch.Generator().manual_seed(torch_seed_for(seed, "noise", *key))
     with torch.no_grad():
         for shift in shifts:
-            if shift.kind == "rotation":
-                images = rotate(images, shift.severity)
-            elif shift.kind == "noise":
-                images = add_noise(images, shift.severity, generator)
-            else:  # the schema only admits known kinds
-                raise ValueError(f"unknown shift kind {shift.kind!r}")
+            images = CORRUPTIONS[shift.kind](images, shift.severity, generator)
     return images

@@ -19,7 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from simulator.errors import ScenarioError, format_validation_error
 
-ShiftKind = Literal["rotation", "noise"]
+ShiftKind = Literal["rotation", "noise", "blur", "contrast", "brightness", "occlusion", "inversion"]
 DatasetName = Literal["mnist", "digits"]
 EngineName = Literal["ray", "inline"]
 
@@ -127,8 +127,9 @@ class AppliesTo(_Strict):
 class Shift(_Strict):
     """A covariate shift that starts at ``onset_s`` and reaches full severity after ``ramp_s``.
 
-    ``severity`` is in the shift's own unit: degrees for rotation, the standard
-    deviation of added noise (pixel scale 0..1) for noise.
+    ``severity`` is in the shift's own unit (see ``simulator.corruptions``):
+    degrees for rotation, the standard deviation of added noise (pixel scale
+    0..1) for noise, pixels for blur, fractions for the others.
     """
 
     kind: ShiftKind

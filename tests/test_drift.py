@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import torch
 
+from simulator.corruptions import rotate
 from simulator.datasets import load_dataset
-from simulator.drift import active_shifts, ramp, rotate, touches
+from simulator.drift import active_shifts, ramp, touches
 from simulator.fleet import build_fleet
 from simulator.partition import split_pools
 from simulator.scenario import Scenario, Shift

@@ -16,8 +16,8 @@ from persona.training import (
     head_as_batch,
     train_adapter,
 )
+from simulator.corruptions import rotate
 from simulator.datasets import load_dataset
-from simulator.drift import rotate
 
 
 def test_edits_reduce_query_loss_on_a_held_out_context():
