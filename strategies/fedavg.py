@@ -16,7 +16,6 @@ import torch
 from flwr.app import ArrayRecord, ConfigRecord, Message, MessageType, MetricRecord, RecordDict
 from flwr.serverapp import Grid
 from flwr.serverapp.strategy import FedAvg
-from pydantic import Field
 
 from strategies import wire
 from strategies.base import (
@@ -27,27 +26,35 @@ from strategies.base import (
     MethodParams,
     NodeSampler,
     TrainOutcome,
+    Weights,
     training_flops,
 )
+from strategies.local_training import LocalTrainingParams, train_locally
 
 
-class FedAvgParams(MethodParams):
-    local_epochs: int = Field(default=1, ge=1, le=100)
-    lr: float = Field(default=0.05, gt=0)
-    batch_size: int = Field(default=16, ge=1)
+class FedAvgParams(LocalTrainingParams):
+    """FedAvg's device training (``local_epochs``, ``lr``, ``batch_size``)."""
 
 
-class FleetFedAvg(FedAvg):
-    """Flower's FedAvg, sampling online devices with the run's seeded sampler."""
+FLEET_FEDAVG_ARGS = {
+    "fraction_evaluate": 0.0,
+    "min_available_nodes": 1,
+    "min_train_nodes": 1,
+    "arrayrecord_key": wire.ARRAYS,
+    "weighted_by_key": wire.NUM_EXAMPLES,
+}
 
-    def __init__(self, sample_nodes: NodeSampler):
-        super().__init__(
-            fraction_evaluate=0.0,
-            min_available_nodes=1,
-            min_train_nodes=1,
-            arrayrecord_key=wire.ARRAYS,
-            weighted_by_key=wire.NUM_EXAMPLES,
-        )
+
+class FleetSampling:
+    """For Flower's FedAvg family: seeded sampling, update checks, device-ordered sums.
+
+    Mixed in before a Flower strategy (``class X(FleetSampling, FedAvg)``); the
+    strategy's own aggregation is kept.
+    """
+
+    configrecord_key: str
+
+    def _use_sampler(self, sample_nodes: NodeSampler) -> None:
         self._sample_nodes = sample_nodes
         self._expected: dict[str, tuple[int, ...]] = {}
 
@@ -80,38 +87,23 @@ class FleetFedAvg(FedAvg):
             for r in replies
             if r.has_error() or int(r.content[wire.METRICS][wire.NUM_EXAMPLES]) > 0
         ]
-        return super().aggregate_train(server_round, useful)
+        return super().aggregate_train(server_round, useful)  # type: ignore[misc]
 
 
-def _train_locally(
-    model: torch.nn.Module,
-    x: torch.Tensor,
-    y: torch.Tensor,
-    params: FedAvgParams,
-    seed: int,
-) -> tuple[float, int]:
-    """Minibatch SGD over the labeled samples; returns mean loss and backward passes."""
-    optimizer = torch.optim.SGD(model.parameters(), lr=params.lr)
-    loss_fn = torch.nn.CrossEntropyLoss()
-    generator = torch.Generator().manual_seed(seed)
-    model.train()
-    losses, passes = [], 0
-    for _ in range(params.local_epochs):
-        order = torch.randperm(len(y), generator=generator)
-        for start in range(0, len(order), params.batch_size):
-            batch = order[start : start + params.batch_size]
-            optimizer.zero_grad()
-            loss = loss_fn(model(x[batch]), y[batch])
-            loss.backward()
-            optimizer.step()
-            losses.append(loss.item())
-            passes += 1
-    model.eval()
-    return (sum(losses) / len(losses) if losses else 0.0), passes
+class FleetFedAvg(FleetSampling, FedAvg):
+    """Flower's FedAvg, sampling online devices with the run's seeded sampler."""
+
+    def __init__(self, sample_nodes: NodeSampler):
+        super().__init__(**FLEET_FEDAVG_ARGS)
+        self._use_sampler(sample_nodes)
 
 
 class FedAvgDevice:
     """Device half: local SGD from the downloaded global model."""
+
+    def proximal(self, content: RecordDict) -> tuple[float, Weights | None]:
+        """No proximal term for FedAvg (FedProx's device half overrides this)."""
+        return 0.0, None
 
     def train(
         self,
@@ -122,11 +114,11 @@ class FedAvgDevice:
         kit: DeviceKit,
         params: MethodParams,
     ) -> TrainOutcome:
-        assert isinstance(params, FedAvgParams)
+        assert isinstance(params, LocalTrainingParams)
         global_weights = content[wire.ARRAYS].to_torch_state_dict()
         kit.model.load_state_dict(global_weights)
         x, y = labeled
-        loss, passes = _train_locally(kit.model, x, y, params, kit.seed)
+        loss, passes = train_locally(kit.model, x, y, params, kit.seed, *self.proximal(content))
         reply = RecordDict(
             {
                 wire.ARRAYS: ArrayRecord(kit.model.state_dict()),

@@ -7,10 +7,13 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from strategies import fedavg, persona, static
+from strategies import fedavg, fedprox, finetune, persona, static
 from strategies.base import Method, MethodParams
 
-_METHODS: dict[str, Method] = {m.name: m for m in (static.METHOD, fedavg.METHOD, *persona.METHODS)}
+_METHODS: dict[str, Method] = {
+    m.name: m
+    for m in (static.METHOD, fedavg.METHOD, fedprox.METHOD, finetune.METHOD, *persona.METHODS)
+}
 
 
 def _readable(key: object) -> str:

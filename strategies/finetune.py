@@ -1,0 +1,89 @@
+"""``finetune``: every sampled device fine-tunes its own copy; nothing is uploaded.
+
+Cloud: picks which devices train this round (the same seeded sampling as every
+method) and sends them an empty instruction. Device: continues from the model
+it holds (the factory model at first), trains ``local_epochs`` on its labeled
+recent samples and keeps the result. No weights travel in either direction.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import torch
+from flwr.app import ArrayRecord, ConfigRecord, Message, MessageType, MetricRecord, RecordDict
+from flwr.serverapp import Grid
+from flwr.serverapp.strategy import Strategy
+
+from strategies.base import (
+    CloudSetup,
+    DeviceKit,
+    DeviceView,
+    Method,
+    MethodParams,
+    NodeSampler,
+    NoFederatedEvaluation,
+    TrainOutcome,
+    training_flops,
+)
+from strategies.local_training import LocalTrainingParams, train_locally
+
+
+class FinetuneParams(LocalTrainingParams):
+    """The device's training: ``local_epochs``, ``lr``, ``batch_size``."""
+
+
+class FinetuneStrategy(NoFederatedEvaluation, Strategy):
+    """A cloud that only schedules: it tells sampled devices to train, and learns nothing."""
+
+    def __init__(self, sample_nodes: NodeSampler):
+        self._sample_nodes = sample_nodes
+
+    def configure_train(
+        self, server_round: int, arrays: ArrayRecord, config: ConfigRecord, grid: Grid
+    ) -> Iterable[Message]:
+        return [
+            Message(RecordDict(), dst_node_id=node, message_type=MessageType.TRAIN)
+            for node in self._sample_nodes(server_round)
+        ]
+
+    def aggregate_train(
+        self, server_round: int, replies: Iterable[Message]
+    ) -> tuple[ArrayRecord | None, MetricRecord | None]:
+        return None, MetricRecord({"trained": len(list(replies))})
+
+    def summary(self) -> None:
+        """Nothing to configure."""
+
+
+class FinetuneDevice:
+    """Device half: SGD on the weights it already runs; the reply carries nothing."""
+
+    def train(
+        self,
+        content: RecordDict,
+        inputs: torch.Tensor,
+        labeled: tuple[torch.Tensor, torch.Tensor],
+        view: DeviceView,
+        kit: DeviceKit,
+        params: MethodParams,
+    ) -> TrainOutcome:
+        assert isinstance(params, LocalTrainingParams)
+        x, y = labeled  # the simulator has loaded the weights this device holds
+        _, passes = train_locally(kit.model, x, y, params, kit.seed)
+        held = {k: v.detach().clone() for k, v in kit.model.state_dict().items()}
+        flops = training_flops(kit.forward_flops_per_sample, len(y), params.local_epochs)
+        return TrainOutcome(RecordDict(), held if len(y) else None, flops, passes)
+
+
+def _cloud(setup: CloudSetup) -> FinetuneStrategy:
+    return FinetuneStrategy(setup.sample_nodes)
+
+
+METHOD = Method(
+    name="finetune",
+    summary="each device fine-tunes its own copy on its labeled samples; no upload",
+    params=FinetuneParams,
+    cloud=_cloud,
+    device=FinetuneDevice(),
+)

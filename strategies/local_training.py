@@ -1,0 +1,57 @@
+"""On-device SGD, shared by the methods that backpropagate on devices.
+
+Minibatch SGD over the labeled samples a device holds, optionally with
+FedProx's proximal term ``mu/2 * ||w - w_anchor||^2`` that keeps the local
+model near the model it started from.
+"""
+
+from __future__ import annotations
+
+import torch
+from pydantic import Field
+
+from strategies.base import MethodParams, Weights
+
+
+class LocalTrainingParams(MethodParams):
+    """How a device trains: epochs over its labeled samples, SGD step, minibatch size."""
+
+    local_epochs: int = Field(default=1, ge=1, le=100)
+    lr: float = Field(default=0.05, gt=0)
+    batch_size: int = Field(default=16, ge=1)
+
+
+def train_locally(
+    model: torch.nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    params: LocalTrainingParams,
+    seed: int,
+    proximal_mu: float = 0.0,
+    anchor: Weights | None = None,
+) -> tuple[float, int]:
+    """Train ``model`` in place; returns the mean task loss and the backward passes run."""
+    optimizer = torch.optim.SGD(model.parameters(), lr=params.lr)
+    loss_fn = torch.nn.CrossEntropyLoss()
+    generator = torch.Generator().manual_seed(seed)
+    anchors = None
+    if proximal_mu > 0 and anchor is not None:
+        anchors = [(p, anchor[name].detach()) for name, p in model.named_parameters()]
+    model.train()
+    losses, passes = [], 0
+    for _ in range(params.local_epochs):
+        order = torch.randperm(len(y), generator=generator)
+        for start in range(0, len(order), params.batch_size):
+            batch = order[start : start + params.batch_size]
+            optimizer.zero_grad()
+            task_loss = loss_fn(model(x[batch]), y[batch])
+            loss = task_loss
+            if anchors is not None:
+                proximal = sum((p - a).pow(2).sum() for p, a in anchors)
+                loss = task_loss + 0.5 * proximal_mu * proximal
+            loss.backward()
+            optimizer.step()
+            losses.append(task_loss.item())
+            passes += 1
+    model.eval()
+    return (sum(losses) / len(losses) if losses else 0.0), passes

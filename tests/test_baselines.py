@@ -1,0 +1,66 @@
+"""Baselines that train on devices: FedProx's proximal term, fine-tuning without upload."""
+
+from __future__ import annotations
+
+import torch
+
+from persona.models import build_model
+from simulator.results import read_rows
+from simulator.runner import RunPlan, metrics_path, run_plan
+from simulator.scenario import Scenario
+from strategies.local_training import LocalTrainingParams, train_locally
+
+
+def _setup():
+    torch.manual_seed(0)
+    model = build_model(8, 10)
+    start = {k: v.clone() for k, v in model.state_dict().items()}
+    x = torch.rand(32, 1, 8, 8)
+    y = torch.randint(0, 10, (32,))
+    return model, start, x, y
+
+
+def _distance(model, start) -> float:
+    return float(sum((p - start[n]).pow(2).sum() for n, p in model.named_parameters()).sqrt())
+
+
+def test_the_proximal_term_changes_the_update_and_keeps_it_near_the_anchor():
+    params = LocalTrainingParams(local_epochs=5, lr=0.5, batch_size=8)
+    plain, start, x, y = _setup()
+    train_locally(plain, x, y, params, seed=1)
+    proximal, _, _, _ = _setup()
+    train_locally(proximal, x, y, params, seed=1, proximal_mu=1.0, anchor=start)
+    assert not torch.equal(
+        plain.state_dict()["head.layers.1.weight"], proximal.state_dict()["head.layers.1.weight"]
+    )
+    assert _distance(proximal, start) < _distance(plain, start)
+    zero, _, _, _ = _setup()
+    train_locally(zero, x, y, params, seed=1, proximal_mu=0.0, anchor=start)
+    assert torch.equal(
+        zero.state_dict()["head.layers.1.weight"], plain.state_dict()["head.layers.1.weight"]
+    )  # mu = 0 is FedAvg
+
+
+def _run(tmp_path, document, methods):
+    document = dict(document, methods=[{"name": m} for m in methods])
+    plan = RunPlan(Scenario.model_validate(document), list(methods), [0], tmp_path)
+    folder = run_plan(plan, show_progress=False)
+    return {
+        m: [r for r in read_rows(metrics_path(folder, m, 0)) if r["kind"] == "round"]
+        for m in methods
+    }
+
+
+def test_finetune_never_uploads_and_trains_on_the_device(tmp_path, tiny_document):
+    rounds = _run(tmp_path, tiny_document, ["finetune"])["finetune"]
+    assert sum(r["kept"] for r in rounds) > 0
+    assert all(r["bytes_up"] == 0 and r["bytes_down"] == 0 for r in rounds)
+    assert sum(r["backward_passes"] for r in rounds) > 0
+
+
+def test_fedprox_runs_on_the_fleet_and_moves_full_models(tmp_path, tiny_document):
+    rounds = _run(tmp_path, tiny_document, ["fedprox", "fedavg"])
+    for method in ("fedprox", "fedavg"):
+        assert sum(r["kept"] for r in rounds[method]) > 0
+    moved = [sum(r["bytes_up"] for r in rounds[m]) for m in ("fedprox", "fedavg")]
+    assert moved[0] > 0 and abs(moved[0] - moved[1]) / moved[1] < 0.05
