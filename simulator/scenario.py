@@ -19,7 +19,21 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from simulator.errors import ScenarioError, format_validation_error
 
-ShiftKind = Literal["rotation", "noise", "blur", "contrast", "brightness", "occlusion", "inversion"]
+ImageShiftKind = Literal[
+    "rotation", "noise", "blur", "contrast", "brightness", "occlusion", "inversion"
+]
+ShiftKind = Literal[
+    "rotation",
+    "noise",
+    "blur",
+    "contrast",
+    "brightness",
+    "occlusion",
+    "inversion",
+    "label",
+    "permutation",
+]
+FRACTION_KINDS = ("contrast", "occlusion", "inversion", "label", "permutation")
 DatasetName = Literal["mnist", "digits"]
 EngineName = Literal["ray", "inline"]
 
@@ -125,18 +139,35 @@ class AppliesTo(_Strict):
 
 
 class Shift(_Strict):
-    """A covariate shift that starts at ``onset_s`` and reaches full severity after ``ramp_s``.
+    """A shift that starts at ``onset_s`` and reaches full severity after ``ramp_s``.
 
-    ``severity`` is in the shift's own unit (see ``simulator.corruptions``):
-    degrees for rotation, the standard deviation of added noise (pixel scale
-    0..1) for noise, pixels for blur, fractions for the others.
+    Covariate kinds corrupt images; ``severity`` is in the kind's own unit (see
+    ``simulator.corruptions``). ``label`` (class-prior drift) moves each
+    device's class prior toward a new one by ``severity`` (0..1).
+    ``permutation`` (concept shift) relabels a ``severity`` fraction of the
+    classes (a cyclic swap among them); during a ramp, a growing share of
+    samples follows the new labels. With ``every_s`` and ``lasts_s`` the shift
+    recurs: it is in force for ``lasts_s`` out of every ``every_s`` seconds
+    after its onset (a context that returns).
     """
 
     kind: ShiftKind
     severity: Annotated[float, Field(ge=0)]
     onset_s: Annotated[float, Field(ge=0)]
     ramp_s: Annotated[float, Field(ge=0)] = 0.0
+    every_s: PositiveFloat | None = None
+    lasts_s: PositiveFloat | None = None
     applies_to: AppliesTo = AppliesTo(all=True)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Shift:
+        if self.kind in FRACTION_KINDS and self.severity > 1:
+            raise ValueError(f"severity of a {self.kind} shift is a fraction: at most 1")
+        if (self.every_s is None) != (self.lasts_s is None):
+            raise ValueError("a recurring shift needs both every_s and lasts_s")
+        if self.every_s is not None and self.lasts_s is not None and self.lasts_s > self.every_s:
+            raise ValueError("lasts_s cannot be longer than every_s")
+        return self
 
 
 class Rounds(_Strict):
@@ -168,9 +199,9 @@ class MethodSpec(_Strict):
 
 
 class KnownContext(_Strict):
-    """A shift the cloud knows before deployment (it has data under it)."""
+    """A covariate shift the cloud knows before deployment (it has data under it)."""
 
-    kind: ShiftKind
+    kind: ImageShiftKind
     severity: Annotated[float, Field(ge=0)]
 
 

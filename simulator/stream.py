@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import torch
 
 from simulator.datasets import ImageDataset
-from simulator.drift import active_shifts, transform
+from simulator.drift import active_shifts, relabel, shifted_prior, transform
 from simulator.fleet import DeviceProfile
 from simulator.partition import Pools, class_prior, draw_indices
 from simulator.scenario import Scenario
@@ -53,10 +53,20 @@ class DeviceStreams:
     ) -> tuple[torch.Tensor, torch.Tensor]:
         rng = rng_for(self.seed, *key)
         pool = self.pools.device_test_by_class if test else self.pools.device_train_by_class
-        indices = draw_indices(pool, self._prior(profile.index), count, rng)
-        images = self.dataset.images[indices]
         shifts = active_shifts(self.scenario.shifts, profile, time_s, self.seed)
-        return transform(images, shifts, self.seed, *key), self.dataset.labels[indices]
+        prior = shifted_prior(
+            self._prior(profile.index),
+            shifts,
+            profile.index,
+            self.seed,
+            self.scenario.data.dirichlet_alpha,
+        )
+        indices = draw_indices(pool, prior, count, rng)
+        images = transform(self.dataset.images[indices], shifts, self.seed, *key)
+        labels = relabel(
+            self.dataset.labels[indices], shifts, self.dataset.num_classes, self.seed, *key
+        )
+        return images, labels
 
     def window(self, profile: DeviceProfile, time_s: float) -> DataWindow:
         """The device's data at ``time_s``: unlabeled current window plus arrived labels."""

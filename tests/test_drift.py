@@ -86,3 +86,46 @@ def test_noise_shift_changes_pixels_but_stays_in_range(tiny_document):
     clean = clean_streams.window(fleet[0], 5.0).inputs
     assert not torch.equal(noisy, clean)
     assert float(noisy.min()) >= 0.0 and float(noisy.max()) <= 1.0
+
+
+def test_label_shift_moves_the_class_prior(tiny_document):
+    from collections import Counter
+
+    tiny_document["shifts"] = [{"kind": "label", "severity": 1.0, "onset_s": 100}]
+    tiny_document["data"]["window"] = 400
+    streams, fleet = _streams(tiny_document)
+    before = Counter(streams.window(fleet[0], 50.0).labeled_y.tolist())
+    after = Counter(streams.window(fleet[0], 150.0).labeled_y.tolist())
+    distance = sum(abs(before[c] - after[c]) for c in range(10)) / 2 / sum(before.values())
+    assert distance > 0.3  # total variation between the label histograms
+
+
+def test_concept_shift_relabels_only_the_chosen_classes(tiny_document):
+    from simulator.drift import concept_map
+
+    mapping = concept_map(10, 0.3, index=0, seed=0)
+    moved = [c for c in range(10) if mapping[c] != c]
+    assert len(moved) == 3 and sorted(mapping[moved].tolist()) == sorted(moved)
+    tiny_document["shifts"] = [{"kind": "permutation", "severity": 0.3, "onset_s": 100}]
+    tiny_document["data"]["window_period_s"] = 1000.0  # same samples before and after
+    streams, fleet = _streams(tiny_document)
+    before = streams.window(fleet[0], 50.0)
+    after = streams.window(fleet[0], 150.0)
+    assert torch.equal(before.inputs, after.inputs)  # the inputs do not change
+    expected = torch.as_tensor(mapping)[before.labeled_y]
+    assert torch.equal(after.labeled_y, expected)
+
+
+def test_recurring_shift_is_in_force_only_during_its_occurrences():
+    shift = Shift(kind="noise", severity=0.2, onset_s=100, every_s=300, lasts_s=100, ramp_s=50)
+    assert ramp(shift, 99) == 0.0
+    assert ramp(shift, 125) == 0.5
+    assert ramp(shift, 199) == 1.0
+    assert ramp(shift, 250) == 0.0  # between occurrences
+    assert ramp(shift, 425) == 0.5  # it returns, ramp and all
+    import pytest
+
+    with pytest.raises(ValueError):
+        Shift(kind="noise", severity=0.2, onset_s=0, every_s=100)
+    with pytest.raises(ValueError):
+        Shift(kind="label", severity=1.5, onset_s=0)

@@ -69,7 +69,8 @@ def test_unknown_shift_kind_lists_valid_kinds(tmp_path, tiny_document):
     tiny_document["shifts"][0]["kind"] = "twirl"
     assert _error_for(tmp_path, tiny_document) == (
         f"{tmp_path / 'bad.yaml'}: shifts[0].kind: expected one of 'rotation', 'noise', "
-        "'blur', 'contrast', 'brightness', 'occlusion' or 'inversion'; found 'twirl'"
+        "'blur', 'contrast', 'brightness', 'occlusion', 'inversion', 'label' or 'permutation'; "
+        "found 'twirl'"
     )
 
 
