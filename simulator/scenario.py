@@ -55,7 +55,18 @@ class LogNormal(_Strict):
 
 
 class DeviceClass(_Strict):
-    """A kind of device (a phone tier on a kind of link) and its share of the fleet."""
+    """A kind of device (a phone tier on a kind of link) and its share of the fleet.
+
+    ``preset: NAME`` fills in the shipped figures of ``simulator.device_classes``
+    (name included); any field given beside it overrides the preset.
+    """
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_preset(cls, data: Any) -> Any:
+        from simulator.device_classes import expand_preset
+
+        return expand_preset(data)
 
     name: Annotated[str, Field(min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")]
     share: PositiveFloat

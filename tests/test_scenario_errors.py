@@ -165,3 +165,18 @@ def test_override_without_equals_sign(tmp_path, tiny_document):
     with pytest.raises(ScenarioError) as info:
         load_scenario(path, ["fleet.devices"])
     assert str(info.value) == f"{path}: --set 'fleet.devices': expected KEY.PATH=VALUE"
+
+
+def test_unknown_device_class_preset_lists_the_presets(tmp_path, tiny_document):
+    tiny_document["fleet"]["classes"][0] = {"preset": "5g", "share": 1}
+    assert _error_for(tmp_path, tiny_document) == (
+        f"{tmp_path / 'bad.yaml'}: fleet.classes[0]: unknown device class preset '5g'; "
+        "valid presets: 2g-lowend, 3g-midrange, 4g-highend, wifi-highend, wifi-midrange"
+    )
+
+
+def test_a_preset_field_can_be_overridden(tmp_path, tiny_document):
+    tiny_document["fleet"]["classes"][0] = {"preset": "2g-lowend", "share": 1, "crash_rate": 0.3}
+    scenario = load_scenario(write_yaml(tmp_path / "ok.yaml", tiny_document))
+    first = scenario.fleet.classes[0]
+    assert (first.name, first.crash_rate, first.uplink_kbps.median) == ("2g-lowend", 0.3, 60)

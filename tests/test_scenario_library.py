@@ -1,0 +1,67 @@
+"""Every shipped scenario validates, says what it tests, and runs end to end at a reduced size."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from simulator.results import read_rows
+from simulator.runner import RunPlan, metrics_path, run_plan
+from simulator.scenario import load_scenario
+
+SCENARIOS = sorted(Path(__file__).parent.parent.joinpath("scenarios").glob("*.yaml"))
+LIBRARY = {
+    "lowbandwidth",
+    "highbandwidth",
+    "sudden",
+    "gradual",
+    "recurring",
+    "labelshift",
+    "unseen",
+    "intermittent",
+    "bigfleet",
+}
+
+
+def test_the_library_is_complete_and_each_file_explains_itself():
+    assert {p.stem for p in SCENARIOS} >= LIBRARY
+    for path in SCENARIOS:
+        header = path.read_text().splitlines()[0]
+        assert header.startswith(f"# {path.stem}:"), path
+
+
+def _reduced(path: Path) -> list[str]:
+    document = yaml.safe_load(path.read_text())
+    overrides = [
+        "fleet.devices=16",
+        "rounds.count=2",
+        "rounds.period_s=1500",
+        "rounds.eval_every_s=1500",
+        "rounds.eval_devices=4",
+        "data.dataset=digits",
+        "pretrain.epochs=1",
+        "engine.kind=inline",
+    ]
+    for i, method in enumerate(document["methods"]):
+        if method["name"].startswith("persona"):
+            overrides += [
+                f"methods[{i}].params.pretrain_steps=10",
+                f"methods[{i}].params.generator_steps=5",
+                f"methods[{i}].params.prototype_episodes=16",
+                f"methods[{i}].params.prototypes=2",
+            ]
+    return overrides
+
+
+@pytest.mark.parametrize("path", SCENARIOS, ids=[p.stem for p in SCENARIOS])
+def test_shipped_scenario_runs_at_a_reduced_size(path, tmp_path):
+    scenario = load_scenario(path, _reduced(path))
+    methods = [m.name for m in scenario.methods]
+    folder = run_plan(RunPlan(scenario, methods, [0], tmp_path), show_progress=False)
+    for method in methods:
+        rows = read_rows(metrics_path(folder, method, 0))
+        assert rows[-1]["kind"] == "end", method
+        assert [r["time_s"] for r in rows if r["kind"] == "eval"] == [0.0, 1500.0, 3000.0]
+    assert (folder / "report.html").exists()
