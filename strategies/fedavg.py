@@ -126,7 +126,11 @@ class FedAvgDevice:
             }
         )
         flops = training_flops(kit.forward_flops_per_sample, len(y), params.local_epochs)
-        return TrainOutcome(reply, global_weights, flops, passes)
+        return TrainOutcome(reply, self.keeps(global_weights, kit), flops, passes)
+
+    def keeps(self, global_weights: Weights, kit: DeviceKit) -> Weights:
+        """What the device runs afterwards: FedAvg's device runs the global model."""
+        return global_weights
 
 
 def _cloud(setup: CloudSetup) -> FleetFedAvg:

@@ -7,12 +7,19 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from strategies import fedavg, fedprox, finetune, persona, static
+from strategies import fedavg, fedavg_ft, fedprox, finetune, persona, static
 from strategies.base import Method, MethodParams
 
 _METHODS: dict[str, Method] = {
     m.name: m
-    for m in (static.METHOD, fedavg.METHOD, fedprox.METHOD, finetune.METHOD, *persona.METHODS)
+    for m in (
+        static.METHOD,
+        fedavg.METHOD,
+        fedavg_ft.METHOD,
+        fedprox.METHOD,
+        finetune.METHOD,
+        *persona.METHODS,
+    )
 }
 
 

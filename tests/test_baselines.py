@@ -64,3 +64,16 @@ def test_fedprox_runs_on_the_fleet_and_moves_full_models(tmp_path, tiny_document
         assert sum(r["kept"] for r in rounds[method]) > 0
     moved = [sum(r["bytes_up"] for r in rounds[m]) for m in ("fedprox", "fedavg")]
     assert moved[0] > 0 and abs(moved[0] - moved[1]) / moved[1] < 0.05
+
+
+def test_fedavg_ft_runs_its_own_fine_tuned_model(tmp_path, tiny_document):
+    """Same traffic as FedAvg; different models on the devices, so different accuracy."""
+    document = dict(tiny_document, methods=[{"name": "fedavg"}, {"name": "fedavg-ft"}])
+    plan = RunPlan(Scenario.model_validate(document), ["fedavg", "fedavg-ft"], [0], tmp_path)
+    folder = run_plan(plan, show_progress=False)
+    rows = {m: read_rows(metrics_path(folder, m, 0)) for m in ("fedavg", "fedavg-ft")}
+    rounds = {m: [r for r in rows[m] if r["kind"] == "round"] for m in rows}
+    assert [r["bytes_up"] for r in rounds["fedavg"]] == [r["bytes_up"] for r in rounds["fedavg-ft"]]
+    evals = {m: [e["accs"] for e in rows[m] if e["kind"] == "eval"] for m in rows}
+    assert evals["fedavg"][0] == evals["fedavg-ft"][0]  # before any round: the same model
+    assert evals["fedavg"][1:] != evals["fedavg-ft"][1:]
