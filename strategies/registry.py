@@ -7,7 +7,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from strategies import fedavg, fedavg_ft, fedprox, finetune, persona, static
+from strategies import fedavg, fedavg_ft, fedprox, finetune, ifca, persona, static
 from strategies.base import Method, MethodParams
 
 _METHODS: dict[str, Method] = {
@@ -18,6 +18,7 @@ _METHODS: dict[str, Method] = {
         fedavg_ft.METHOD,
         fedprox.METHOD,
         finetune.METHOD,
+        ifca.METHOD,
         *persona.METHODS,
     )
 }

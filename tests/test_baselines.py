@@ -77,3 +77,43 @@ def test_fedavg_ft_runs_its_own_fine_tuned_model(tmp_path, tiny_document):
     evals = {m: [e["accs"] for e in rows[m] if e["kind"] == "eval"] for m in rows}
     assert evals["fedavg"][0] == evals["fedavg-ft"][0]  # before any round: the same model
     assert evals["fedavg"][1:] != evals["fedavg-ft"][1:]
+
+
+def test_ifca_device_picks_the_cluster_with_the_lowest_loss():
+    from flwr.app import ArrayRecord, RecordDict
+
+    from strategies import wire
+    from strategies.base import DeviceKit, DeviceView
+    from strategies.ifca import IFCADevice, IFCAParams, cluster_key
+
+    torch.manual_seed(0)
+    data_model = build_model(8, 10)
+    x = torch.rand(40, 1, 8, 8)
+    params = LocalTrainingParams(local_epochs=30, lr=0.5, batch_size=40)
+    y = torch.randint(0, 10, (40,))
+    train_locally(data_model, x, y, params, seed=0)  # a model that fits these samples
+    good = {k: v.clone() for k, v in data_model.state_dict().items()}
+    bad = {k: v + torch.randn_like(v) for k, v in good.items()}  # a much worse one
+    bundle = ArrayRecord(
+        {cluster_key(k, n): v for k, model in enumerate([bad, good, bad]) for n, v in model.items()}
+    )
+    kit = DeviceKit(build_model(8, 10), good, 1.0, 1.0, seed=0)
+    outcome = IFCADevice().train(
+        RecordDict({wire.ARRAYS: bundle}),
+        x,
+        (x, y),
+        DeviceView(None, RecordDict()),
+        kit,
+        IFCAParams(clusters=3, local_epochs=1),
+    )
+    assert int(outcome.reply[wire.METRICS]["cluster"]) == 1
+    assert all(torch.equal(outcome.held[k], good[k]) for k in good)
+
+
+def test_ifca_cloud_averages_within_clusters(tmp_path, tiny_document):
+    rounds = _run(tmp_path, tiny_document, ["ifca"])["ifca"]
+    assert sum(r["kept"] for r in rounds) > 0
+    members = [
+        sum(v for k, v in r["train_metrics"].items() if k.startswith("members-")) for r in rounds
+    ]
+    assert sum(members) > 0 and all(m <= r["kept"] for m, r in zip(members, rounds, strict=True))

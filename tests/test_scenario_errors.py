@@ -53,7 +53,7 @@ def test_unknown_method_lists_valid_methods(tmp_path, tiny_document):
     tiny_document["methods"].append({"name": "fedsgd"})
     assert _error_for(tmp_path, tiny_document) == (
         f"{tmp_path / 'bad.yaml'}: methods[2].name: unknown method 'fedsgd'; "
-        "valid methods: fedavg, fedavg-ft, fedprox, finetune, persona, persona-nocross, "
+        "valid methods: fedavg, fedavg-ft, fedprox, finetune, ifca, persona, persona-nocross, "
         "persona-noproto, persona-norefine, static"
     )
 
