@@ -238,6 +238,8 @@ class RoundDriver:
                 self.sample_nodes,
                 self.seed,
                 resources=self.world.cloud_resources(),
+                device_of=self.device_of.__getitem__,
+                fleet_size=fleet_size,
             )
         )
         rounds = self.scenario.rounds

@@ -86,6 +86,8 @@ class CloudSetup:
     sample_nodes: NodeSampler
     seed: int
     resources: CloudResources | None = None
+    device_of: Callable[[int], int] | None = None  # node id -> fleet device index
+    fleet_size: int = 0
 
 
 @dataclass

@@ -29,9 +29,14 @@ def train_locally(
     seed: int,
     proximal_mu: float = 0.0,
     anchor: Weights | None = None,
+    only: str = "",
 ) -> tuple[float, int]:
-    """Train ``model`` in place; returns the mean task loss and the backward passes run."""
-    optimizer = torch.optim.SGD(model.parameters(), lr=params.lr)
+    """Train ``model`` in place; returns the mean task loss and the backward passes run.
+
+    ``only`` restricts training to parameters whose name starts with it (e.g. ``"head."``).
+    """
+    trained = [p for name, p in model.named_parameters() if name.startswith(only)]
+    optimizer = torch.optim.SGD(trained, lr=params.lr)
     loss_fn = torch.nn.CrossEntropyLoss()
     generator = torch.Generator().manual_seed(seed)
     anchors = None

@@ -7,7 +7,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from strategies import fedavg, fedavg_ft, fedprox, finetune, ifca, persona, static
+from strategies import fedavg, fedavg_ft, fedprox, finetune, ifca, persona, pfedhn, static
 from strategies.base import Method, MethodParams
 
 _METHODS: dict[str, Method] = {
@@ -19,6 +19,7 @@ _METHODS: dict[str, Method] = {
         fedprox.METHOD,
         finetune.METHOD,
         ifca.METHOD,
+        pfedhn.METHOD,
         *persona.METHODS,
     )
 }

@@ -117,3 +117,38 @@ def test_ifca_cloud_averages_within_clusters(tmp_path, tiny_document):
         sum(v for k, v in r["train_metrics"].items() if k.startswith("members-")) for r in rounds
     ]
     assert sum(members) > 0 and all(m <= r["kept"] for m, r in zip(members, rounds, strict=True))
+
+
+def test_pfedhn_server_update_follows_the_delta():
+    from strategies.pfedhn import HeadHypernetwork, PFedHNParams, PFedHNStrategy
+
+    model = build_model(8, 10)
+    head = {k: v.clone() for k, v in model.state_dict().items() if k.startswith("head.")}
+    network = HeadHypernetwork(head, devices=4, params=PFedHNParams(), seed=0)
+    with torch.no_grad():
+        start = network(2)
+        assert all(torch.allclose(start[k], head[k], atol=0.05) for k in head)  # starts near
+    strategy = PFedHNStrategy(lambda r: [], lambda n: n, network, server_lr=0.05)
+    delta = {k: 0.1 * torch.randn(v.shape) for k, v in head.items()}
+    other_before = {k: v.detach().clone() for k, v in network(3).items()}
+    strategy.update(2, delta)
+    with torch.no_grad():
+        moved = {k: network(2)[k] - start[k] for k in head}
+    along = sum(float((moved[k] * delta[k]).sum()) for k in head)
+    assert along > 0  # the generated head moved toward the device's trained head
+    moved_other = sum(float((network(3)[k] - other_before[k]).abs().sum()) for k in head)
+    moved_self = sum(float(m.abs().sum()) for m in moved.values())
+    assert moved_other < moved_self  # mostly this device's head (shared layers move a little)
+
+
+def test_pfedhn_runs_on_the_fleet_and_moves_only_the_head(tmp_path, tiny_document):
+    rounds = {m: r for m, r in _run(tmp_path, tiny_document, ["pfedhn", "fedavg"]).items()}
+    assert sum(r["kept"] for r in rounds["pfedhn"]) > 0
+    assert sum(r["train_metrics"].get("updated", 0) for r in rounds["pfedhn"]) > 0
+    head_bytes = sum(r["bytes_up"] for r in rounds["pfedhn"]) / sum(
+        r["replied"] for r in rounds["pfedhn"]
+    )
+    full_bytes = sum(r["bytes_up"] for r in rounds["fedavg"]) / sum(
+        r["replied"] for r in rounds["fedavg"]
+    )
+    assert head_bytes < full_bytes

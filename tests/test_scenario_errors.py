@@ -54,7 +54,7 @@ def test_unknown_method_lists_valid_methods(tmp_path, tiny_document):
     assert _error_for(tmp_path, tiny_document) == (
         f"{tmp_path / 'bad.yaml'}: methods[2].name: unknown method 'fedsgd'; "
         "valid methods: fedavg, fedavg-ft, fedprox, finetune, ifca, persona, persona-nocross, "
-        "persona-noproto, persona-norefine, static"
+        "persona-noproto, persona-norefine, pfedhn, static"
     )
 
 

@@ -1,0 +1,185 @@
+"""``pfedhn``: a server hypernetwork personalises each device's head (Shamsian et al. 2021).
+
+Cloud: a hypernetwork maps a learned per-device embedding to the weights of
+the editable head, initialised so that it first outputs the pretrained head.
+Each round a sampled device receives its generated head ``theta_i``, trains it
+on its labeled samples (head only; the backbone stays frozen) and returns the
+change ``delta_i``. The cloud then takes the published pFedHN step: the
+gradient for the hypernetwork and the embedding is the vector-Jacobian
+product ``(d theta_i / d phi)^T (theta_i - (theta_i + delta_i))``, which moves
+the generated head toward the device's trained one. The device runs
+``theta_i`` as received.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+
+import torch
+from flwr.app import ArrayRecord, ConfigRecord, Message, MessageType, MetricRecord, RecordDict
+from flwr.serverapp import Grid
+from flwr.serverapp.strategy import Strategy
+from pydantic import Field
+from torch import nn
+
+from strategies import wire
+from strategies.base import (
+    BACKWARD_FACTOR,
+    CloudSetup,
+    DeviceKit,
+    DeviceView,
+    Method,
+    MethodParams,
+    NodeSampler,
+    NoFederatedEvaluation,
+    TrainOutcome,
+    Weights,
+)
+from strategies.local_training import LocalTrainingParams, train_locally
+
+HEAD = "head."
+
+
+class PFedHNParams(LocalTrainingParams):
+    embedding_dim: int = Field(default=16, ge=1)
+    hidden_dim: int = Field(default=64, ge=1)
+    server_lr: float = Field(default=0.05, gt=0)
+
+
+class HeadHypernetwork(nn.Module):
+    """Device embedding -> every head tensor, starting at the pretrained head."""
+
+    def __init__(self, head: Weights, devices: int, params: PFedHNParams, seed: int):
+        super().__init__()
+        generator = torch.Generator().manual_seed(seed)
+        self.names = sorted(head)
+        self.shapes = [head[n].shape for n in self.names]
+        flat = torch.cat([head[n].flatten() for n in self.names])
+        self.embeddings = nn.Parameter(
+            0.1 * torch.randn(devices, params.embedding_dim, generator=generator)
+        )
+        self.hidden = nn.Linear(params.embedding_dim, params.hidden_dim)
+        self.out = nn.Linear(params.hidden_dim, flat.numel())
+        with torch.no_grad():
+            for layer in (self.hidden, self.out):
+                layer.weight.copy_(0.01 * torch.randn(layer.weight.shape, generator=generator))
+                layer.bias.zero_()
+            self.out.bias.copy_(flat)
+
+    def forward(self, device: int) -> Weights:
+        flat = self.out(torch.relu(self.hidden(self.embeddings[device])))
+        pieces = torch.split(flat, [int(torch.Size(s).numel()) for s in self.shapes])
+        return {n: p.view(s) for n, p, s in zip(self.names, pieces, self.shapes, strict=True)}
+
+
+class PFedHNStrategy(NoFederatedEvaluation, Strategy):
+    """The cloud half: generate each sampled device's head; learn from the deltas."""
+
+    def __init__(
+        self,
+        sample_nodes: NodeSampler,
+        device_of: Callable[[int], int],
+        network: HeadHypernetwork,
+        server_lr: float,
+    ):
+        self._sample_nodes = sample_nodes
+        self._device_of = device_of
+        self.network = network
+        self.optimizer = torch.optim.SGD(network.parameters(), lr=server_lr)
+
+    def configure_train(
+        self, server_round: int, arrays: ArrayRecord, config: ConfigRecord, grid: Grid
+    ) -> Iterable[Message]:
+        messages = []
+        for node in self._sample_nodes(server_round):
+            with torch.no_grad():
+                head = self.network(self._device_of(node))
+            content = RecordDict(
+                {wire.ARRAYS: ArrayRecord({k: v.clone() for k, v in head.items()})}
+            )
+            messages.append(Message(content, dst_node_id=node, message_type=MessageType.TRAIN))
+        return messages
+
+    def validate_reply(self, reply: Message) -> str | None:
+        delta = reply.content.get(wire.ARRAYS)
+        if not isinstance(delta, ArrayRecord) or sorted(delta) != self.network.names:
+            return "malformed update: the delta does not match the head"
+        if any(
+            tuple(delta[n].shape) != tuple(s)
+            for n, s in zip(self.network.names, self.network.shapes, strict=True)
+        ):
+            return "malformed update: the delta does not match the head's shapes"
+        return None
+
+    def update(self, device: int, delta: Weights) -> None:
+        """One pFedHN step for one device: pull its generated head toward its trained one."""
+        self.optimizer.zero_grad()
+        generated = self.network(device)
+        pull = sum((generated[n] * (-delta[n])).sum() for n in self.network.names)
+        pull.backward()  # gradient = (d theta / d phi)^T (theta - theta_trained)
+        self.optimizer.step()
+
+    def aggregate_train(
+        self, server_round: int, replies: Iterable[Message]
+    ) -> tuple[ArrayRecord | None, MetricRecord | None]:
+        updated = 0
+        for reply in replies:
+            if int(reply.content[wire.METRICS][wire.NUM_EXAMPLES]) == 0:
+                continue
+            delta = reply.content[wire.ARRAYS].to_torch_state_dict()
+            self.update(self._device_of(int(reply.metadata.src_node_id)), delta)
+            updated += 1
+        return None, MetricRecord({"updated": updated})
+
+    def summary(self) -> None:
+        """Nothing beyond the parameters."""
+
+
+class PFedHNDevice:
+    """Train the received head on the labeled samples; return the change."""
+
+    def train(
+        self,
+        content: RecordDict,
+        inputs: torch.Tensor,
+        labeled: tuple[torch.Tensor, torch.Tensor],
+        view: DeviceView,
+        kit: DeviceKit,
+        params: MethodParams,
+    ) -> TrainOutcome:
+        assert isinstance(params, PFedHNParams)
+        head = content[wire.ARRAYS].to_torch_state_dict()
+        kit.model.load_state_dict(head, strict=False)
+        x, y = labeled
+        loss, passes = train_locally(kit.model, x, y, params, kit.seed, only=HEAD)
+        trained = kit.model.state_dict()
+        delta = {k: (trained[k] - head[k]).contiguous() for k in head}
+        reply = RecordDict(
+            {
+                wire.ARRAYS: ArrayRecord(delta),
+                wire.METRICS: MetricRecord({wire.NUM_EXAMPLES: len(y), wire.TRAIN_LOSS: loss}),
+            }
+        )
+        # Forward through the whole model; backward (2x forward) through the head only.
+        head_forward = sum(2.0 * v.numel() for k, v in head.items() if k.endswith("weight"))
+        per_sample = kit.forward_flops_per_sample + BACKWARD_FACTOR * head_forward
+        return TrainOutcome(reply, head, per_sample * len(y) * params.local_epochs, passes)
+
+
+def _cloud(setup: CloudSetup) -> PFedHNStrategy:
+    assert isinstance(setup.params, PFedHNParams)
+    if setup.device_of is None:
+        raise ValueError("pFedHN's cloud needs the node -> device mapping")
+    base = setup.initial_arrays.to_torch_state_dict()
+    head = {k: v for k, v in base.items() if k.startswith(HEAD)}
+    network = HeadHypernetwork(head, setup.fleet_size, setup.params, setup.seed)
+    return PFedHNStrategy(setup.sample_nodes, setup.device_of, network, setup.params.server_lr)
+
+
+METHOD = Method(
+    name="pfedhn",
+    summary="server hypernetwork generates each device's head from a learned embedding",
+    params=PFedHNParams,
+    cloud=_cloud,
+    device=PFedHNDevice(),
+)
