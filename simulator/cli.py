@@ -18,6 +18,7 @@ from pathlib import Path
 
 from reports.results import ReportError
 from simulator.errors import ScenarioError, UserError
+from simulator.scenario import Scenario, parse_scenario, scenario_to_document
 
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
@@ -86,6 +87,25 @@ def _compare(argv: list[str]) -> int:
     return 0
 
 
+def with_methods(scenario: Scenario, wanted: list[str], source: str) -> Scenario:
+    """The scenario with any registered method it does not list added, at default parameters."""
+    from strategies.registry import method_names
+
+    unknown = [m for m in wanted if m not in method_names()]
+    if unknown:
+        raise UserError(
+            f"--methods: unknown method {', '.join(repr(m) for m in unknown)}; "
+            f"valid methods: {', '.join(method_names())}"
+        )
+    listed = {m.name for m in scenario.methods}
+    extra = [{"name": m} for m in wanted if m not in listed]
+    if not extra:
+        return scenario
+    document = scenario_to_document(scenario)
+    document["methods"] = document["methods"] + extra
+    return parse_scenario(document, source)
+
+
 def _overrides(args: argparse.Namespace) -> list[str]:
     extra = list(args.overrides)
     if getattr(args, "engine", None):
@@ -116,12 +136,7 @@ def _run(argv: list[str]) -> int:
     methods = [m.name for m in scenario.methods]
     if args.methods:
         wanted = [m.strip() for m in args.methods.split(",") if m.strip()]
-        unknown = [m for m in wanted if m not in methods]
-        if unknown:
-            raise UserError(
-                f"--methods: {', '.join(unknown)} not in scenario {scenario.name!r}; "
-                f"its methods: {', '.join(methods)}"
-            )
+        scenario = with_methods(scenario, wanted, args.scenario)
         methods = wanted
     seeds_count = args.seeds or scenario.seeds
     plan = RunPlan(

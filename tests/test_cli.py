@@ -134,10 +134,34 @@ def test_errors_are_one_line_and_exit_nonzero(tmp_path, tiny_document, capsys):
 
 def test_unknown_method_on_the_command_line(tmp_path, tiny_document, capsys):
     scenario = write_yaml(tmp_path / "tiny.yaml", tiny_document)
-    assert main([str(scenario), "--methods", "persona", "--no-progress"]) == 2
-    assert capsys.readouterr().err.strip() == (
-        "error: --methods: persona not in scenario 'tiny-test'; its methods: static, fedavg"
+    assert main([str(scenario), "--methods", "fedsgd", "--no-progress"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: --methods: unknown method 'fedsgd'; valid methods: fedavg,")
+
+
+def test_methods_option_adds_registered_methods_at_default_parameters(tmp_path, tiny_document):
+    scenario = write_yaml(tmp_path / "tiny.yaml", tiny_document)
+    out = tmp_path / "runs"
+    assert (
+        main(
+            [
+                str(scenario),
+                "--methods",
+                "static,finetune",
+                "--out",
+                str(out),
+                "--no-progress",
+                "--set",
+                "rounds.count=1",
+            ]
+        )
+        == 0
     )
+    [folder] = list((out / "tiny-test").iterdir())
+    resolved = yaml.safe_load((folder / "scenario.yaml").read_text())
+    assert [m["name"] for m in resolved["methods"]] == ["static", "fedavg", "finetune"]
+    assert (folder / "metrics" / "finetune__seed0.jsonl").exists()
+    assert not (folder / "metrics" / "fedavg__seed0.jsonl").exists()
 
 
 def test_missing_scenario_file(tmp_path, capsys):
