@@ -17,7 +17,7 @@ class LocalTrainingParams(MethodParams):
     """How a device trains: epochs over its labeled samples, SGD step, minibatch size."""
 
     local_epochs: int = Field(default=1, ge=1, le=100)
-    lr: float = Field(default=0.05, gt=0)
+    lr: float = Field(default=0.01, gt=0)
     batch_size: int = Field(default=16, ge=1)
 
 

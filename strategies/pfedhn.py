@@ -43,7 +43,7 @@ HEAD = "head."
 class PFedHNParams(LocalTrainingParams):
     embedding_dim: int = Field(default=16, ge=1)
     hidden_dim: int = Field(default=64, ge=1)
-    server_lr: float = Field(default=0.05, gt=0)
+    server_lr: float = Field(default=0.005, gt=0)
 
 
 class HeadHypernetwork(nn.Module):
