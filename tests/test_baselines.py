@@ -68,7 +68,11 @@ def test_fedprox_runs_on_the_fleet_and_moves_full_models(tmp_path, tiny_document
 
 def test_fedavg_ft_runs_its_own_fine_tuned_model(tmp_path, tiny_document):
     """Same traffic as FedAvg; different models on the devices, so different accuracy."""
-    document = dict(tiny_document, methods=[{"name": "fedavg"}, {"name": "fedavg-ft"}])
+    training = {"lr": 0.1, "local_epochs": 3}  # large enough steps to change predictions
+    document = dict(
+        tiny_document,
+        methods=[{"name": "fedavg", "params": training}, {"name": "fedavg-ft", "params": training}],
+    )
     plan = RunPlan(Scenario.model_validate(document), ["fedavg", "fedavg-ft"], [0], tmp_path)
     folder = run_plan(plan, show_progress=False)
     rows = {m: read_rows(metrics_path(folder, m, 0)) for m in ("fedavg", "fedavg-ft")}
