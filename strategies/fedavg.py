@@ -29,7 +29,7 @@ from strategies.base import (
     Weights,
     training_flops,
 )
-from strategies.local_training import LocalTrainingParams, train_locally
+from strategies.local_training import LocalTrainingParams, train_locally, update_reply
 
 
 class FedAvgParams(LocalTrainingParams):
@@ -119,12 +119,7 @@ class FedAvgDevice:
         kit.model.load_state_dict(global_weights)
         x, y = labeled
         loss, passes = train_locally(kit.model, x, y, params, kit.seed, *self.proximal(content))
-        reply = RecordDict(
-            {
-                wire.ARRAYS: ArrayRecord(kit.model.state_dict()),
-                wire.METRICS: MetricRecord({wire.NUM_EXAMPLES: len(y), wire.TRAIN_LOSS: loss}),
-            }
-        )
+        reply = update_reply(kit.model.state_dict(), len(y), loss)
         flops = training_flops(kit.forward_flops_per_sample, len(y), params.local_epochs)
         return TrainOutcome(reply, self.keeps(global_weights, kit), flops, passes)
 

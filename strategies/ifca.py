@@ -33,7 +33,7 @@ from strategies.base import (
     Weights,
     training_flops,
 )
-from strategies.local_training import LocalTrainingParams, train_locally
+from strategies.local_training import LocalTrainingParams, train_locally, update_reply
 
 CLUSTER = "cluster"
 
@@ -138,14 +138,7 @@ class IFCADevice:
         chosen = models[max(best, 0)]
         kit.model.load_state_dict(chosen)
         loss, passes = train_locally(kit.model, x, y, params, kit.seed)
-        reply = RecordDict(
-            {
-                wire.ARRAYS: ArrayRecord(kit.model.state_dict()),
-                wire.METRICS: MetricRecord(
-                    {wire.NUM_EXAMPLES: len(y), wire.TRAIN_LOSS: loss, CLUSTER: best}
-                ),
-            }
-        )
+        reply = update_reply(kit.model.state_dict(), len(y), loss, **{CLUSTER: best})
         scoring = kit.forward_flops_per_sample * len(y) * len(models)
         flops = scoring + training_flops(kit.forward_flops_per_sample, len(y), params.local_epochs)
         return TrainOutcome(reply, chosen if best >= 0 else None, flops, passes)

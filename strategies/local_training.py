@@ -8,8 +8,10 @@ model near the model it started from.
 from __future__ import annotations
 
 import torch
+from flwr.app import ArrayRecord, MetricRecord, RecordDict
 from pydantic import Field
 
+from strategies import wire
 from strategies.base import MethodParams, Weights
 
 
@@ -60,3 +62,10 @@ def train_locally(
             passes += 1
     model.eval()
     return (sum(losses) / len(losses) if losses else 0.0), passes
+
+
+def update_reply(weights: Weights, examples: int, loss: float, **extra: int | float) -> RecordDict:
+    """A device's training reply: its weights (or delta) and the metrics the cloud weighs by."""
+    metrics: dict[str, int | float] = {wire.NUM_EXAMPLES: examples, wire.TRAIN_LOSS: loss}
+    metrics.update(extra)
+    return RecordDict({wire.ARRAYS: ArrayRecord(weights), wire.METRICS: MetricRecord(metrics)})

@@ -35,7 +35,7 @@ from strategies.base import (
     TrainOutcome,
     Weights,
 )
-from strategies.local_training import LocalTrainingParams, train_locally
+from strategies.local_training import LocalTrainingParams, train_locally, update_reply
 
 HEAD = "head."
 
@@ -154,12 +154,7 @@ class PFedHNDevice:
         loss, passes = train_locally(kit.model, x, y, params, kit.seed, only=HEAD)
         trained = kit.model.state_dict()
         delta = {k: (trained[k] - head[k]).contiguous() for k in head}
-        reply = RecordDict(
-            {
-                wire.ARRAYS: ArrayRecord(delta),
-                wire.METRICS: MetricRecord({wire.NUM_EXAMPLES: len(y), wire.TRAIN_LOSS: loss}),
-            }
-        )
+        reply = update_reply(delta, len(y), loss)
         # Forward through the whole model; backward (2x forward) through the head only.
         head_forward = sum(2.0 * v.numel() for k, v in head.items() if k.endswith("weight"))
         per_sample = kit.forward_flops_per_sample + BACKWARD_FACTOR * head_forward
