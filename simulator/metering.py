@@ -3,8 +3,8 @@
 Bytes are measured, not estimated: the serialized size of every object Flower
 would ship for a record (arrays, config and metric records, with Flower's own
 de-duplication of identical objects). FLOPs are counted from the model's
-layers (a multiply-add is 2 FLOPs); a training step costs 3x the forward
-(backward = 2x forward), following the usual rule of thumb.
+layers (a multiply-add is 2 FLOPs); the cost of a training step (backward =
+2x forward, the usual rule of thumb) is ``strategies.base.training_flops``.
 """
 
 from __future__ import annotations
@@ -13,16 +13,6 @@ import torch
 from flwr.app import RecordDict
 from flwr.supercore.inflatable.inflatable_object import get_all_nested_objects
 from torch import nn
-
-from strategies.base import BACKWARD_FACTOR, training_flops
-
-__all__ = [
-    "BACKWARD_FACTOR",
-    "count_forward_flops",
-    "flops_per_sample",
-    "training_flops",
-    "wire_bytes",
-]
 
 
 def wire_bytes(content: RecordDict, exclude: tuple[str, ...] = ()) -> int:
