@@ -29,7 +29,14 @@ from simulator.network import round_timing
 from simulator.seeding import torch_seed_for
 from simulator.world import World, WorldSpec
 from strategies import wire
-from strategies.base import DeviceKit, DeviceView, TrainOutcome, Weights, fixed_threads
+from strategies.base import (
+    DeviceKit,
+    DeviceStep,
+    DeviceView,
+    TrainOutcome,
+    Weights,
+    fixed_threads,
+)
 
 HELD_KEY = "held-weights"
 PHASE_KEY = "sim-phase"
@@ -153,12 +160,14 @@ def train_step(world: World, message: Message, context: Context) -> Message:
     with device_threads():
         load_held(world, context)
         outcome = world.method.device.train(
-            message.content,
-            window.inputs,
-            (window.labeled_x, window.labeled_y),
-            device_view(context),
-            _kit(world, device, round_index),
-            world.params,
+            DeviceStep(
+                message.content,
+                window.inputs,
+                (window.labeled_x, window.labeled_y),
+                device_view(context),
+                _kit(world, device, round_index),
+                world.params,
+            )
         )
     final = not _two_phase(world)
     fault = draw_fault(world.scenario.fleet.faults, device, round_index, world.seed)
@@ -188,8 +197,16 @@ def apply_step(world: World, message: Message, context: Context) -> Message:
     download_bytes = wire_bytes(message.content, exclude=wire.SIM_KEYS)
     with device_threads():
         load_held(world, context)
+        nothing = torch.empty(0)
         outcome = world.method.device.apply(
-            message.content, device_view(context), _kit(world, device, round_index), world.params
+            DeviceStep(
+                message.content,
+                nothing,
+                (nothing, nothing.long()),
+                device_view(context),
+                _kit(world, device, round_index),
+                world.params,
+            )
         )
     elapsed = float(phase[wire.TOTAL_S])
     start_s = float(sim[wire.START_S])

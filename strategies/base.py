@@ -131,23 +131,32 @@ class DeviceView:
     records: RecordDict
 
 
+@dataclass(frozen=True)
+class DeviceStep:
+    """Everything a device half is called with in one round.
+
+    ``content`` is the cloud's message; ``inputs`` the current unlabeled
+    window; ``labeled`` the samples whose labels have arrived (empty in a
+    second phase); ``view`` what the device holds; ``kit`` its fixed resources.
+    """
+
+    content: RecordDict
+    inputs: torch.Tensor
+    labeled: tuple[torch.Tensor, torch.Tensor]
+    view: DeviceView
+    kit: DeviceKit
+    params: MethodParams
+
+
 class DeviceHalf(Protocol):
     """The device side of a method.
 
     ``train`` answers the round's first message. A two-phase method (the cloud
     answers the device's reply within the same round, as Persona does) also
-    has ``apply``, called with the cloud's second message.
+    has ``apply(step)``, called with the cloud's second message.
     """
 
-    def train(
-        self,
-        content: RecordDict,
-        inputs: torch.Tensor,
-        labeled: tuple[torch.Tensor, torch.Tensor],
-        view: DeviceView,
-        kit: DeviceKit,
-        params: MethodParams,
-    ) -> TrainOutcome: ...
+    def train(self, step: DeviceStep) -> TrainOutcome: ...
 
 
 class NoFederatedEvaluation:

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-import torch
 from flwr.app import ArrayRecord, ConfigRecord, Message, MessageType, MetricRecord, RecordDict
 from flwr.serverapp import Grid
 from flwr.serverapp.strategy import FedAvg
@@ -21,9 +20,8 @@ from strategies import wire
 from strategies.base import (
     CloudSetup,
     DeviceKit,
-    DeviceView,
+    DeviceStep,
     Method,
-    MethodParams,
     NodeSampler,
     TrainOutcome,
     Weights,
@@ -105,23 +103,17 @@ class FedAvgDevice:
         """No proximal term for FedAvg (FedProx's device half overrides this)."""
         return 0.0, None
 
-    def train(
-        self,
-        content: RecordDict,
-        inputs: torch.Tensor,
-        labeled: tuple[torch.Tensor, torch.Tensor],
-        view: DeviceView,
-        kit: DeviceKit,
-        params: MethodParams,
-    ) -> TrainOutcome:
-        assert isinstance(params, LocalTrainingParams)
-        global_weights = content[wire.ARRAYS].to_torch_state_dict()
-        kit.model.load_state_dict(global_weights)
-        x, y = labeled
-        loss, passes = train_locally(kit.model, x, y, params, kit.seed, *self.proximal(content))
-        reply = update_reply(kit.model.state_dict(), len(y), loss)
-        flops = training_flops(kit.forward_flops_per_sample, len(y), params.local_epochs)
-        return TrainOutcome(reply, self.keeps(global_weights, kit), flops, passes)
+    def train(self, step: DeviceStep) -> TrainOutcome:
+        assert isinstance(step.params, LocalTrainingParams)
+        global_weights = step.content[wire.ARRAYS].to_torch_state_dict()
+        step.kit.model.load_state_dict(global_weights)
+        x, y = step.labeled
+        loss, passes = train_locally(
+            step.kit.model, x, y, step.params, step.kit.seed, *self.proximal(step.content)
+        )
+        reply = update_reply(step.kit.model.state_dict(), len(y), loss)
+        flops = training_flops(step.kit.forward_flops_per_sample, len(y), step.params.local_epochs)
+        return TrainOutcome(reply, self.keeps(global_weights, step.kit), flops, passes)
 
     def keeps(self, global_weights: Weights, kit: DeviceKit) -> Weights:
         """What the device runs afterwards: FedAvg's device runs the global model."""

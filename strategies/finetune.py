@@ -10,17 +10,14 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-import torch
 from flwr.app import ArrayRecord, ConfigRecord, Message, MessageType, MetricRecord, RecordDict
 from flwr.serverapp import Grid
 from flwr.serverapp.strategy import Strategy
 
 from strategies.base import (
     CloudSetup,
-    DeviceKit,
-    DeviceView,
+    DeviceStep,
     Method,
-    MethodParams,
     NodeSampler,
     NoFederatedEvaluation,
     TrainOutcome,
@@ -59,20 +56,12 @@ class FinetuneStrategy(NoFederatedEvaluation, Strategy):
 class FinetuneDevice:
     """Device half: SGD on the weights it already runs; the reply carries nothing."""
 
-    def train(
-        self,
-        content: RecordDict,
-        inputs: torch.Tensor,
-        labeled: tuple[torch.Tensor, torch.Tensor],
-        view: DeviceView,
-        kit: DeviceKit,
-        params: MethodParams,
-    ) -> TrainOutcome:
-        assert isinstance(params, LocalTrainingParams)
-        x, y = labeled  # the simulator has loaded the weights this device holds
-        _, passes = train_locally(kit.model, x, y, params, kit.seed)
-        held = {k: v.detach().clone() for k, v in kit.model.state_dict().items()}
-        flops = training_flops(kit.forward_flops_per_sample, len(y), params.local_epochs)
+    def train(self, step: DeviceStep) -> TrainOutcome:
+        assert isinstance(step.params, LocalTrainingParams)
+        x, y = step.labeled  # the simulator has loaded the weights this device holds
+        _, passes = train_locally(step.kit.model, x, y, step.params, step.kit.seed)
+        held = {k: v.detach().clone() for k, v in step.kit.model.state_dict().items()}
+        flops = training_flops(step.kit.forward_flops_per_sample, len(y), step.params.local_epochs)
         return TrainOutcome(RecordDict(), held if len(y) else None, flops, passes)
 
 

@@ -23,10 +23,8 @@ from pydantic import Field
 from strategies import wire
 from strategies.base import (
     CloudSetup,
-    DeviceKit,
-    DeviceView,
+    DeviceStep,
     Method,
-    MethodParams,
     NodeSampler,
     NoFederatedEvaluation,
     TrainOutcome,
@@ -112,35 +110,29 @@ class IFCAStrategy(NoFederatedEvaluation, Strategy):
 class IFCADevice:
     """Score every cluster model on the labeled samples, train the best, report which."""
 
-    def train(
-        self,
-        content: RecordDict,
-        inputs: torch.Tensor,
-        labeled: tuple[torch.Tensor, torch.Tensor],
-        view: DeviceView,
-        kit: DeviceKit,
-        params: MethodParams,
-    ) -> TrainOutcome:
-        assert isinstance(params, IFCAParams)
-        bundle = content[wire.ARRAYS].to_torch_state_dict()
+    def train(self, step: DeviceStep) -> TrainOutcome:
+        assert isinstance(step.params, IFCAParams)
+        bundle = step.content[wire.ARRAYS].to_torch_state_dict()
         models: dict[int, Weights] = {}
         for key, value in bundle.items():
             cluster, name = key.split("/", 1)
             models.setdefault(int(cluster.removeprefix("c")), {})[name] = value
-        x, y = labeled
+        x, y = step.labeled
         best, losses = -1, []
         if len(y):
             with torch.no_grad():
                 for k in sorted(models):
-                    kit.model.load_state_dict(models[k])
-                    losses.append(float(torch.nn.functional.cross_entropy(kit.model(x), y)))
+                    step.kit.model.load_state_dict(models[k])
+                    losses.append(float(torch.nn.functional.cross_entropy(step.kit.model(x), y)))
             best = min(range(len(losses)), key=lambda k: (losses[k], k))
         chosen = models[max(best, 0)]
-        kit.model.load_state_dict(chosen)
-        loss, passes = train_locally(kit.model, x, y, params, kit.seed)
-        reply = update_reply(kit.model.state_dict(), len(y), loss, **{CLUSTER: best})
-        scoring = kit.forward_flops_per_sample * len(y) * len(models)
-        flops = scoring + training_flops(kit.forward_flops_per_sample, len(y), params.local_epochs)
+        step.kit.model.load_state_dict(chosen)
+        loss, passes = train_locally(step.kit.model, x, y, step.params, step.kit.seed)
+        reply = update_reply(step.kit.model.state_dict(), len(y), loss, **{CLUSTER: best})
+        scoring = step.kit.forward_flops_per_sample * len(y) * len(models)
+        flops = scoring + training_flops(
+            step.kit.forward_flops_per_sample, len(y), step.params.local_epochs
+        )
         return TrainOutcome(reply, chosen if best >= 0 else None, flops, passes)
 
 

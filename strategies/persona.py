@@ -34,6 +34,7 @@ from strategies import wire
 from strategies.base import (
     CloudSetup,
     DeviceKit,
+    DeviceStep,
     DeviceView,
     Method,
     MethodParams,
@@ -210,19 +211,11 @@ class PersonaStrategy(NoFederatedEvaluation, Strategy):
 class PersonaDevice:
     """The device half: summarize the window; later, set the head to ``P(k) + dW``."""
 
-    def train(
-        self,
-        content: RecordDict,
-        inputs: torch.Tensor,
-        labeled: tuple[torch.Tensor, torch.Tensor],
-        view: DeviceView,
-        kit: DeviceKit,
-        params: MethodParams,
-    ) -> TrainOutcome:
-        assert isinstance(params, PersonaParams)
+    def train(self, step: DeviceStep) -> TrainOutcome:
+        assert isinstance(step.params, PersonaParams)
         with torch.inference_mode():
-            summary = summarize_window(kit.model.backbone(inputs), params.summary)
-        held = view.records.get(wire.HELD_PROTO)
+            summary = summarize_window(step.kit.model.backbone(step.inputs), step.params.summary)
+        held = step.view.records.get(wire.HELD_PROTO)
         holds = (
             {
                 wire.PROTO_ID: int(held[wire.PROTO_ID]),
@@ -237,16 +230,17 @@ class PersonaDevice:
                 wire.HELD_PROTO: ConfigRecord(holds),
             }
         )
-        return TrainOutcome(reply, None, kit.backbone_flops_per_sample * len(inputs), 0)
+        return TrainOutcome(reply, None, step.kit.backbone_flops_per_sample * len(step.inputs), 0)
 
-    def apply(
-        self, content: RecordDict, view: DeviceView, kit: DeviceKit, params: MethodParams
-    ) -> TrainOutcome:
-        proto = content[wire.PROTO]
-        if wire.PROTO_HEAD in content:
-            base = content[wire.PROTO_HEAD]
+    def apply(self, step: DeviceStep) -> TrainOutcome:
+        proto = step.content[wire.PROTO]
+        if wire.PROTO_HEAD in step.content:
+            base = step.content[wire.PROTO_HEAD]
         else:
-            held, base = view.records.get(wire.HELD_PROTO), view.records.get(wire.PROTO_HEAD)
+            held, base = (
+                step.view.records.get(wire.HELD_PROTO),
+                step.view.records.get(wire.PROTO_HEAD),
+            )
             if (
                 not isinstance(held, ConfigRecord)
                 or not isinstance(base, ArrayRecord)
@@ -254,7 +248,7 @@ class PersonaDevice:
                 != (int(proto[wire.PROTO_ID]), int(proto[wire.PROTO_VERSION]))
             ):
                 raise RuntimeError("edit for a prototype version the device does not hold")
-        edit = content[wire.EDIT].to_torch_state_dict()
+        edit = step.content[wire.EDIT].to_torch_state_dict()
         with torch.inference_mode():
             base_weights = base.to_torch_state_dict()
             head = {key: base_weights[key] + edit[key].float() for key in edit}
@@ -267,7 +261,7 @@ class PersonaDevice:
                 }
             ),
             wire.PROTO_HEAD: ArrayRecord(base_weights),
-            wire.EDIT_REF: content[wire.EDIT_REF],
+            wire.EDIT_REF: step.content[wire.EDIT_REF],
         }
         flops = float(sum(t.numel() for t in edit.values()))  # one add per edited weight
         return TrainOutcome(RecordDict(), head, flops, 0, records)

@@ -26,10 +26,8 @@ from strategies import wire
 from strategies.base import (
     BACKWARD_FACTOR,
     CloudSetup,
-    DeviceKit,
-    DeviceView,
+    DeviceStep,
     Method,
-    MethodParams,
     NodeSampler,
     NoFederatedEvaluation,
     TrainOutcome,
@@ -138,27 +136,19 @@ class PFedHNStrategy(NoFederatedEvaluation, Strategy):
 class PFedHNDevice:
     """Train the received head on the labeled samples; return the change."""
 
-    def train(
-        self,
-        content: RecordDict,
-        inputs: torch.Tensor,
-        labeled: tuple[torch.Tensor, torch.Tensor],
-        view: DeviceView,
-        kit: DeviceKit,
-        params: MethodParams,
-    ) -> TrainOutcome:
-        assert isinstance(params, PFedHNParams)
-        head = content[wire.ARRAYS].to_torch_state_dict()
-        kit.model.load_state_dict(head, strict=False)
-        x, y = labeled
-        loss, passes = train_locally(kit.model, x, y, params, kit.seed, only=HEAD)
-        trained = kit.model.state_dict()
+    def train(self, step: DeviceStep) -> TrainOutcome:
+        assert isinstance(step.params, PFedHNParams)
+        head = step.content[wire.ARRAYS].to_torch_state_dict()
+        step.kit.model.load_state_dict(head, strict=False)
+        x, y = step.labeled
+        loss, passes = train_locally(step.kit.model, x, y, step.params, step.kit.seed, only=HEAD)
+        trained = step.kit.model.state_dict()
         delta = {k: (trained[k] - head[k]).contiguous() for k in head}
         reply = update_reply(delta, len(y), loss)
         # Forward through the whole model; backward (2x forward) through the head only.
         head_forward = sum(2.0 * v.numel() for k, v in head.items() if k.endswith("weight"))
-        per_sample = kit.forward_flops_per_sample + BACKWARD_FACTOR * head_forward
-        return TrainOutcome(reply, head, per_sample * len(y) * params.local_epochs, passes)
+        per_sample = step.kit.forward_flops_per_sample + BACKWARD_FACTOR * head_forward
+        return TrainOutcome(reply, head, per_sample * len(y) * step.params.local_epochs, passes)
 
 
 def _cloud(setup: CloudSetup) -> PFedHNStrategy:

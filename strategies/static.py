@@ -4,15 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-import torch
 from flwr.app import ArrayRecord, ConfigRecord, Message, MetricRecord, RecordDict
 from flwr.serverapp import Grid
 from flwr.serverapp.strategy import Strategy
 
 from strategies.base import (
     CloudSetup,
-    DeviceKit,
-    DeviceView,
+    DeviceStep,
     Method,
     MethodParams,
     NoFederatedEvaluation,
@@ -44,15 +42,7 @@ class StaticStrategy(NoFederatedEvaluation, Strategy):
 class StaticDevice:
     """Never asked to train; answers an empty reply if it is."""
 
-    def train(
-        self,
-        content: RecordDict,
-        inputs: torch.Tensor,
-        labeled: tuple[torch.Tensor, torch.Tensor],
-        view: DeviceView,
-        kit: DeviceKit,
-        params: MethodParams,
-    ) -> TrainOutcome:
+    def train(self, step: DeviceStep) -> TrainOutcome:
         return TrainOutcome(RecordDict(), None, 0.0, 0)
 
 

@@ -87,7 +87,7 @@ def test_ifca_device_picks_the_cluster_with_the_lowest_loss():
     from flwr.app import ArrayRecord, RecordDict
 
     from strategies import wire
-    from strategies.base import DeviceKit, DeviceView
+    from strategies.base import DeviceKit, DeviceStep, DeviceView
     from strategies.ifca import IFCADevice, IFCAParams, cluster_key
 
     torch.manual_seed(0)
@@ -103,12 +103,14 @@ def test_ifca_device_picks_the_cluster_with_the_lowest_loss():
     )
     kit = DeviceKit(build_model(8, 10), good, 1.0, 1.0, seed=0)
     outcome = IFCADevice().train(
-        RecordDict({wire.ARRAYS: bundle}),
-        x,
-        (x, y),
-        DeviceView(None, RecordDict()),
-        kit,
-        IFCAParams(clusters=3, local_epochs=1),
+        DeviceStep(
+            RecordDict({wire.ARRAYS: bundle}),
+            x,
+            (x, y),
+            DeviceView(None, RecordDict()),
+            kit,
+            IFCAParams(clusters=3, local_epochs=1),
+        )
     )
     assert int(outcome.reply[wire.METRICS]["cluster"]) == 1
     assert all(torch.equal(outcome.held[k], good[k]) for k in good)
