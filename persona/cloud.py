@@ -57,6 +57,23 @@ class PersonaCloud:
         self._pending = [(torch.zeros_like(w), torch.zeros_like(b)) for w, b in bank.heads]
         self._pending_count = torch.zeros(len(bank))
 
+    def state(self) -> dict:
+        """Everything refinement changes (for checkpoints; ``weights_only``-loadable)."""
+        return {
+            "bank": self.bank.state(),
+            "adapter": self.adapter.state_dict(),
+            "pending": [[w, b] for w, b in self._pending],
+            "pending_count": self._pending_count,
+        }
+
+    def load_state(self, state: dict) -> None:
+        """Back to a ``state()``; spawns and merges may have changed the prototype count."""
+        self.bank = PrototypeBank.from_state(state["bank"])
+        self.adapter.generators.select([0] * len(self.bank))  # resize, then overwrite
+        self.adapter.load_state_dict(state["adapter"])
+        self._pending = [(w.clone(), b.clone()) for w, b in state["pending"]]
+        self._pending_count = state["pending_count"].clone()
+
     def _assign(self, layer_codes: torch.Tensor, codes: torch.Tensor) -> torch.Tensor:
         if self.assignment == "nearest" or len(self.bank) == 1:
             return self.bank.nearest(codes)[0]

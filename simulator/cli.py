@@ -2,6 +2,8 @@
 
     simulate SCENARIO.yaml [--methods a,b] [--engine inline|ray] [--seeds N]
                            [--set KEY.PATH=VALUE ...] [--out DIR] [--no-progress]
+                           [--checkpoint-every N]
+    simulate --resume RUN_DIR [--no-progress]
     simulate validate SCENARIO.yaml [--set ...]
     simulate report RUN_DIR
     simulate compare RUN_DIR [RUN_DIR ...] [--out DIR]
@@ -24,8 +26,10 @@ EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
 
 
-def _common(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("scenario", help="scenario file (YAML)")
+def _common(parser: argparse.ArgumentParser, optional_scenario: bool = False) -> None:
+    parser.add_argument(
+        "scenario", nargs="?" if optional_scenario else None, help="scenario file (YAML)"
+    )
     parser.add_argument(
         "--set",
         dest="overrides",
@@ -42,7 +46,20 @@ def build_parser() -> argparse.ArgumentParser:
         description="Simulate a device fleet adapting to data shift, for every method "
         "of a scenario, and write a results folder.",
     )
-    _common(parser)
+    _common(parser, optional_scenario=True)
+    parser.add_argument(
+        "--resume",
+        metavar="RUN_DIR",
+        help="continue an interrupted run from its checkpoints (takes no other options "
+        "but --no-progress: the folder holds the scenario and plan)",
+    )
+    parser.add_argument(
+        "--checkpoint-every",
+        type=int,
+        default=10,
+        metavar="N",
+        help="rounds between checkpoints (default 10; 0: no checkpoints)",
+    )
     parser.add_argument("--methods", help="comma-separated methods (default: the scenario's)")
     parser.add_argument("--engine", choices=["inline", "ray"], help="override the engine")
     parser.add_argument("--seeds", type=int, help="number of seeds (default: the scenario's)")
@@ -129,9 +146,16 @@ def _run(argv: list[str]) -> int:
     from simulator.runner import RunPlan, run_plan
     from simulator.scenario import load_scenario
 
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.resume is not None:
+        return _resume(args, parser)
+    if args.scenario is None:
+        parser.error("the following arguments are required: scenario (or --resume RUN_DIR)")
     if args.seeds is not None and args.seeds < 1:
         raise UserError("--seeds must be at least 1")
+    if args.checkpoint_every < 0:
+        raise UserError("--checkpoint-every must be 0 (none) or a positive number of rounds")
     scenario = load_scenario(args.scenario, _overrides(args))
     methods = [m.name for m in scenario.methods]
     if args.methods:
@@ -144,8 +168,32 @@ def _run(argv: list[str]) -> int:
         methods=methods,
         seeds=[scenario.seed + i for i in range(seeds_count)],
         out_dir=Path(args.out or scenario.output),
+        checkpoint_every=args.checkpoint_every,
     )
-    folder = run_plan(plan, show_progress=not args.no_progress)
+    return _print_results(run_plan(plan, show_progress=not args.no_progress))
+
+
+def _resume(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    from simulator.runner import resume_run
+
+    given = [
+        flag
+        for flag, value in (
+            ("scenario file", args.scenario),
+            ("--set", args.overrides),
+            ("--methods", args.methods),
+            ("--engine", args.engine),
+            ("--seeds", args.seeds),
+            ("--out", args.out),
+        )
+        if value
+    ]
+    if given:
+        parser.error(f"--resume takes no {', '.join(given)}: the run folder holds them")
+    return _print_results(resume_run(Path(args.resume), show_progress=not args.no_progress))
+
+
+def _print_results(folder: Path) -> int:
     print(f"results: {folder}")
     print((folder / "summary.csv").read_text(), end="")
     return 0

@@ -10,7 +10,9 @@ arrived would. For an evaluation message it scores the model it holds on
 fresh samples from its current distribution (test-then-adapt; not billed).
 
 Per-device state lives in the node's Flower ``Context``: only the weights the
-device runs, when they differ from the factory model.
+device runs, when they differ from the factory model, and the method's
+records. Between rounds the cloud may ask for that state (a checkpoint) or
+replace it (a resumed run).
 """
 
 from __future__ import annotations
@@ -238,6 +240,24 @@ def register_step(message: Message, context: Context) -> Message:
     return Message(RecordDict({wire.SIM_METER: ConfigRecord(meter)}), reply_to=message)
 
 
+def snapshot_step(message: Message, context: Context) -> Message:
+    """Report the device's persistent state (for a checkpoint); between rounds only."""
+    state = {k: v for k, v in context.state.items() if k != PHASE_KEY}
+    state[wire.SIM_METER] = ConfigRecord({wire.DEVICE: device_index(context)})
+    return Message(RecordDict(state), reply_to=message)
+
+
+def restore_step(message: Message, context: Context) -> Message:
+    """Replace the device's persistent state with a checkpoint's (on resume)."""
+    for key in list(context.state.keys()):
+        del context.state[key]
+    for key, record in message.content.items():
+        if key not in wire.SIM_KEYS:
+            context.state[key] = record
+    meter = {wire.DEVICE: device_index(context)}
+    return Message(RecordDict({wire.SIM_METER: ConfigRecord(meter)}), reply_to=message)
+
+
 def make_device_app(spec: WorldSpec) -> ClientApp:
     """The ClientApp for one run; ``spec`` is all it carries (it is pickled per call on Ray)."""
     app = ClientApp()
@@ -257,5 +277,13 @@ def make_device_app(spec: WorldSpec) -> ClientApp:
     @app.query()
     def _query(message: Message, context: Context) -> Message:
         return register_step(message, context)
+
+    @app.query(wire.SNAPSHOT_ACTION)
+    def _snapshot(message: Message, context: Context) -> Message:
+        return snapshot_step(message, context)
+
+    @app.query(wire.RESTORE_ACTION)
+    def _restore(message: Message, context: Context) -> Message:
+        return restore_step(message, context)
 
     return app

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from reports.results import read_rows
+from simulator.errors import UserError
 
 __all__ = ["MetricsLog", "read_rows"]
 
@@ -29,12 +30,31 @@ def _clean(value: Any) -> Any:
 
 
 class MetricsLog:
-    """Writes rows to ``path`` (JSON lines), flushing every row."""
+    """Writes rows to ``path`` (JSON lines), flushing every row.
 
-    def __init__(self, path: Path):
+    ``keep_bytes`` (on resume) first cuts the file back to the rows a
+    checkpoint recorded: rows written after it, and a torn last line, go, so
+    the resumed run rewrites them once.
+    """
+
+    def __init__(self, path: Path, keep_bytes: int | None = None):
         self.path = path
         path.parent.mkdir(parents=True, exist_ok=True)
+        if keep_bytes is not None:
+            with path.open("ab") as handle:
+                if handle.tell() < keep_bytes:
+                    raise UserError(
+                        f"{path} has {handle.tell()} bytes, fewer than the {keep_bytes} "
+                        "its checkpoint recorded"
+                    )
+                handle.truncate(keep_bytes)
         self._file: TextIO | None = path.open("a", encoding="utf-8")
+
+    def offset(self) -> int:
+        """Bytes written so far (every row is flushed)."""
+        if self._file is None:
+            raise ValueError(f"{self.path} is closed")
+        return self._file.tell()
 
     def append(self, row: dict[str, Any]) -> None:
         if self._file is None:

@@ -10,18 +10,27 @@ fixed time grid shared by all methods, so their curves are comparable.
 
 from __future__ import annotations
 
+import logging
 import math
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from flwr.app import ArrayRecord, ConfigRecord, Message, MessageType, RecordDict
 from flwr.serverapp import Grid
 from flwr.serverapp.strategy import Strategy
 
+from simulator.checkpoint import (
+    Checkpoint,
+    Checkpointer,
+    LoopPosition,
+    encode_arrays,
+    save_checkpoint,
+)
 from simulator.faults import reply_problem
 from simulator.fleet import is_online
+from simulator.fleet_state import FleetStateError, collect_states, restore_states
 from simulator.network import bandwidth_factor
 from simulator.results import MetricsLog
 from simulator.seeding import rng_for
@@ -98,6 +107,7 @@ class RoundDriver:
         initial_arrays: ArrayRecord,
         log: MetricsLog,
         on_progress: RoundCallback | None = None,
+        checkpointer: Checkpointer | None = None,
     ):
         self.world = world
         self.scenario = world.scenario
@@ -111,6 +121,8 @@ class RoundDriver:
         self.last_accuracy: float | None = None
         self.last_round_duration = 0.0
         self.round_start_s = 0.0
+        self.checkpointer = checkpointer
+        self._touched: set[int] = set()  # devices sent a round message since the last checkpoint
 
     # -- sampling -------------------------------------------------------------
     def target_per_round(self) -> int:
@@ -245,34 +257,90 @@ class RoundDriver:
         rounds = self.scenario.rounds
         horizon = rounds.horizon_s
         eval_devices = self.eval_devices()
-        arrays = self.initial_arrays
-        clock_s, next_eval_s, rounds_run = 0.0, 0.0, 0
-        for round_index in range(1, rounds.count + 1):
-            start_s = max(clock_s, (round_index - 1) * rounds.period_s)
+        arrays, at = self.initial_arrays, LoopPosition()
+        resume = self.checkpointer.resume_from if self.checkpointer else None
+        if resume is not None:
+            arrays, at = self._resume(grid, strategy, resume)
+            started -= resume.wall_s
+        for round_index in range(at.next_round, rounds.count + 1):
+            start_s = max(at.clock_s, (round_index - 1) * rounds.period_s)
             if start_s >= horizon:
                 break
-            while next_eval_s <= start_s:
-                self.evaluate(grid, next_eval_s, eval_devices)
-                next_eval_s += rounds.eval_every_s
+            while at.next_eval_s <= start_s:
+                self.evaluate(grid, at.next_eval_s, eval_devices)
+                at.next_eval_s += rounds.eval_every_s
             self.round_start_s = start_s
             arrays = self._one_round(grid, strategy, arrays, round_index, start_s, started)
-            clock_s = start_s + self.last_round_duration
-            rounds_run = round_index
-            self.on_progress(round_index, clock_s, self.last_accuracy)
-        while next_eval_s <= horizon:
-            self.evaluate(grid, next_eval_s, eval_devices)
-            next_eval_s += rounds.eval_every_s
-        self.on_progress(rounds_run, max(clock_s, horizon), self.last_accuracy)
+            at.clock_s = start_s + self.last_round_duration
+            at.rounds_run, at.next_round = round_index, round_index + 1
+            self.on_progress(round_index, at.clock_s, self.last_accuracy)
+            if self.checkpointer and self.checkpointer.due(round_index, rounds.count):
+                self._checkpoint(grid, strategy, arrays, at, started)
+        while at.next_eval_s <= horizon:
+            self.evaluate(grid, at.next_eval_s, eval_devices)
+            at.next_eval_s += rounds.eval_every_s
+        self.on_progress(at.rounds_run, max(at.clock_s, horizon), self.last_accuracy)
         self.log.append(
             {
                 "kind": "end",
-                "rounds": rounds_run,
-                "sim_duration_s": max(clock_s, horizon),
+                "rounds": at.rounds_run,
+                "sim_duration_s": max(at.clock_s, horizon),
                 "wall_s": time.perf_counter() - started,
                 "registration_wall_s": registration_s,
                 "devices": fleet_size,
             }
         )
+
+    # -- checkpoints ---------------------------------------------------------------
+    def _checkpoint(
+        self,
+        grid: Grid,
+        strategy: Strategy,
+        arrays: ArrayRecord,
+        at: LoopPosition,
+        started: float,
+    ) -> None:
+        """Save everything needed to continue after this round (see ``simulator.checkpoint``).
+
+        If a device cannot report its state, this checkpoint is skipped (the
+        previous one stays valid) and the run goes on.
+        """
+        checkpointer = self.checkpointer
+        assert checkpointer is not None
+        try:
+            fresh = collect_states(grid, self.node_of, sorted(self._touched))
+        except FleetStateError as err:
+            logging.getLogger("persona_fleet").warning(
+                "checkpoint after round %d skipped: %s", at.rounds_run, err
+            )
+            return
+        checkpointer.device_states.update(fresh)
+        state_of = getattr(strategy, "checkpoint_state", None)
+        at.last_accuracy = self.last_accuracy
+        checkpoint = Checkpoint(
+            key=checkpointer.key,
+            position=replace(at),
+            arrays=encode_arrays(arrays),
+            strategy=state_of() if state_of is not None else {},
+            devices=dict(checkpointer.device_states),
+            log_offset=self.log.offset(),
+            wall_s=time.perf_counter() - started,
+        )
+        save_checkpoint(checkpointer.path, checkpoint)
+        self._touched.clear()
+
+    def _resume(
+        self, grid: Grid, strategy: Strategy, checkpoint: Checkpoint
+    ) -> tuple[ArrayRecord, LoopPosition]:
+        """Put the devices, the method's cloud state and the loop back where they were."""
+        restore_states(grid, self.node_of, checkpoint.devices)
+        restore = getattr(strategy, "restore_state", None)
+        if restore is not None:
+            restore(checkpoint.strategy)
+        elif checkpoint.strategy:
+            raise RuntimeError(f"{type(strategy).__name__} cannot restore its checkpointed state")
+        self.last_accuracy = checkpoint.position.last_accuracy
+        return checkpoint.global_arrays(), replace(checkpoint.position)
 
     def _one_round(
         self,
@@ -311,6 +379,7 @@ class RoundDriver:
         """Send one phase's messages (with the round's clock attached) and classify replies."""
         for message in messages:
             message.content[wire.SIM_CONFIG] = config
+            self._touched.add(self.device_of[int(message.metadata.dst_node_id)])
         replies = list(grid.send_and_receive(messages, timeout=GRID_TIMEOUT_S)) if messages else []
         return self.classify(replies, strategy)
 

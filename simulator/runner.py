@@ -1,21 +1,22 @@
 """Run a scenario: every method for every seed, into one run folder.
 
-The folder (``<out>/<scenario>/<timestamp>/``) gets the resolved scenario
-first, then one append-only metrics file per method and seed as the run goes,
-and the summary at the end. If the run is interrupted, the summary is still
-written from whatever rows are on disk.
+The folder (``<out>/<scenario>/<timestamp>/``, layout in ``run_folder``) gets
+the resolved scenario and the run plan first, then one append-only metrics
+file per method and seed as the run goes, a checkpoint every few rounds, and
+the summary at the end. If the run is interrupted, the summary is still
+written from whatever rows are on disk, and ``resume_run`` continues it:
+finished method-seed runs are kept, unfinished ones continue from their
+checkpoint (or start over if they had none).
 """
 
 from __future__ import annotations
 
-import csv
 import json
 import logging
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass
-from datetime import datetime
+from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
@@ -24,12 +25,19 @@ from rich.console import Console
 from rich.logging import RichHandler
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from simulator.checkpoint import Checkpointer, load_checkpoint, run_key
 from simulator.engines import run_engine
-from simulator.errors import UserError
-from simulator.fleet import build_fleet
-from simulator.results import MetricsLog
+from simulator.results import MetricsLog, read_rows
 from simulator.rounds import RoundDriver
-from simulator.scenario import Scenario, scenario_to_document
+from simulator.run_folder import (
+    checkpoint_path,
+    create_run_folder,
+    metrics_path,
+    read_plan,
+    write_fleet,
+    write_plan,
+)
+from simulator.scenario import Scenario, load_scenario, scenario_to_document
 from simulator.summary import summarize_file, write_summary
 from simulator.world import World, WorldSpec, pretrain_for
 
@@ -42,39 +50,7 @@ class RunPlan:
     methods: list[str]
     seeds: list[int]
     out_dir: Path
-
-
-def write_fleet(folder: Path, scenario: Scenario, seed: int) -> None:
-    """The simulated devices' profiles (``fleet/seed<N>.csv``), for reports on the fleet."""
-    path = folder / "fleet" / f"seed{seed}.csv"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    profiles = build_fleet(scenario, seed)
-    with path.open("w", newline="", encoding="utf-8") as handle:
-        writer = csv.DictWriter(handle, fieldnames=list(asdict(profiles[0])))
-        writer.writeheader()
-        writer.writerows(asdict(p) for p in profiles)
-
-
-def metrics_path(folder: Path, method: str, seed: int) -> Path:
-    return folder / "metrics" / f"{method}__seed{seed}.jsonl"
-
-
-def create_run_folder(out_dir: Path, scenario_name: str) -> Path:
-    """A fresh ``<out>/<scenario>/<timestamp>`` folder (suffixed if the second is taken)."""
-    stamp = datetime.now().strftime("%Y-%m-%dT%H-%M-%S")
-    base = out_dir / scenario_name
-    try:
-        base.mkdir(parents=True, exist_ok=True)
-    except OSError as err:
-        raise UserError(f"cannot create output folder {base}: {err.strerror}") from None
-    for attempt in range(100):
-        folder = base / (stamp if attempt == 0 else f"{stamp}-{attempt}")
-        try:
-            folder.mkdir()
-            return folder
-        except FileExistsError:
-            continue
-    raise UserError(f"cannot create a new run folder under {base}")
+    checkpoint_every: int = 10  # rounds between checkpoints; 0: none
 
 
 @contextmanager
@@ -129,14 +105,31 @@ def _show_method_logs(console: Console) -> None:
 
 def run_plan(plan: RunPlan, show_progress: bool = True, console: Console | None = None) -> Path:
     """Run every method for every seed; returns the run folder."""
+    folder = create_run_folder(plan.out_dir, plan.scenario.name)
+    document = scenario_to_document(plan.scenario)
+    (folder / "scenario.yaml").write_text(yaml.safe_dump(document, sort_keys=False))
+    write_plan(folder, plan.methods, plan.seeds, plan.checkpoint_every)
+    return _execute(plan, folder, False, show_progress, console)
+
+
+def resume_run(folder: Path, show_progress: bool = True, console: Console | None = None) -> Path:
+    """Continue an interrupted run in ``folder``; finished method-seed runs are kept."""
+    stored = read_plan(folder)
+    scenario = load_scenario(folder / "scenario.yaml")
+    plan = RunPlan(
+        scenario, stored["methods"], stored["seeds"], folder.parent, stored["checkpoint_every"]
+    )
+    return _execute(plan, folder, True, show_progress, console)
+
+
+def _execute(
+    plan: RunPlan, folder: Path, resuming: bool, show_progress: bool, console: Console | None
+) -> Path:
     console = console or Console(stderr=True)
     logging.getLogger("flwr").setLevel(logging.ERROR)  # no per-round INFO lines
     _show_method_logs(console)
     scenario = plan.scenario
-    folder = create_run_folder(plan.out_dir, scenario.name)
-    document = scenario_to_document(scenario)
-    (folder / "scenario.yaml").write_text(yaml.safe_dump(document, sort_keys=False))
-    scenario_json = json.dumps(document, sort_keys=True)
+    scenario_json = json.dumps(scenario_to_document(scenario), sort_keys=True)
     try:
         with progress_bar(show_progress, console) as progress:
             for seed in plan.seeds:
@@ -145,11 +138,20 @@ def run_plan(plan: RunPlan, show_progress: bool = True, console: Console | None 
                 console.print(f"pretrained model (seed {seed}): cache key {key}", highlight=False)
                 for method in plan.methods:
                     spec = WorldSpec(scenario_json, seed, method, str(pretrained))
-                    _run_one(spec, folder, progress)
+                    if resuming and _finished(folder, method, seed):
+                        console.print(f"{method} seed {seed}: finished earlier, kept")
+                        checkpoint_path(folder, method, seed).unlink(missing_ok=True)
+                        continue
+                    _run_one(spec, folder, progress, plan.checkpoint_every, resuming)
     finally:
         summarize_folder(folder, plan)
     _build_report(folder, console)
     return folder
+
+
+def _finished(folder: Path, method: str, seed: int) -> bool:
+    path = metrics_path(folder, method, seed)
+    return path.exists() and any(row.get("kind") == "end" for row in read_rows(path))
 
 
 def _build_report(folder: Path, console: Console) -> None:
@@ -167,7 +169,31 @@ def _build_report(folder: Path, console: Console) -> None:
         )
 
 
-def _run_one(spec: WorldSpec, folder: Path, progress: Progress | None) -> None:
+def _checkpointer(
+    spec: WorldSpec, folder: Path, every: int, resuming: bool, console_log: logging.Logger
+) -> Checkpointer:
+    """This run's checkpoint policy; on resume, with the checkpoint to continue from."""
+    path = checkpoint_path(folder, spec.method, spec.seed)
+    key = run_key(spec.scenario_json, spec.method, spec.seed)
+    resume_from = load_checkpoint(path, key) if resuming and path.exists() else None
+    if resume_from is not None:
+        console_log.info(
+            "%s seed %d: resuming after round %d",
+            spec.method,
+            spec.seed,
+            resume_from.position.rounds_run,
+        )
+    elif resuming:
+        console_log.info("%s seed %d: no checkpoint, starting over", spec.method, spec.seed)
+    return Checkpointer(path, every, key, resume_from)
+
+
+def _run_one(
+    spec: WorldSpec, folder: Path, progress: Progress | None, every: int, resuming: bool
+) -> None:
+    checkpointer = _checkpointer(spec, folder, every, resuming, logging.getLogger("persona_fleet"))
+    resume_from = checkpointer.resume_from
+    keep_bytes = resume_from.log_offset if resume_from else (0 if resuming else None)
     world = World.get(spec)
     rounds = world.scenario.rounds
     task = None
@@ -187,9 +213,10 @@ def _run_one(spec: WorldSpec, folder: Path, progress: Progress | None) -> None:
 
     initial = ArrayRecord(world.pretrained)
     started = time.perf_counter()
-    with MetricsLog(metrics_path(folder, spec.method, spec.seed)) as log:
-        driver = RoundDriver(world, world.method.cloud, initial, log, on_progress)
+    with MetricsLog(metrics_path(folder, spec.method, spec.seed), keep_bytes) as log:
+        driver = RoundDriver(world, world.method.cloud, initial, log, on_progress, checkpointer)
         run_engine(world.scenario.engine, spec, len(world.fleet), driver.run)
+    checkpointer.path.unlink(missing_ok=True)  # finished: the rows hold everything
     if progress is not None and task is not None:
         progress.update(
             task,

@@ -148,6 +148,21 @@ class DeviceStep:
     params: MethodParams
 
 
+class CheckpointableCloud(Protocol):
+    """A cloud half with state beyond the global arrays the round loop carries.
+
+    ``checkpoint_state`` returns it between rounds as tensors, numbers,
+    strings and lists/dicts of them (saved with ``torch.save`` and loaded with
+    ``weights_only``); ``restore_state`` puts it back into a freshly built
+    strategy, so that the resumed run continues exactly. Stateless cloud
+    halves (FedAvg's state is its global arrays) define neither.
+    """
+
+    def checkpoint_state(self) -> dict[str, Any]: ...
+
+    def restore_state(self, state: dict[str, Any]) -> None: ...
+
+
 class DeviceHalf(Protocol):
     """The device side of a method.
 

@@ -63,6 +63,13 @@ class IFCAStrategy(NoFederatedEvaluation, Strategy):
             self.models.append(model)
         self._shapes = {k: tuple(v.shape) for k, v in base.items()}
 
+    def checkpoint_state(self) -> dict:
+        """The K cluster models (between rounds)."""
+        return {"models": self.models}
+
+    def restore_state(self, state: dict) -> None:
+        self.models = [{k: v.clone() for k, v in model.items()} for model in state["models"]]
+
     def configure_train(
         self, server_round: int, arrays: ArrayRecord, config: ConfigRecord, grid: Grid
     ) -> Iterable[Message]:

@@ -112,6 +112,13 @@ class PersonaStrategy(NoFederatedEvaluation, Strategy):
         self._expiry_distance = expiry_distance
         self._answers: dict[int, tuple[Assignment, bool, torch.Tensor]] = {}
 
+    def checkpoint_state(self) -> dict:
+        """The prototype bank and adapter as refinement left them (between rounds)."""
+        return {"cloud": self.cloud.state()}
+
+    def restore_state(self, state: dict) -> None:
+        self.cloud.load_state(state["cloud"])
+
     def configure_train(
         self, server_round: int, arrays: ArrayRecord, config: ConfigRecord, grid: Grid
     ) -> Iterable[Message]:

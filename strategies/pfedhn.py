@@ -85,6 +85,14 @@ class PFedHNStrategy(NoFederatedEvaluation, Strategy):
         self.network = network
         self.optimizer = torch.optim.SGD(network.parameters(), lr=server_lr)
 
+    def checkpoint_state(self) -> dict:
+        """The hypernetwork and its optimizer (between rounds)."""
+        return {"network": self.network.state_dict(), "optimizer": self.optimizer.state_dict()}
+
+    def restore_state(self, state: dict) -> None:
+        self.network.load_state_dict(state["network"])
+        self.optimizer.load_state_dict(state["optimizer"])
+
     def configure_train(
         self, server_round: int, arrays: ArrayRecord, config: ConfigRecord, grid: Grid
     ) -> Iterable[Message]:

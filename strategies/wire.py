@@ -57,3 +57,7 @@ EXPIRY_DISTANCE = "expiry-distance"
 
 # Message types for simulator control (not method traffic).
 QUERY_REGISTER = "query"
+SNAPSHOT_ACTION = "snapshot"  # the device reports its persistent state (checkpoints)
+QUERY_SNAPSHOT = "query." + SNAPSHOT_ACTION
+RESTORE_ACTION = "restore"  # the device replaces its persistent state (resume)
+QUERY_RESTORE = "query." + RESTORE_ACTION

@@ -50,6 +50,14 @@ TINY: dict[str, Any] = {
     "engine": {"kind": "inline"},
 }
 
+# Persona with a small pretraining budget: seconds, for tests.
+PERSONA_QUICK = {
+    "pretrain_steps": 60,
+    "generator_steps": 20,
+    "prototype_episodes": 64,
+    "prototypes": 2,
+}
+
 
 @pytest.fixture(autouse=True)
 def _isolated_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch):

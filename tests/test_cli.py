@@ -228,3 +228,20 @@ def test_bad_command_line_arguments_exit_nonzero(tmp_path, tiny_document, capsys
     assert "invalid choice: 'spark'" in capsys.readouterr().err
     assert main([str(scenario), "--seeds", "0"]) == 2
     assert capsys.readouterr().err.strip() == "error: --seeds must be at least 1"
+
+
+def test_resume_arguments_are_checked(tmp_path, tiny_document, capsys):
+    import pytest
+
+    scenario = write_yaml(tmp_path / "tiny.yaml", tiny_document)
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--resume", str(tmp_path), str(scenario)])
+    assert exit_info.value.code == 2
+    assert "--resume takes no scenario file" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main([])
+    assert "scenario (or --resume RUN_DIR)" in capsys.readouterr().err
+    assert main(["--resume", str(tmp_path / "gone")]) == 2
+    assert capsys.readouterr().err.strip() == f"error: {tmp_path / 'gone'}: no such run folder"
+    assert main([str(scenario), "--checkpoint-every", "-1"]) == 2
+    assert "--checkpoint-every" in capsys.readouterr().err

@@ -3,17 +3,16 @@
 from __future__ import annotations
 
 import pytest
+from conftest import PERSONA_QUICK
 
 from simulator.results import read_rows
 from simulator.runner import RunPlan, metrics_path, run_plan
 from simulator.scenario import Scenario
 
-PERSONA = {"pretrain_steps": 60, "generator_steps": 20, "prototype_episodes": 64, "prototypes": 2}
-
 
 def _metrics(document, engine: str, out) -> dict[str, list[dict]]:
     document = dict(document, engine={"kind": engine, "num_cpus": 2})
-    document["methods"] = [*document["methods"], {"name": "persona", "params": PERSONA}]
+    document["methods"] = [*document["methods"], {"name": "persona", "params": PERSONA_QUICK}]
     scenario = Scenario.model_validate(document)
     plan = RunPlan(scenario, ["static", "fedavg", "persona"], [0], out)
     folder = run_plan(plan, show_progress=False)

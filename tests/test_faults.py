@@ -4,19 +4,18 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from conftest import PERSONA_QUICK
 
 from simulator.faults import draw_fault
 from simulator.results import read_rows
 from simulator.runner import RunPlan, metrics_path, run_plan
 from simulator.scenario import Faults, Scenario
 
-PERSONA = {"pretrain_steps": 60, "generator_steps": 20, "prototype_episodes": 64, "prototypes": 2}
-
 
 def _run(document, faults: dict, engine: str, out, methods=("fedavg", "persona")):
     document = dict(document, engine={"kind": engine, "num_cpus": 2})
     document["fleet"] = dict(document["fleet"], faults=faults)
-    document["methods"] = [{"name": "fedavg"}, {"name": "persona", "params": PERSONA}]
+    document["methods"] = [{"name": "fedavg"}, {"name": "persona", "params": PERSONA_QUICK}]
     plan = RunPlan(Scenario.model_validate(document), list(methods), [0], out)
     folder = run_plan(plan, show_progress=False)
     return {m: read_rows(metrics_path(folder, m, 0)) for m in methods}

@@ -3,17 +3,16 @@
 from __future__ import annotations
 
 import torch
+from conftest import PERSONA_QUICK
 from torch.optim.optimizer import register_optimizer_step_pre_hook
 
 from simulator.results import read_rows
 from simulator.runner import RunPlan, metrics_path, run_plan
 from simulator.scenario import Scenario
 
-PERSONA = {"pretrain_steps": 60, "generator_steps": 20, "prototype_episodes": 64, "prototypes": 2}
-
 
 def _persona_document(document):
-    document["methods"] = [{"name": "persona", "params": PERSONA}]
+    document["methods"] = [{"name": "persona", "params": PERSONA_QUICK}]
     document["pretrain"]["contexts"] = [{"kind": "rotation", "severity": 45}]
     for cls in document["fleet"]["classes"]:
         cls["crash_rate"] = 0.0

@@ -1,0 +1,57 @@
+"""Reading and writing the devices' persistent state through the Grid.
+
+A device's state lives where its ClientApp runs (a Flower node ``Context``,
+inside a Ray actor's process on the Ray engine), so the cloud asks for it
+with a simulator-control query and puts it back the same way. Both work on
+any engine, because they are ordinary messages.
+"""
+
+from __future__ import annotations
+
+from flwr.app import Message, RecordDict
+from flwr.serverapp import Grid
+
+from simulator.checkpoint import records_from_bytes, records_to_bytes
+from strategies import wire
+
+CONTROL_TIMEOUT_S = 3600.0
+
+
+class FleetStateError(RuntimeError):
+    """A device did not report or accept its state."""
+
+
+def _check(replies: list[Message], expected: int, what: str) -> None:
+    failed = [r for r in replies if r.has_error()]
+    if failed:
+        raise FleetStateError(f"{what}: {len(failed)} device(s) failed: {failed[0].error.reason}")
+    if len(replies) != expected:
+        raise FleetStateError(f"{what}: {len(replies)} of {expected} devices answered")
+
+
+def collect_states(grid: Grid, node_of: dict[int, int], devices: list[int]) -> dict[int, bytes]:
+    """The encoded state records of ``devices`` (fleet indices)."""
+    messages = [
+        Message(RecordDict(), dst_node_id=node_of[d], message_type=wire.QUERY_SNAPSHOT)
+        for d in sorted(devices)
+    ]
+    replies = list(grid.send_and_receive(messages, timeout=CONTROL_TIMEOUT_S))
+    _check(replies, len(messages), "device state snapshot")
+    states: dict[int, bytes] = {}
+    for reply in replies:
+        device = int(reply.content[wire.SIM_METER][wire.DEVICE])
+        records = RecordDict({k: v for k, v in reply.content.items() if k != wire.SIM_METER})
+        states[device] = records_to_bytes(records)
+    return states
+
+
+def restore_states(grid: Grid, node_of: dict[int, int], states: dict[int, bytes]) -> None:
+    """Give each device in ``states`` its recorded state back."""
+    messages = [
+        Message(
+            records_from_bytes(states[d]), dst_node_id=node_of[d], message_type=wire.QUERY_RESTORE
+        )
+        for d in sorted(states)
+    ]
+    replies = list(grid.send_and_receive(messages, timeout=CONTROL_TIMEOUT_S))
+    _check(replies, len(messages), "device state restore")

@@ -1,0 +1,210 @@
+"""Checkpoints and resume: an interrupted run continues to exactly the uninterrupted result.
+
+The in-process tests cut a run by raising ``KeyboardInterrupt`` inside a
+round and compare, for every registered method, the resumed run with an
+uninterrupted one: the metrics rows, and the whole state (global arrays, the
+method's cloud state, every device's state) in the next checkpoint both runs
+take. The process tests kill the ``simulate`` command with SIGINT and SIGKILL
+and resume it from the command line.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from conftest import PERSONA_QUICK, write_yaml
+
+import simulator.rounds as rounds_module
+from simulator.checkpoint import Checkpoint, load_checkpoint
+from simulator.errors import UserError
+from simulator.results import read_rows
+from simulator.run_folder import checkpoint_path, metrics_path
+from simulator.runner import RunPlan, resume_run, run_plan
+from simulator.scenario import Scenario
+from strategies.registry import method_names
+
+EVERY, CUT_AT, ROUNDS = 3, 8, 11
+
+
+def stable_rows(path: Path) -> list[dict]:
+    """Rows without wall-clock fields (those differ between any two runs)."""
+    return [{k: v for k, v in row.items() if "wall" not in k} for row in read_rows(path)]
+
+
+def _document(tiny_document: dict, method: str) -> dict:
+    document = tiny_document
+    params = PERSONA_QUICK | {"head_refresh_rounds": 2} if method.startswith("persona") else {}
+    document["methods"] = [{"name": method, "params": params}]
+    document["pretrain"]["contexts"] = [{"kind": "rotation", "severity": 45}]
+    document["rounds"]["count"] = ROUNDS
+    document["shifts"][0]["onset_s"] = 600
+    return document
+
+
+def _same(a: object, b: object) -> bool:
+    if isinstance(a, torch.Tensor):
+        return isinstance(b, torch.Tensor) and a.dtype == b.dtype and torch.equal(a, b)
+    if isinstance(a, dict):
+        return isinstance(b, dict) and a.keys() == b.keys() and all(_same(a[k], b[k]) for k in a)
+    if isinstance(a, (list, tuple)):
+        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b, strict=True))
+    return a == b
+
+
+def _recording_checkpoints(monkeypatch: pytest.MonkeyPatch) -> list[Checkpoint]:
+    saved: list[Checkpoint] = []
+    original = rounds_module.save_checkpoint
+
+    def record(path: Path, checkpoint: Checkpoint) -> None:
+        original(path, checkpoint)
+        saved.append(load_checkpoint(path, checkpoint.key))  # what the file holds
+
+    monkeypatch.setattr(rounds_module, "save_checkpoint", record)
+    return saved
+
+
+def _cut_at(monkeypatch: pytest.MonkeyPatch, round_index: int) -> None:
+    original = rounds_module.RoundDriver._one_round
+
+    def interrupted(self, grid, strategy, arrays, index, *rest):
+        if index == round_index:
+            raise KeyboardInterrupt
+        return original(self, grid, strategy, arrays, index, *rest)
+
+    monkeypatch.setattr(rounds_module.RoundDriver, "_one_round", interrupted)
+
+
+@pytest.mark.parametrize("method", method_names())
+def test_resumed_run_equals_uninterrupted_run(tmp_path, tiny_document, monkeypatch, method):
+    scenario = Scenario.model_validate(_document(tiny_document, method))
+    saved = _recording_checkpoints(monkeypatch)
+    full = run_plan(RunPlan(scenario, [method], [0], tmp_path / "full", EVERY), False)
+    reference = {c.position.rounds_run: c for c in saved}
+    assert sorted(reference) == [3, 6, 9]
+    assert not checkpoint_path(full, method, 0).exists()  # removed once finished
+
+    with monkeypatch.context() as patch:
+        _cut_at(patch, CUT_AT)
+        with pytest.raises(KeyboardInterrupt):
+            run_plan(RunPlan(scenario, [method], [0], tmp_path / "cut", EVERY), False)
+    (cut,) = (tmp_path / "cut" / scenario.name).iterdir()
+    assert load_checkpoint(checkpoint_path(cut, method, 0), saved[-1].key).position.rounds_run == 6
+    written = [r["round"] for r in read_rows(metrics_path(cut, method, 0)) if r["kind"] == "round"]
+    assert written == list(range(1, CUT_AT))  # round 7 is on disk, past the checkpoint
+
+    saved.clear()
+    resume_run(cut, show_progress=False)
+    assert stable_rows(metrics_path(cut, method, 0)) == stable_rows(metrics_path(full, method, 0))
+    (after,) = saved  # the resumed run's own checkpoint after round 9
+    before = reference[9]
+    assert after.arrays == before.arrays
+    assert after.devices == before.devices  # every device's state, bytewise
+    assert bool(after.devices) == (method != "static")  # static never messages a device
+    assert _same(after.strategy, before.strategy)
+    assert json.loads((cut / "summary.json").read_text())[0]["complete"] is True
+
+
+def test_resume_refuses_a_checkpoint_of_another_run(tmp_path, tiny_document, monkeypatch):
+    scenario = Scenario.model_validate(_document(tiny_document, "fedavg"))
+    with monkeypatch.context() as patch:
+        _cut_at(patch, CUT_AT)
+        with pytest.raises(KeyboardInterrupt):
+            run_plan(RunPlan(scenario, ["fedavg"], [0], tmp_path, EVERY), False)
+    (folder,) = (tmp_path / scenario.name).iterdir()
+    text = (folder / "scenario.yaml").read_text().replace("severity: 45", "severity: 50")
+    (folder / "scenario.yaml").write_text(text)
+    with pytest.raises(UserError, match="belongs to another scenario"):
+        resume_run(folder, show_progress=False)
+    checkpoint_path(folder, "fedavg", 0).write_bytes(b"not a checkpoint")
+    with pytest.raises(UserError, match="checkpoint"):
+        resume_run(folder, show_progress=False)
+
+
+def test_resume_needs_a_run_folder(tmp_path):
+    with pytest.raises(UserError, match="no such run folder"):
+        resume_run(tmp_path / "missing", show_progress=False)
+    with pytest.raises(UserError, match="not a resumable run folder"):
+        resume_run(tmp_path, show_progress=False)
+
+
+# -- the command line, killed ------------------------------------------------------
+
+
+def _simulate(*args: str) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-m", "simulator.cli", *args, "--no-progress"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=dict(os.environ, PYTHONUNBUFFERED="1"),
+        start_new_session=True,  # its own process group: SIGKILL reaches every child
+    )
+
+
+def _wait_for(pattern: str, root: Path, process: subprocess.Popen) -> Path:
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline:
+        found = sorted(root.glob(pattern))
+        if found:
+            return found[0]
+        if process.poll() is not None:
+            raise AssertionError(f"simulate ended early: {process.communicate()[1][-2000:]}")
+        time.sleep(0.05)
+    raise AssertionError(f"{pattern} never appeared")
+
+
+def kill_and_resume(tmp_path: Path, document: dict, methods: list[str], how: signal.Signals):
+    """Run ``simulate``, kill it after the second method's first checkpoint, resume it."""
+    scenario = write_yaml(tmp_path / "scenario.yaml", document)
+    common = ["--checkpoint-every", "2", "--methods", ",".join(methods)]
+    reference = _simulate(str(scenario), "--out", str(tmp_path / "full"), *common)
+    process = _simulate(str(scenario), "--out", str(tmp_path / "cut"), *common)
+    _wait_for(f"*/*/checkpoints/{methods[1]}__seed0.pt", tmp_path / "cut", process)
+    os.killpg(process.pid, how)
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == (130 if how == signal.SIGINT else -signal.SIGKILL), stderr
+    assert "Traceback" not in stderr
+    (folder,) = (tmp_path / "cut" / document["name"]).iterdir()
+    killed_rows = read_rows(metrics_path(folder, methods[1], 0))
+    assert not any(r["kind"] == "end" for r in killed_rows)  # killed partway
+
+    resumed = _simulate("--resume", str(folder))
+    _, stderr = resumed.communicate(timeout=600)
+    assert resumed.returncode == 0, stderr[-2000:]
+    assert f"{methods[0]} seed 0: finished earlier, kept" in stderr
+    assert reference.wait(timeout=600) == 0
+    (full,) = (tmp_path / "full" / document["name"]).iterdir()
+    for method in methods:
+        rows = stable_rows(metrics_path(folder, method, 0))
+        assert rows == stable_rows(metrics_path(full, method, 0))
+        rounds = [r["round"] for r in rows if r["kind"] == "round"]
+        assert rounds == list(range(1, len(rounds) + 1))  # none missing, none twice
+    summary = json.loads((folder / "summary.json").read_text())
+    assert [row["complete"] for row in summary] == [True] * len(methods)
+    assert list(folder.glob("checkpoints/*.pt")) == []
+
+
+@pytest.mark.parametrize("how", [signal.SIGINT, signal.SIGKILL], ids=["sigint", "sigkill"])
+def test_killed_command_resumes_to_the_same_results(tmp_path, tiny_document, how):
+    document = _document(tiny_document, "persona")
+    document["rounds"]["count"] = 40
+    document["methods"] = [{"name": "fedavg"}, {"name": "persona", "params": PERSONA_QUICK}]
+    kill_and_resume(tmp_path, document, ["fedavg", "persona"], how)
+
+
+@pytest.mark.ray
+@pytest.mark.slow
+def test_killed_ray_run_resumes_to_the_same_results(tmp_path, tiny_document):
+    document = _document(tiny_document, "fedavg")
+    document["rounds"]["count"] = 12
+    document["methods"] = [{"name": "static"}, {"name": "fedavg"}]
+    document["engine"] = {"kind": "ray"}
+    kill_and_resume(tmp_path, document, ["static", "fedavg"], signal.SIGKILL)
