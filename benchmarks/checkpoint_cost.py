@@ -1,0 +1,87 @@
+"""What checkpoints cost a run: wall time per checkpoint, file size, devices asked.
+
+Runs each method of a scenario once with checkpoints every N rounds and
+times every checkpoint (asking the touched devices for their state through
+the engine, encoding it, writing the file atomically). Prints one line per
+method with the mean and largest checkpoint time, the largest file and how
+many device states it held, and the share of the run's wall time spent on
+checkpoints. Usage:
+
+    python benchmarks/checkpoint_cost.py [--scenario scenarios/lowbandwidth.yaml]
+        [--engine ray|inline] [--every 10] [--methods fedavg,persona]
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+from pathlib import Path
+
+import simulator.rounds as rounds_module
+from simulator.checkpoint import Checkpoint
+from simulator.cli import with_methods
+from simulator.results import read_rows
+from simulator.runner import RunPlan, metrics_path, run_plan
+from simulator.scenario import load_scenario
+
+
+def measure(scenario_path: str, engine: str | None, every: int, methods: list[str]) -> None:
+    overrides = [f"engine.kind={engine}"] if engine else []
+    scenario = with_methods(load_scenario(scenario_path, overrides), methods, scenario_path)
+    timings: dict[str, list[float]] = {m: [] for m in methods}
+    sizes: dict[str, list[tuple[int, int]]] = {m: [] for m in methods}
+    original_checkpoint = rounds_module.RoundDriver._checkpoint
+    original_save = rounds_module.save_checkpoint
+
+    def timed(self, *args, **kwargs):
+        started = time.perf_counter()
+        original_checkpoint(self, *args, **kwargs)
+        timings[self.world.method.name].append(time.perf_counter() - started)
+
+    def sized(path: Path, checkpoint: Checkpoint) -> None:
+        original_save(path, checkpoint)
+        method = path.name.split("__")[0]
+        sizes[method].append((path.stat().st_size, len(checkpoint.devices)))
+
+    rounds_module.RoundDriver._checkpoint = timed
+    rounds_module.save_checkpoint = sized
+    with tempfile.TemporaryDirectory() as out:
+        plan = RunPlan(scenario, methods, [scenario.seed], Path(out), every)
+        folder = run_plan(plan, show_progress=False)
+        print(
+            f"{scenario.name}: {scenario.fleet.devices} devices, engine {scenario.engine.kind}, "
+            f"checkpoint every {every} rounds"
+        )
+        print(
+            f"{'method':<12}{'checkpoints':>12}{'mean s':>9}{'max s':>9}"
+            f"{'max MB':>9}{'devices':>9}{'share of run':>14}"
+        )
+        for method in methods:
+            end = next(
+                r
+                for r in read_rows(metrics_path(folder, method, scenario.seed))
+                if r["kind"] == "end"
+            )
+            spent = timings[method]
+            biggest = max(sizes[method], default=(0, 0))
+            share = sum(spent) / end["wall_s"] if end["wall_s"] else 0.0
+            mean = sum(spent) / len(spent) if spent else 0.0
+            print(
+                f"{method:<12}{len(spent):>12}{mean:>9.2f}{max(spent, default=0.0):>9.2f}"
+                f"{biggest[0] / 1e6:>9.1f}{biggest[1]:>9}{share:>13.1%}"
+            )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--scenario", default="scenarios/lowbandwidth.yaml")
+    parser.add_argument("--engine", choices=["inline", "ray"])
+    parser.add_argument("--every", type=int, default=10)
+    parser.add_argument("--methods", default="fedavg,persona")
+    args = parser.parse_args()
+    measure(args.scenario, args.engine, args.every, args.methods.split(","))
+
+
+if __name__ == "__main__":
+    main()
