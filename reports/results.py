@@ -93,7 +93,7 @@ def load_run(folder: str | Path) -> RunResults:
             method,
             int(seed_text),
             [r for r in rows if r.get("kind") == "round"],
-            [r for r in rows if r.get("kind") == "eval"],
+            [r for r in rows if r.get("kind") == "eval" and r.get("acc_mean") is not None],
         )
     if not runs:
         raise ReportError(f"{folder}: no metrics files under metrics/")

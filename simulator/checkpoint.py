@@ -164,5 +164,5 @@ class Checkpointer:
         if self.resume_from is not None:
             self.device_states = dict(self.resume_from.devices)
 
-    def due(self, round_index: int, last_round: int) -> bool:
-        return self.every > 0 and round_index % self.every == 0 and round_index < last_round
+    def due(self, round_index: int) -> bool:
+        return self.every > 0 and round_index % self.every == 0

@@ -21,9 +21,9 @@ from pathlib import Path
 from reports.results import ReportError
 from simulator.errors import ScenarioError, UserError
 from simulator.scenario import Scenario, parse_scenario, scenario_to_document
+from simulator.stopping import EXIT_INTERRUPTED, StopRequested
 
 EXIT_USAGE = 2
-EXIT_INTERRUPTED = 130
 
 
 def _common(parser: argparse.ArgumentParser, optional_scenario: bool = False) -> None:
@@ -222,8 +222,16 @@ def main(argv: list[str] | None = None) -> int:
     except (ScenarioError, UserError, ReportError) as error:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_USAGE
+    except StopRequested as stopped:
+        folder = str(stopped)
+        print(
+            f"interrupted: results so far are in {folder}; "
+            f"continue with: simulate --resume {folder}",
+            file=sys.stderr,
+        )
+        return EXIT_INTERRUPTED
     except KeyboardInterrupt:
-        print("interrupted: results written so far are in the run folder", file=sys.stderr)
+        print("interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
     except OSError as error:
         where = f" {error.filename}:" if error.filename else ""

@@ -16,6 +16,14 @@ class ScenarioError(UserError):
     """A scenario file or override is invalid. The message names file, key path and fix."""
 
 
+class EngineFailure(RuntimeError):
+    """The engine itself broke (a Ray worker died or froze), not a simulated device.
+
+    Replies after it cannot be trusted, so the run goes back to its last
+    checkpoint on a fresh engine (``simulator.runner``).
+    """
+
+
 class DeviceCrash(RuntimeError):
     """A simulated device failed mid-round (the scenario's crash rate decided it)."""
 

@@ -34,6 +34,7 @@ from simulator.fleet_state import FleetStateError, collect_states, restore_state
 from simulator.network import bandwidth_factor
 from simulator.results import MetricsLog
 from simulator.seeding import rng_for
+from simulator.stopping import StopRequested, StopSwitch
 from simulator.world import World
 from strategies import wire
 from strategies.base import CloudSetup
@@ -108,6 +109,7 @@ class RoundDriver:
         log: MetricsLog,
         on_progress: RoundCallback | None = None,
         checkpointer: Checkpointer | None = None,
+        stop: StopSwitch | None = None,
     ):
         self.world = world
         self.scenario = world.scenario
@@ -122,6 +124,7 @@ class RoundDriver:
         self.last_round_duration = 0.0
         self.round_start_s = 0.0
         self.checkpointer = checkpointer
+        self.stop = stop or StopSwitch()
         self._touched: set[int] = set()  # devices sent a round message since the last checkpoint
 
     # -- sampling -------------------------------------------------------------
@@ -216,7 +219,8 @@ class RoundDriver:
             for d in devices
         ]
         scores: dict[int, float] = {}
-        for reply in grid.send_and_receive(messages, timeout=GRID_TIMEOUT_S):
+        replies = list(grid.send_and_receive(messages, timeout=GRID_TIMEOUT_S))
+        for reply in replies:
             if not reply.has_error():
                 meter = reply.content[wire.SIM_METER]
                 scores[int(meter[wire.DEVICE])] = float(meter[wire.ACCURACY])
@@ -229,6 +233,7 @@ class RoundDriver:
                 "kind": "eval",
                 "time_s": time_s,
                 "acc_mean": mean,
+                "failed": len(messages) - len(scores),
                 "devices": ordered,
                 "accs": accuracies,
             }
@@ -255,16 +260,51 @@ class RoundDriver:
             )
         )
         rounds = self.scenario.rounds
-        horizon = rounds.horizon_s
         eval_devices = self.eval_devices()
         arrays, at = self.initial_arrays, LoopPosition()
         resume = self.checkpointer.resume_from if self.checkpointer else None
         if resume is not None:
             arrays, at = self._resume(grid, strategy, resume)
             started -= resume.wall_s
+        self.stop.in_loop = True
+        try:
+            arrays = self._rounds(grid, strategy, arrays, at, eval_devices, started)
+        finally:
+            self.stop.in_loop = False
+        while at.next_eval_s <= rounds.horizon_s:
+            self.evaluate(grid, at.next_eval_s, eval_devices)
+            at.next_eval_s += rounds.eval_every_s
+        sim_duration_s = max(at.clock_s, rounds.horizon_s)
+        self.on_progress(at.rounds_run, sim_duration_s, self.last_accuracy)
+        self.log.append(
+            {
+                "kind": "end",
+                "rounds": at.rounds_run,
+                "sim_duration_s": sim_duration_s,
+                "wall_s": time.perf_counter() - started,
+                "registration_wall_s": registration_s,
+                "devices": fleet_size,
+            }
+        )
+
+    def _rounds(
+        self,
+        grid: Grid,
+        strategy: Strategy,
+        arrays: ArrayRecord,
+        at: LoopPosition,
+        eval_devices: list[int],
+        started: float,
+    ) -> ArrayRecord:
+        """Rounds (and the evaluation ticks before each) until the count or the horizon.
+
+        Between rounds: a checkpoint when one is due, and on a stop request
+        (Ctrl-C) a checkpoint and ``StopRequested``.
+        """
+        rounds = self.scenario.rounds
         for round_index in range(at.next_round, rounds.count + 1):
             start_s = max(at.clock_s, (round_index - 1) * rounds.period_s)
-            if start_s >= horizon:
+            if start_s >= rounds.horizon_s:
                 break
             while at.next_eval_s <= start_s:
                 self.evaluate(grid, at.next_eval_s, eval_devices)
@@ -274,22 +314,14 @@ class RoundDriver:
             at.clock_s = start_s + self.last_round_duration
             at.rounds_run, at.next_round = round_index, round_index + 1
             self.on_progress(round_index, at.clock_s, self.last_accuracy)
-            if self.checkpointer and self.checkpointer.due(round_index, rounds.count):
+            if round_index == rounds.count:
+                break
+            stopping = self.stop.requested
+            if self.checkpointer and (stopping or self.checkpointer.due(round_index)):
                 self._checkpoint(grid, strategy, arrays, at, started)
-        while at.next_eval_s <= horizon:
-            self.evaluate(grid, at.next_eval_s, eval_devices)
-            at.next_eval_s += rounds.eval_every_s
-        self.on_progress(at.rounds_run, max(at.clock_s, horizon), self.last_accuracy)
-        self.log.append(
-            {
-                "kind": "end",
-                "rounds": at.rounds_run,
-                "sim_duration_s": max(at.clock_s, horizon),
-                "wall_s": time.perf_counter() - started,
-                "registration_wall_s": registration_s,
-                "devices": fleet_size,
-            }
-        )
+            if stopping:
+                raise StopRequested(f"stopped after round {round_index}")
+        return arrays
 
     # -- checkpoints ---------------------------------------------------------------
     def _checkpoint(

@@ -27,6 +27,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from simulator.checkpoint import Checkpointer, load_checkpoint, run_key
 from simulator.engines import run_engine
+from simulator.errors import EngineFailure, UserError
 from simulator.results import MetricsLog, read_rows
 from simulator.rounds import RoundDriver
 from simulator.run_folder import (
@@ -38,6 +39,7 @@ from simulator.run_folder import (
     write_plan,
 )
 from simulator.scenario import Scenario, load_scenario, scenario_to_document
+from simulator.stopping import StopRequested, StopSwitch, graceful_interrupts
 from simulator.summary import summarize_file, write_summary
 from simulator.world import World, WorldSpec, pretrain_for
 
@@ -51,6 +53,16 @@ class RunPlan:
     seeds: list[int]
     out_dir: Path
     checkpoint_every: int = 10  # rounds between checkpoints; 0: none
+
+
+@dataclass
+class RunContext:
+    """What every method-seed run of one ``simulate`` call shares."""
+
+    folder: Path
+    checkpoint_every: int
+    stop: StopSwitch
+    progress: Progress | None
 
 
 @contextmanager
@@ -130,8 +142,10 @@ def _execute(
     _show_method_logs(console)
     scenario = plan.scenario
     scenario_json = json.dumps(scenario_to_document(scenario), sort_keys=True)
+    stop = StopSwitch()
     try:
-        with progress_bar(show_progress, console) as progress:
+        with progress_bar(show_progress, console) as progress, graceful_interrupts(stop):
+            context = RunContext(folder, plan.checkpoint_every, stop, progress)
             for seed in plan.seeds:
                 write_fleet(folder, scenario, seed)
                 pretrained, key = pretrain_for(scenario, seed)
@@ -142,7 +156,11 @@ def _execute(
                         console.print(f"{method} seed {seed}: finished earlier, kept")
                         checkpoint_path(folder, method, seed).unlink(missing_ok=True)
                         continue
-                    _run_one(spec, folder, progress, plan.checkpoint_every, resuming)
+                    if stop.requested:
+                        raise StopRequested("stopped between two method runs")
+                    _run_one(spec, context, resuming)
+    except (StopRequested, KeyboardInterrupt):
+        raise StopRequested(str(folder)) from None
     finally:
         summarize_folder(folder, plan)
     _build_report(folder, console)
@@ -188,10 +206,44 @@ def _checkpointer(
     return Checkpointer(path, every, key, resume_from)
 
 
-def _run_one(
-    spec: WorldSpec, folder: Path, progress: Progress | None, every: int, resuming: bool
-) -> None:
-    checkpointer = _checkpointer(spec, folder, every, resuming, logging.getLogger("persona_fleet"))
+ENGINE_RESTARTS = 2
+
+
+def _run_one(spec: WorldSpec, context: RunContext, resuming: bool) -> None:
+    """One method-seed run; if the engine breaks, again on a fresh one from the last checkpoint.
+
+    Resuming gives exactly the numbers of an unbroken run, so a lost Ray
+    worker costs time, not results. After ``ENGINE_RESTARTS`` restarts the
+    run stops with a clear error; ``simulate --resume`` continues it later.
+    """
+    log = logging.getLogger("persona_fleet")
+    for attempt in range(ENGINE_RESTARTS + 1):
+        try:
+            _attempt(spec, context, resuming or attempt > 0)
+            return
+        except EngineFailure as failure:
+            if context.stop.requested:  # Ctrl-C may also reach Ray's workers
+                raise StopRequested(str(failure)) from None
+            folder = context.folder
+            if attempt == ENGINE_RESTARTS:
+                raise UserError(
+                    f"{spec.method} seed {spec.seed}: {failure} (engine failed "
+                    f"{attempt + 1} times); results so far are in {folder}; "
+                    f"continue with: simulate --resume {folder}"
+                ) from None
+            log.warning(
+                "%s seed %d: %s; restarting the engine from the last checkpoint",
+                spec.method,
+                spec.seed,
+                failure,
+            )
+
+
+def _attempt(spec: WorldSpec, context: RunContext, resuming: bool) -> None:
+    folder, progress = context.folder, context.progress
+    checkpointer = _checkpointer(
+        spec, folder, context.checkpoint_every, resuming, logging.getLogger("persona_fleet")
+    )
     resume_from = checkpointer.resume_from
     keep_bytes = resume_from.log_offset if resume_from else (0 if resuming else None)
     world = World.get(spec)
@@ -214,7 +266,9 @@ def _run_one(
     initial = ArrayRecord(world.pretrained)
     started = time.perf_counter()
     with MetricsLog(metrics_path(folder, spec.method, spec.seed), keep_bytes) as log:
-        driver = RoundDriver(world, world.method.cloud, initial, log, on_progress, checkpointer)
+        driver = RoundDriver(
+            world, world.method.cloud, initial, log, on_progress, checkpointer, context.stop
+        )
         run_engine(world.scenario.engine, spec, len(world.fleet), driver.run)
     checkpointer.path.unlink(missing_ok=True)  # finished: the rows hold everything
     if progress is not None and task is not None:

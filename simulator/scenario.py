@@ -239,6 +239,9 @@ class Engine(_Strict):
     ray_address: str | None = None
     cpus_per_device: PositiveFloat = 1.0
     num_cpus: Annotated[int, Field(ge=1)] | None = None
+    # Ray: wall seconds the cloud waits for one exchange's replies before it
+    # treats the engine as broken (a frozen worker) and restarts it.
+    reply_timeout_s: PositiveFloat = 600.0
 
 
 class Scenario(_Strict):

@@ -106,7 +106,8 @@ def summarize_file(
     """One summary row from one method-seed metrics file."""
     rows = read_rows(path)
     rounds = [r for r in rows if r["kind"] == "round"]
-    evals = [r for r in rows if r["kind"] == "eval"]
+    # a tick at which no device answered measured nothing (acc_mean is null)
+    evals = [r for r in rows if r["kind"] == "eval" and r.get("acc_mean") is not None]
     end = next((r for r in rows if r["kind"] == "end"), None)
     replied = sum(r["replied"] for r in rounds)
     recovery, censored = recovery_times(evals, onsets, horizon_s, tolerance)

@@ -24,11 +24,12 @@ from conftest import PERSONA_QUICK, write_yaml
 
 import simulator.rounds as rounds_module
 from simulator.checkpoint import Checkpoint, load_checkpoint
-from simulator.errors import UserError
+from simulator.errors import EngineFailure, UserError
 from simulator.results import read_rows
 from simulator.run_folder import checkpoint_path, metrics_path
 from simulator.runner import RunPlan, resume_run, run_plan
 from simulator.scenario import Scenario
+from simulator.stopping import StopRequested
 from strategies.registry import method_names
 
 EVERY, CUT_AT, ROUNDS = 3, 8, 11
@@ -93,7 +94,7 @@ def test_resumed_run_equals_uninterrupted_run(tmp_path, tiny_document, monkeypat
 
     with monkeypatch.context() as patch:
         _cut_at(patch, CUT_AT)
-        with pytest.raises(KeyboardInterrupt):
+        with pytest.raises(StopRequested):
             run_plan(RunPlan(scenario, [method], [0], tmp_path / "cut", EVERY), False)
     (cut,) = (tmp_path / "cut" / scenario.name).iterdir()
     assert load_checkpoint(checkpoint_path(cut, method, 0), saved[-1].key).position.rounds_run == 6
@@ -112,11 +113,51 @@ def test_resumed_run_equals_uninterrupted_run(tmp_path, tiny_document, monkeypat
     assert json.loads((cut / "summary.json").read_text())[0]["complete"] is True
 
 
+def _engine_breaks_at(monkeypatch: pytest.MonkeyPatch, round_index: int, times: int) -> None:
+    """The engine fails when round ``round_index`` starts, the first ``times`` times."""
+    original = rounds_module.RoundDriver._one_round
+    failures = []
+
+    def breaking(self, grid, strategy, arrays, index, *rest):
+        if index == round_index and len(failures) < times:
+            failures.append(index)
+            raise EngineFailure("a Ray worker was lost: test")
+        return original(self, grid, strategy, arrays, index, *rest)
+
+    monkeypatch.setattr(rounds_module.RoundDriver, "_one_round", breaking)
+
+
+def test_engine_failure_restarts_from_the_checkpoint(tmp_path, tiny_document, monkeypatch, caplog):
+    scenario = Scenario.model_validate(_document(tiny_document, "fedavg"))
+    full = run_plan(RunPlan(scenario, ["fedavg"], [0], tmp_path / "full", EVERY), False)
+    _engine_breaks_at(monkeypatch, CUT_AT, times=2)
+    healed = run_plan(RunPlan(scenario, ["fedavg"], [0], tmp_path / "healed", EVERY), False)
+    assert stable_rows(metrics_path(healed, "fedavg", 0)) == stable_rows(
+        metrics_path(full, "fedavg", 0)
+    )
+    restarts = [r for r in caplog.records if "restarting the engine" in r.getMessage()]
+    assert len(restarts) == 2
+
+
+def test_engine_that_keeps_failing_stops_resumably(tmp_path, tiny_document, monkeypatch):
+    scenario = Scenario.model_validate(_document(tiny_document, "fedavg"))
+    full = run_plan(RunPlan(scenario, ["fedavg"], [0], tmp_path / "full", EVERY), False)
+    with monkeypatch.context() as patch:
+        _engine_breaks_at(patch, CUT_AT, times=99)
+        with pytest.raises(UserError, match="engine failed 3 times.*simulate --resume"):
+            run_plan(RunPlan(scenario, ["fedavg"], [0], tmp_path / "broken", EVERY), False)
+    (folder,) = (tmp_path / "broken" / scenario.name).iterdir()
+    resume_run(folder, show_progress=False)
+    assert stable_rows(metrics_path(folder, "fedavg", 0)) == stable_rows(
+        metrics_path(full, "fedavg", 0)
+    )
+
+
 def test_resume_refuses_a_checkpoint_of_another_run(tmp_path, tiny_document, monkeypatch):
     scenario = Scenario.model_validate(_document(tiny_document, "fedavg"))
     with monkeypatch.context() as patch:
         _cut_at(patch, CUT_AT)
-        with pytest.raises(KeyboardInterrupt):
+        with pytest.raises(StopRequested):
             run_plan(RunPlan(scenario, ["fedavg"], [0], tmp_path, EVERY), False)
     (folder,) = (tmp_path / scenario.name).iterdir()
     text = (folder / "scenario.yaml").read_text().replace("severity: 45", "severity: 50")
@@ -202,9 +243,10 @@ def test_killed_command_resumes_to_the_same_results(tmp_path, tiny_document, how
 
 @pytest.mark.ray
 @pytest.mark.slow
-def test_killed_ray_run_resumes_to_the_same_results(tmp_path, tiny_document):
+@pytest.mark.parametrize("how", [signal.SIGINT, signal.SIGKILL], ids=["sigint", "sigkill"])
+def test_killed_ray_run_resumes_to_the_same_results(tmp_path, tiny_document, how):
     document = _document(tiny_document, "fedavg")
     document["rounds"]["count"] = 12
     document["methods"] = [{"name": "static"}, {"name": "fedavg"}]
     document["engine"] = {"kind": "ray"}
-    kill_and_resume(tmp_path, document, ["static", "fedavg"], signal.SIGKILL)
+    kill_and_resume(tmp_path, document, ["static", "fedavg"], how)

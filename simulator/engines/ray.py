@@ -6,7 +6,8 @@ an existing Ray cluster so a fleet can outgrow one machine (the pretrained
 model file must then sit on storage every node can read). Ray starts with its
 dashboard off and,
 unless it joins a cluster, bound to loopback; Ray and Flower logs are kept to
-warnings.
+warnings. A lost or frozen Ray worker raises ``EngineFailure`` (see
+``worker_guard``) instead of passing for failed devices.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from flwr.simulation import run_simulation
 
 from simulator.device import make_device_app
 from simulator.engines import ServerBody
+from simulator.engines.worker_guard import WorkerGuardGrid
 from simulator.scenario import Engine
 from simulator.world import WorldSpec
 
@@ -51,7 +53,7 @@ def run_on_ray(spec: WorldSpec, devices: int, body: ServerBody, engine: Engine) 
     @server_app.main()
     def _main(grid: Grid, context: Context) -> None:
         try:
-            body(grid)
+            body(WorkerGuardGrid(grid, engine.reply_timeout_s))
         except BaseException as err:  # re-raised in the caller's thread below
             errors.append(err)
 

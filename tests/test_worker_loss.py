@@ -1,0 +1,111 @@
+"""A Ray worker that dies mid-run: the run restarts its engine and loses nothing."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from pathlib import Path
+
+import pytest
+from flwr.app import Error, Message, RecordDict
+from flwr.common.constant import SUPERLINK_NODE_ID, ErrorCode
+from flwr.supercore.task_identity import TaskIdentity
+from test_resume import _document, stable_rows
+
+import simulator.rounds as rounds_module
+from simulator.engines.worker_guard import engine_error
+from simulator.run_folder import metrics_path
+from simulator.runner import RunPlan, run_plan
+from simulator.scenario import Scenario
+
+ACTOR_DIED = (
+    "<class 'ray.exceptions.ActorDiedError'>:<'The actor died unexpectedly before "
+    "finishing this task.\n\tclass_name: ClientAppActor'>"
+)
+
+
+def _reply(code: int, reason: str) -> Message:
+    TaskIdentity.run_id, TaskIdentity.node_id, TaskIdentity.task_id = 1, SUPERLINK_NODE_ID, 1
+    request = Message(RecordDict(), dst_node_id=7, message_type="train")
+    request.metadata.__dict__["_message_id"] = "m1"
+    return Message(Error(code=code, reason=reason), reply_to=request)
+
+
+def test_engine_errors_are_told_apart_from_device_failures():
+    assert engine_error(_reply(ErrorCode.UNKNOWN, ACTOR_DIED)).startswith(
+        "<class 'ray.exceptions.ActorDiedError'>"
+    )
+    crash = "<class 'ray.exceptions.RayTaskError(ClientAppException)'>:<'simulated crash'>"
+    assert engine_error(_reply(ErrorCode.CLIENT_APP_RAISED_EXCEPTION, crash)) is None
+    assert engine_error(_reply(ErrorCode.UNKNOWN, "<class 'ValueError'>:<'x'>")) is None
+
+
+def actor_pids() -> list[int]:
+    """This process's descendants that are Ray ClientApp actors."""
+    parents: dict[int, int] = {}
+    names: dict[int, str] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+            names[int(entry.name)] = (entry / "cmdline").read_bytes().decode(errors="replace")
+        except OSError:
+            continue
+        parents[int(entry.name)] = int(stat.rsplit(")", 1)[1].split()[1])
+    me = os.getpid()
+
+    def descends(pid: int) -> bool:
+        while pid > 1:
+            pid = parents.get(pid, 0)
+            if pid == me:
+                return True
+        return False
+
+    return sorted(
+        p for p, n in names.items() if n.startswith("ray::ClientAppActor") and descends(p)
+    )
+
+
+def _gone(pid: int) -> bool:
+    """Exited (a zombie has an empty command line) or reaped."""
+    try:
+        return not Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return True
+
+
+@pytest.mark.ray
+@pytest.mark.slow
+def test_killed_ray_worker_restarts_the_engine_and_loses_nothing(
+    tmp_path, tiny_document, monkeypatch, caplog
+):
+    document = _document(tiny_document, "fedavg")
+    inline = Scenario.model_validate(document)
+    reference = run_plan(RunPlan(inline, ["fedavg"], [0], tmp_path / "inline", 3), False)
+
+    document["engine"] = {"kind": "ray", "num_cpus": 2}
+    original = rounds_module.RoundDriver._one_round
+    killed: list[int] = []
+
+    def kill_a_worker_once(self, grid, strategy, arrays, index, *rest):
+        if index == 5 and not killed:
+            victim = actor_pids()[0]
+            os.kill(victim, signal.SIGKILL)
+            for _ in range(200):  # until the process is gone (10 s at most)
+                if _gone(victim):
+                    break
+                time.sleep(0.05)
+            killed.append(victim)
+        return original(self, grid, strategy, arrays, index, *rest)
+
+    monkeypatch.setattr(rounds_module.RoundDriver, "_one_round", kill_a_worker_once)
+    on_ray = Scenario.model_validate(document)
+    folder = run_plan(RunPlan(on_ray, ["fedavg"], [0], tmp_path / "ray", 3), False)
+    assert killed, "no worker was killed"
+    restarts = [r.getMessage() for r in caplog.records if "restarting the engine" in r.getMessage()]
+    assert len(restarts) == 1 and "Ray worker was lost" in restarts[0]
+    assert stable_rows(metrics_path(folder, "fedavg", 0)) == stable_rows(
+        metrics_path(reference, "fedavg", 0)
+    )
