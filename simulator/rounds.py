@@ -6,6 +6,10 @@ metering, drop devices that were late or failed, aggregate the rest with the
 Strategy, and advance the simulated clock by the round's duration (the
 slowest kept participant, capped by the deadline). Evaluation ticks fall on a
 fixed time grid shared by all methods, so their curves are comparable.
+
+Between rounds the loop may save a checkpoint (``simulator.checkpoint``), and
+stops there when the user asked it to (``simulator.stopping``); a resumed run
+starts from a checkpoint's position instead of round 1.
 """
 
 from __future__ import annotations
@@ -14,7 +18,7 @@ import logging
 import math
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from typing import Any
 
 from flwr.app import ArrayRecord, ConfigRecord, Message, MessageType, RecordDict
@@ -28,10 +32,15 @@ from simulator.checkpoint import (
     encode_arrays,
     save_checkpoint,
 )
-from simulator.faults import reply_problem
+from simulator.control import (
+    FleetStateError,
+    collect_states,
+    register_devices,
+    restore_states,
+)
 from simulator.fleet import is_online
-from simulator.fleet_state import FleetStateError, collect_states, restore_states
 from simulator.network import bandwidth_factor
+from simulator.outcome import RoundOutcome, classify_replies, round_duration
 from simulator.results import MetricsLog
 from simulator.seeding import rng_for
 from simulator.stopping import StopRequested, StopSwitch
@@ -40,62 +49,7 @@ from strategies import wire
 from strategies.base import CloudSetup
 
 RoundCallback = Callable[[int, float, float | None], None]
-REGISTRATION_TIMEOUT_S = 600.0
 GRID_TIMEOUT_S = 3600.0
-
-
-def failure_cause(reason: str) -> str:
-    """The device's own error text, without the runtime's wrapping (same on every engine)."""
-    marker = "occurred. Message: "
-    if marker in reason:
-        reason = reason.split(marker, 1)[1].removesuffix("'>")
-    return reason.strip()[:200]
-
-
-@dataclass
-class RoundOutcome:
-    """What the cloud learned from one round's replies."""
-
-    kept: list[Message] = field(default_factory=list)
-    late: int = 0
-    failed: int = 0
-    discarded: int = 0
-    failures: list[str] = field(default_factory=list)
-    meters: list[ConfigRecord] = field(default_factory=list)
-    replied: int = 0
-
-    def followed_by(self, second: RoundOutcome) -> RoundOutcome:
-        """This phase's outcome, then a second phase's within the same round."""
-        return RoundOutcome(
-            kept=second.kept,
-            late=self.late + second.late,
-            failed=self.failed + second.failed,
-            discarded=self.discarded + second.discarded,
-            failures=self.failures + second.failures,
-            meters=self.meters + second.meters,
-            replied=self.replied,
-        )
-
-
-def register_devices(grid: Grid, devices: int) -> dict[int, int]:
-    """Wait for every simulated node, then learn which fleet device each one is."""
-    deadline = time.monotonic() + REGISTRATION_TIMEOUT_S
-    while len(node_ids := [int(n) for n in grid.get_node_ids()]) < devices:
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"only {len(node_ids)} of {devices} device nodes registered")
-        time.sleep(0.1)
-    messages = [
-        Message(RecordDict(), dst_node_id=node, message_type=wire.QUERY_REGISTER)
-        for node in sorted(node_ids)
-    ]
-    node_of: dict[int, int] = {}
-    for reply in grid.send_and_receive(messages, timeout=GRID_TIMEOUT_S):
-        if reply.has_error():
-            raise RuntimeError(f"device registration failed: {reply.error.reason}")
-        node_of[int(reply.content[wire.SIM_METER][wire.DEVICE])] = int(reply.metadata.src_node_id)
-    if sorted(node_of) != list(range(devices)):
-        raise RuntimeError(f"registration returned {len(node_of)} of {devices} devices")
-    return node_of
 
 
 class RoundDriver:
@@ -163,52 +117,12 @@ class RoundDriver:
         return sorted(replies, key=lambda m: self.device_of[int(m.metadata.src_node_id)])
 
     def classify(self, replies: list[Message], strategy: Strategy | None = None) -> RoundOutcome:
-        """Split replies into kept, late, failed; overcommitted extras are discarded.
-
-        A reply that is malformed or carries non-finite values counts as a
-        failed device-round with its cause; no method ever sees it.
-        """
-        outcome = RoundOutcome()
-        on_time: list[tuple[float, Message]] = []
+        """Replies in device order, split into kept, late and failed (see ``outcome``)."""
         validate = getattr(strategy, "validate_reply", None)
-        for reply in self._sort_replies(replies):
-            problem = (
-                failure_cause(reply.error.reason)
-                if reply.has_error()
-                else reply_problem(reply) or (validate(reply) if validate else None)
-            )
-            if problem is not None:
-                outcome.failed += 1
-                outcome.failures.append(problem)
-                continue
-            meter = reply.content[wire.SIM_METER]
-            outcome.meters.append(meter)
-            outcome.replied += 1
-            if meter[wire.STATUS] == wire.STATUS_OK:
-                on_time.append((float(meter[wire.TOTAL_S]), reply))
-            else:
-                outcome.late += 1
-        target = self.target_per_round()
-        fastest = sorted(on_time, key=lambda pair: pair[0])
-        kept = {id(m) for _, m in fastest[:target]}
-        outcome.discarded = max(0, len(fastest) - target)
-        outcome.kept = [m for _, m in on_time if id(m) in kept]
-        return outcome
+        return classify_replies(self._sort_replies(replies), self.target_per_round(), validate)
 
     def round_duration(self, outcome: RoundOutcome) -> float:
-        """When the cloud closes the round, in seconds after its start.
-
-        With overcommitment, as soon as the target number of devices finished;
-        otherwise when the slowest device finished, or at the deadline if one
-        is late. A crashed device drops its connection and is not waited for.
-        """
-        deadline = self.scenario.rounds.deadline_s
-        if self.scenario.rounds.overcommit > 1.0 and len(outcome.kept) >= self.target_per_round():
-            return max(float(m.content[wire.SIM_METER][wire.TOTAL_S]) for m in outcome.kept)
-        if outcome.late:
-            return deadline
-        finished = [float(m.content[wire.SIM_METER][wire.TOTAL_S]) for m in outcome.kept]
-        return min(deadline, max(finished, default=0.0))
+        return round_duration(outcome, self.scenario.rounds, self.target_per_round())
 
     # -- evaluation -------------------------------------------------------------
     def evaluate(self, grid: Grid, time_s: float, devices: list[int]) -> None:

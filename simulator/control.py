@@ -1,12 +1,16 @@
-"""Reading and writing the devices' persistent state through the Grid.
+"""Simulator-control queries: which device a node is, and the devices' state.
 
-A device's state lives where its ClientApp runs (a Flower node ``Context``,
-inside a Ray actor's process on the Ray engine), so the cloud asks for it
-with a simulator-control query and puts it back the same way. Both work on
-any engine, because they are ordinary messages.
+These are not method traffic (never billed). Registration maps Flower node
+ids to fleet devices before the first round. A device's persistent state
+lives where its ClientApp runs (a Flower node ``Context``, inside a Ray
+actor's process on the Ray engine), so the cloud asks for it with a query
+(checkpoints) and puts it back the same way (resume). All of it works on any
+engine, because these are ordinary messages.
 """
 
 from __future__ import annotations
+
+import time
 
 from flwr.app import Message, RecordDict
 from flwr.serverapp import Grid
@@ -15,6 +19,28 @@ from simulator.checkpoint import records_from_bytes, records_to_bytes
 from strategies import wire
 
 CONTROL_TIMEOUT_S = 3600.0
+REGISTRATION_TIMEOUT_S = 600.0
+
+
+def register_devices(grid: Grid, devices: int) -> dict[int, int]:
+    """Wait for every simulated node, then learn which fleet device each one is."""
+    deadline = time.monotonic() + REGISTRATION_TIMEOUT_S
+    while len(node_ids := [int(n) for n in grid.get_node_ids()]) < devices:
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"only {len(node_ids)} of {devices} device nodes registered")
+        time.sleep(0.1)
+    messages = [
+        Message(RecordDict(), dst_node_id=node, message_type=wire.QUERY_REGISTER)
+        for node in sorted(node_ids)
+    ]
+    node_of: dict[int, int] = {}
+    for reply in grid.send_and_receive(messages, timeout=CONTROL_TIMEOUT_S):
+        if reply.has_error():
+            raise RuntimeError(f"device registration failed: {reply.error.reason}")
+        node_of[int(reply.content[wire.SIM_METER][wire.DEVICE])] = int(reply.metadata.src_node_id)
+    if sorted(node_of) != list(range(devices)):
+        raise RuntimeError(f"registration returned {len(node_of)} of {devices} devices")
+    return node_of
 
 
 class FleetStateError(RuntimeError):
