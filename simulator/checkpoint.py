@@ -149,6 +149,12 @@ def load_checkpoint(path: Path, expected_key: str) -> Checkpoint:
 class Checkpointer:
     """The driver's checkpoint policy for one method-seed run, and the states gathered so far.
 
+    A checkpoint is due every ``every`` rounds, unless it would take the
+    time spent on checkpoints past ``budget`` (a fraction) of the run's wall
+    time: on the Ray engine asking a thousand devices for their state costs
+    about two rounds' worth, so the budget, not the interval, sets the pace
+    there. Checkpoints never change results, only how much a resume redoes.
+
     ``device_states`` accumulates: a device that has not run a round since the
     last checkpoint still holds the state that checkpoint recorded, so only
     the devices touched since are asked again.
@@ -158,11 +164,21 @@ class Checkpointer:
     every: int
     key: str
     resume_from: Checkpoint | None = None
+    budget: float | None = 0.05
     device_states: dict[int, bytes] = field(default_factory=dict)
+    spent_s: float = 0.0  # wall seconds spent on checkpoints so far
+    last_cost_s: float = 0.0
 
     def __post_init__(self) -> None:
         if self.resume_from is not None:
             self.device_states = dict(self.resume_from.devices)
 
-    def due(self, round_index: int) -> bool:
-        return self.every > 0 and round_index % self.every == 0
+    def due(self, round_index: int, elapsed_s: float) -> bool:
+        """Whether to checkpoint after ``round_index``, ``elapsed_s`` wall seconds into the run."""
+        if self.every <= 0 or round_index % self.every:
+            return False
+        return self.budget is None or self.spent_s + self.last_cost_s <= self.budget * elapsed_s
+
+    def record_cost(self, seconds: float) -> None:
+        self.spent_s += seconds
+        self.last_cost_s = seconds

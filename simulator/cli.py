@@ -2,7 +2,7 @@
 
     simulate SCENARIO.yaml [--methods a,b] [--engine inline|ray] [--seeds N]
                            [--set KEY.PATH=VALUE ...] [--out DIR] [--no-progress]
-                           [--checkpoint-every N]
+                           [--checkpoint-every N] [--checkpoint-budget FRACTION]
     simulate --resume RUN_DIR [--no-progress]
     simulate validate SCENARIO.yaml [--set ...]
     simulate report RUN_DIR
@@ -24,6 +24,8 @@ from simulator.scenario import Scenario, parse_scenario, scenario_to_document
 from simulator.stopping import EXIT_INTERRUPTED, StopRequested
 
 EXIT_USAGE = 2
+DEFAULT_CHECKPOINT_EVERY = 10
+DEFAULT_CHECKPOINT_BUDGET = 0.05
 
 
 def _common(parser: argparse.ArgumentParser, optional_scenario: bool = False) -> None:
@@ -56,9 +58,15 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--checkpoint-every",
         type=int,
-        default=10,
         metavar="N",
         help="rounds between checkpoints (default 10; 0: no checkpoints)",
+    )
+    parser.add_argument(
+        "--checkpoint-budget",
+        type=float,
+        metavar="FRACTION",
+        help="skip a due checkpoint if checkpoints would take more than this share of the "
+        "run's wall time (default 0.05; 1: never skip)",
     )
     parser.add_argument("--methods", help="comma-separated methods (default: the scenario's)")
     parser.add_argument("--engine", choices=["inline", "ray"], help="override the engine")
@@ -154,8 +162,12 @@ def _run(argv: list[str]) -> int:
         parser.error("the following arguments are required: scenario (or --resume RUN_DIR)")
     if args.seeds is not None and args.seeds < 1:
         raise UserError("--seeds must be at least 1")
-    if args.checkpoint_every < 0:
+    every = DEFAULT_CHECKPOINT_EVERY if args.checkpoint_every is None else args.checkpoint_every
+    budget = DEFAULT_CHECKPOINT_BUDGET if args.checkpoint_budget is None else args.checkpoint_budget
+    if every < 0:
         raise UserError("--checkpoint-every must be 0 (none) or a positive number of rounds")
+    if not 0 < budget <= 1:
+        raise UserError("--checkpoint-budget must be a fraction in (0, 1]")
     scenario = load_scenario(args.scenario, _overrides(args))
     methods = [m.name for m in scenario.methods]
     if args.methods:
@@ -168,7 +180,8 @@ def _run(argv: list[str]) -> int:
         methods=methods,
         seeds=[scenario.seed + i for i in range(seeds_count)],
         out_dir=Path(args.out or scenario.output),
-        checkpoint_every=args.checkpoint_every,
+        checkpoint_every=every,
+        checkpoint_budget=None if budget >= 1 else budget,
     )
     return _print_results(run_plan(plan, show_progress=not args.no_progress))
 
@@ -185,6 +198,8 @@ def _resume(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
             ("--engine", args.engine),
             ("--seeds", args.seeds),
             ("--out", args.out),
+            ("--checkpoint-every", args.checkpoint_every is not None),
+            ("--checkpoint-budget", args.checkpoint_budget is not None),
         )
         if value
     ]

@@ -231,7 +231,8 @@ class RoundDriver:
             if round_index == rounds.count:
                 break
             stopping = self.stop.requested
-            if self.checkpointer and (stopping or self.checkpointer.due(round_index)):
+            elapsed_s = time.perf_counter() - started
+            if self.checkpointer and (stopping or self.checkpointer.due(round_index, elapsed_s)):
                 self._checkpoint(grid, strategy, arrays, at, started)
             if stopping:
                 raise StopRequested(f"stopped after round {round_index}")
@@ -253,6 +254,7 @@ class RoundDriver:
         """
         checkpointer = self.checkpointer
         assert checkpointer is not None
+        began = time.perf_counter()
         try:
             fresh = collect_states(grid, self.node_of, sorted(self._touched))
         except FleetStateError as err:
@@ -274,6 +276,7 @@ class RoundDriver:
         )
         save_checkpoint(checkpointer.path, checkpoint)
         self._touched.clear()
+        checkpointer.record_cost(time.perf_counter() - began)
 
     def _resume(
         self, grid: Grid, strategy: Strategy, checkpoint: Checkpoint

@@ -16,11 +16,14 @@ import json
 from dataclasses import asdict
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from simulator.errors import UserError
 from simulator.fleet import build_fleet
 from simulator.scenario import Scenario
+
+if TYPE_CHECKING:
+    from simulator.runner import RunPlan
 
 PLAN_FILE = "run.json"
 PLAN_FORMAT = 1
@@ -63,15 +66,16 @@ def write_fleet(folder: Path, scenario: Scenario, seed: int) -> None:
         writer.writerows(asdict(p) for p in profiles)
 
 
-def write_plan(folder: Path, methods: list[str], seeds: list[int], checkpoint_every: int) -> None:
-    """What ``simulate --resume`` needs besides the scenario: methods, seeds, interval."""
-    plan = {
+def write_plan(folder: Path, plan: RunPlan) -> None:
+    """What ``simulate --resume`` needs besides the scenario."""
+    document = {
         "format": PLAN_FORMAT,
-        "methods": methods,
-        "seeds": seeds,
-        "checkpoint_every": checkpoint_every,
+        "methods": plan.methods,
+        "seeds": plan.seeds,
+        "checkpoint_every": plan.checkpoint_every,
+        "checkpoint_budget": plan.checkpoint_budget,
     }
-    (folder / PLAN_FILE).write_text(json.dumps(plan, indent=2) + "\n", encoding="utf-8")
+    (folder / PLAN_FILE).write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
 
 
 def read_plan(folder: Path) -> dict[str, Any]:
@@ -88,8 +92,14 @@ def read_plan(folder: Path) -> dict[str, Any]:
         methods = [str(m) for m in plan["methods"]]
         seeds = [int(s) for s in plan["seeds"]]
         every = int(plan["checkpoint_every"])
+        budget = None if plan["checkpoint_budget"] is None else float(plan["checkpoint_budget"])
     except (ValueError, KeyError, TypeError) as err:
         raise UserError(f"{path}: unreadable run plan ({type(err).__name__}: {err})") from None
     if plan.get("format") != PLAN_FORMAT:
         raise UserError(f"{path}: run plan format {plan.get('format')}, expected {PLAN_FORMAT}")
-    return {"methods": methods, "seeds": seeds, "checkpoint_every": every}
+    return {
+        "methods": methods,
+        "seeds": seeds,
+        "checkpoint_every": every,
+        "checkpoint_budget": budget,
+    }

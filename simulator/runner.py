@@ -53,6 +53,7 @@ class RunPlan:
     seeds: list[int]
     out_dir: Path
     checkpoint_every: int = 10  # rounds between checkpoints; 0: none
+    checkpoint_budget: float | None = 0.05  # most of the wall time checkpoints may take
 
 
 @dataclass
@@ -61,6 +62,7 @@ class RunContext:
 
     folder: Path
     checkpoint_every: int
+    checkpoint_budget: float | None
     stop: StopSwitch
     progress: Progress | None
 
@@ -120,7 +122,7 @@ def run_plan(plan: RunPlan, show_progress: bool = True, console: Console | None 
     folder = create_run_folder(plan.out_dir, plan.scenario.name)
     document = scenario_to_document(plan.scenario)
     (folder / "scenario.yaml").write_text(yaml.safe_dump(document, sort_keys=False))
-    write_plan(folder, plan.methods, plan.seeds, plan.checkpoint_every)
+    write_plan(folder, plan)
     return _execute(plan, folder, False, show_progress, console)
 
 
@@ -129,7 +131,12 @@ def resume_run(folder: Path, show_progress: bool = True, console: Console | None
     stored = read_plan(folder)
     scenario = load_scenario(folder / "scenario.yaml")
     plan = RunPlan(
-        scenario, stored["methods"], stored["seeds"], folder.parent, stored["checkpoint_every"]
+        scenario,
+        stored["methods"],
+        stored["seeds"],
+        folder.parent,
+        stored["checkpoint_every"],
+        stored["checkpoint_budget"],
     )
     return _execute(plan, folder, True, show_progress, console)
 
@@ -145,7 +152,9 @@ def _execute(
     stop = StopSwitch()
     try:
         with progress_bar(show_progress, console) as progress, graceful_interrupts(stop):
-            context = RunContext(folder, plan.checkpoint_every, stop, progress)
+            context = RunContext(
+                folder, plan.checkpoint_every, plan.checkpoint_budget, stop, progress
+            )
             for seed in plan.seeds:
                 write_fleet(folder, scenario, seed)
                 pretrained, key = pretrain_for(scenario, seed)
@@ -187,11 +196,10 @@ def _build_report(folder: Path, console: Console) -> None:
         )
 
 
-def _checkpointer(
-    spec: WorldSpec, folder: Path, every: int, resuming: bool, console_log: logging.Logger
-) -> Checkpointer:
+def _checkpointer(spec: WorldSpec, context: RunContext, resuming: bool) -> Checkpointer:
     """This run's checkpoint policy; on resume, with the checkpoint to continue from."""
-    path = checkpoint_path(folder, spec.method, spec.seed)
+    console_log = logging.getLogger("persona_fleet")
+    path = checkpoint_path(context.folder, spec.method, spec.seed)
     key = run_key(spec.scenario_json, spec.method, spec.seed)
     resume_from = load_checkpoint(path, key) if resuming and path.exists() else None
     if resume_from is not None:
@@ -203,7 +211,7 @@ def _checkpointer(
         )
     elif resuming:
         console_log.info("%s seed %d: no checkpoint, starting over", spec.method, spec.seed)
-    return Checkpointer(path, every, key, resume_from)
+    return Checkpointer(path, context.checkpoint_every, key, resume_from, context.checkpoint_budget)
 
 
 ENGINE_RESTARTS = 2
@@ -241,9 +249,7 @@ def _run_one(spec: WorldSpec, context: RunContext, resuming: bool) -> None:
 
 def _attempt(spec: WorldSpec, context: RunContext, resuming: bool) -> None:
     folder, progress = context.folder, context.progress
-    checkpointer = _checkpointer(
-        spec, folder, context.checkpoint_every, resuming, logging.getLogger("persona_fleet")
-    )
+    checkpointer = _checkpointer(spec, context, resuming)
     resume_from = checkpointer.resume_from
     keep_bytes = resume_from.log_offset if resume_from else (0 if resuming else None)
     world = World.get(spec)

@@ -23,7 +23,7 @@ import torch
 from conftest import PERSONA_QUICK, write_yaml
 
 import simulator.rounds as rounds_module
-from simulator.checkpoint import Checkpoint, load_checkpoint
+from simulator.checkpoint import Checkpoint, Checkpointer, load_checkpoint
 from simulator.errors import EngineFailure, UserError
 from simulator.results import read_rows
 from simulator.run_folder import checkpoint_path, metrics_path
@@ -87,7 +87,7 @@ def _cut_at(monkeypatch: pytest.MonkeyPatch, round_index: int) -> None:
 def test_resumed_run_equals_uninterrupted_run(tmp_path, tiny_document, monkeypatch, method):
     scenario = Scenario.model_validate(_document(tiny_document, method))
     saved = _recording_checkpoints(monkeypatch)
-    full = run_plan(RunPlan(scenario, [method], [0], tmp_path / "full", EVERY), False)
+    full = run_plan(RunPlan(scenario, [method], [0], tmp_path / "full", EVERY, None), False)
     reference = {c.position.rounds_run: c for c in saved}
     assert sorted(reference) == [3, 6, 9]
     assert not checkpoint_path(full, method, 0).exists()  # removed once finished
@@ -95,7 +95,7 @@ def test_resumed_run_equals_uninterrupted_run(tmp_path, tiny_document, monkeypat
     with monkeypatch.context() as patch:
         _cut_at(patch, CUT_AT)
         with pytest.raises(StopRequested):
-            run_plan(RunPlan(scenario, [method], [0], tmp_path / "cut", EVERY), False)
+            run_plan(RunPlan(scenario, [method], [0], tmp_path / "cut", EVERY, None), False)
     (cut,) = (tmp_path / "cut" / scenario.name).iterdir()
     assert load_checkpoint(checkpoint_path(cut, method, 0), saved[-1].key).position.rounds_run == 6
     written = [r["round"] for r in read_rows(metrics_path(cut, method, 0)) if r["kind"] == "round"]
@@ -129,9 +129,9 @@ def _engine_breaks_at(monkeypatch: pytest.MonkeyPatch, round_index: int, times: 
 
 def test_engine_failure_restarts_from_the_checkpoint(tmp_path, tiny_document, monkeypatch, caplog):
     scenario = Scenario.model_validate(_document(tiny_document, "fedavg"))
-    full = run_plan(RunPlan(scenario, ["fedavg"], [0], tmp_path / "full", EVERY), False)
+    full = run_plan(RunPlan(scenario, ["fedavg"], [0], tmp_path / "full", EVERY, None), False)
     _engine_breaks_at(monkeypatch, CUT_AT, times=2)
-    healed = run_plan(RunPlan(scenario, ["fedavg"], [0], tmp_path / "healed", EVERY), False)
+    healed = run_plan(RunPlan(scenario, ["fedavg"], [0], tmp_path / "healed", EVERY, None), False)
     assert stable_rows(metrics_path(healed, "fedavg", 0)) == stable_rows(
         metrics_path(full, "fedavg", 0)
     )
@@ -141,11 +141,11 @@ def test_engine_failure_restarts_from_the_checkpoint(tmp_path, tiny_document, mo
 
 def test_engine_that_keeps_failing_stops_resumably(tmp_path, tiny_document, monkeypatch):
     scenario = Scenario.model_validate(_document(tiny_document, "fedavg"))
-    full = run_plan(RunPlan(scenario, ["fedavg"], [0], tmp_path / "full", EVERY), False)
+    full = run_plan(RunPlan(scenario, ["fedavg"], [0], tmp_path / "full", EVERY, None), False)
     with monkeypatch.context() as patch:
         _engine_breaks_at(patch, CUT_AT, times=99)
         with pytest.raises(UserError, match="engine failed 3 times.*simulate --resume"):
-            run_plan(RunPlan(scenario, ["fedavg"], [0], tmp_path / "broken", EVERY), False)
+            run_plan(RunPlan(scenario, ["fedavg"], [0], tmp_path / "broken", EVERY, None), False)
     (folder,) = (tmp_path / "broken" / scenario.name).iterdir()
     resume_run(folder, show_progress=False)
     assert stable_rows(metrics_path(folder, "fedavg", 0)) == stable_rows(
@@ -158,7 +158,7 @@ def test_resume_refuses_a_checkpoint_of_another_run(tmp_path, tiny_document, mon
     with monkeypatch.context() as patch:
         _cut_at(patch, CUT_AT)
         with pytest.raises(StopRequested):
-            run_plan(RunPlan(scenario, ["fedavg"], [0], tmp_path, EVERY), False)
+            run_plan(RunPlan(scenario, ["fedavg"], [0], tmp_path, EVERY, None), False)
     (folder,) = (tmp_path / scenario.name).iterdir()
     text = (folder / "scenario.yaml").read_text().replace("severity: 45", "severity: 50")
     (folder / "scenario.yaml").write_text(text)
@@ -167,6 +167,19 @@ def test_resume_refuses_a_checkpoint_of_another_run(tmp_path, tiny_document, mon
     checkpoint_path(folder, "fedavg", 0).write_bytes(b"not a checkpoint")
     with pytest.raises(UserError, match="checkpoint"):
         resume_run(folder, show_progress=False)
+
+
+def test_checkpoints_keep_to_their_share_of_wall_time(tmp_path):
+    policy = Checkpointer(tmp_path / "c.pt", every=10, key="k", budget=0.05)
+    assert not policy.due(5, elapsed_s=100.0)  # not a multiple of the interval
+    assert policy.due(10, elapsed_s=100.0)  # the first is always affordable
+    policy.record_cost(10.0)
+    assert not policy.due(20, elapsed_s=150.0)  # 10 s spent + 10 s more > 5% of 150 s
+    assert policy.due(40, elapsed_s=400.0)  # 20 s <= 5% of 400 s
+    unlimited = Checkpointer(tmp_path / "c.pt", every=10, key="k", budget=None)
+    unlimited.record_cost(1e6)
+    assert unlimited.due(20, elapsed_s=1.0)
+    assert not Checkpointer(tmp_path / "c.pt", every=0, key="k").due(10, elapsed_s=1e9)
 
 
 def test_resume_needs_a_run_folder(tmp_path):
@@ -205,7 +218,8 @@ def _wait_for(pattern: str, root: Path, process: subprocess.Popen) -> Path:
 def kill_and_resume(tmp_path: Path, document: dict, methods: list[str], how: signal.Signals):
     """Run ``simulate``, kill it after the second method's first checkpoint, resume it."""
     scenario = write_yaml(tmp_path / "scenario.yaml", document)
-    common = ["--checkpoint-every", "2", "--methods", ",".join(methods)]
+    common = ["--checkpoint-every", "2", "--checkpoint-budget", "1"]
+    common += ["--methods", ",".join(methods)]
     reference = _simulate(str(scenario), "--out", str(tmp_path / "full"), *common)
     process = _simulate(str(scenario), "--out", str(tmp_path / "cut"), *common)
     _wait_for(f"*/*/checkpoints/{methods[1]}__seed0.pt", tmp_path / "cut", process)

@@ -83,7 +83,7 @@ def test_killed_ray_worker_restarts_the_engine_and_loses_nothing(
 ):
     document = _document(tiny_document, "fedavg")
     inline = Scenario.model_validate(document)
-    reference = run_plan(RunPlan(inline, ["fedavg"], [0], tmp_path / "inline", 3), False)
+    reference = run_plan(RunPlan(inline, ["fedavg"], [0], tmp_path / "inline", 3, None), False)
 
     document["engine"] = {"kind": "ray", "num_cpus": 2}
     original = rounds_module.RoundDriver._one_round
@@ -102,7 +102,7 @@ def test_killed_ray_worker_restarts_the_engine_and_loses_nothing(
 
     monkeypatch.setattr(rounds_module.RoundDriver, "_one_round", kill_a_worker_once)
     on_ray = Scenario.model_validate(document)
-    folder = run_plan(RunPlan(on_ray, ["fedavg"], [0], tmp_path / "ray", 3), False)
+    folder = run_plan(RunPlan(on_ray, ["fedavg"], [0], tmp_path / "ray", 3, None), False)
     assert killed, "no worker was killed"
     restarts = [r.getMessage() for r in caplog.records if "restarting the engine" in r.getMessage()]
     assert len(restarts) == 1 and "Ray worker was lost" in restarts[0]
