@@ -8,7 +8,7 @@ many device states it held, and the share of the run's wall time spent on
 checkpoints. Usage:
 
     python benchmarks/checkpoint_cost.py [--scenario scenarios/lowbandwidth.yaml]
-        [--engine ray|inline] [--every 10] [--methods fedavg,persona]
+        [--engine ray|inline] [--every 10] [--budget 0.05] [--methods fedavg,persona]
 """
 
 from __future__ import annotations
@@ -26,7 +26,9 @@ from simulator.runner import RunPlan, metrics_path, run_plan
 from simulator.scenario import load_scenario
 
 
-def measure(scenario_path: str, engine: str | None, every: int, methods: list[str]) -> None:
+def measure(
+    scenario_path: str, engine: str | None, every: int, budget: float | None, methods: list[str]
+) -> None:
     overrides = [f"engine.kind={engine}"] if engine else []
     scenario = with_methods(load_scenario(scenario_path, overrides), methods, scenario_path)
     timings: dict[str, list[float]] = {m: [] for m in methods}
@@ -47,11 +49,11 @@ def measure(scenario_path: str, engine: str | None, every: int, methods: list[st
     rounds_module.RoundDriver._checkpoint = timed
     rounds_module.save_checkpoint = sized
     with tempfile.TemporaryDirectory() as out:
-        plan = RunPlan(scenario, methods, [scenario.seed], Path(out), every)
+        plan = RunPlan(scenario, methods, [scenario.seed], Path(out), every, budget)
         folder = run_plan(plan, show_progress=False)
         print(
             f"{scenario.name}: {scenario.fleet.devices} devices, engine {scenario.engine.kind}, "
-            f"checkpoint every {every} rounds"
+            f"checkpoint every {every} rounds, budget {budget or 'none'}"
         )
         print(
             f"{'method':<12}{'checkpoints':>12}{'mean s':>9}{'max s':>9}"
@@ -78,9 +80,11 @@ def main() -> None:
     parser.add_argument("--scenario", default="scenarios/lowbandwidth.yaml")
     parser.add_argument("--engine", choices=["inline", "ray"])
     parser.add_argument("--every", type=int, default=10)
+    parser.add_argument("--budget", type=float, default=0.05, help="share of wall time; 1: none")
     parser.add_argument("--methods", default="fedavg,persona")
     args = parser.parse_args()
-    measure(args.scenario, args.engine, args.every, args.methods.split(","))
+    budget = None if args.budget >= 1 else args.budget
+    measure(args.scenario, args.engine, args.every, budget, args.methods.split(","))
 
 
 if __name__ == "__main__":
