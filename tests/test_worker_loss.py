@@ -14,7 +14,7 @@ from flwr.supercore.task_identity import TaskIdentity
 from test_resume import _document, stable_rows
 
 import simulator.rounds as rounds_module
-from simulator.engines.worker_guard import engine_error
+from simulator.engines.worker_guard import engine_error, local_worker_pids
 from simulator.run_folder import metrics_path
 from simulator.runner import RunPlan, run_plan
 from simulator.scenario import Scenario
@@ -41,33 +41,6 @@ def test_engine_errors_are_told_apart_from_device_failures():
     assert engine_error(_reply(ErrorCode.UNKNOWN, "<class 'ValueError'>:<'x'>")) is None
 
 
-def actor_pids() -> list[int]:
-    """This process's descendants that are Ray ClientApp actors."""
-    parents: dict[int, int] = {}
-    names: dict[int, str] = {}
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-            names[int(entry.name)] = (entry / "cmdline").read_bytes().decode(errors="replace")
-        except OSError:
-            continue
-        parents[int(entry.name)] = int(stat.rsplit(")", 1)[1].split()[1])
-    me = os.getpid()
-
-    def descends(pid: int) -> bool:
-        while pid > 1:
-            pid = parents.get(pid, 0)
-            if pid == me:
-                return True
-        return False
-
-    return sorted(
-        p for p, n in names.items() if n.startswith("ray::ClientAppActor") and descends(p)
-    )
-
-
 def _gone(pid: int) -> bool:
     """Exited (a zombie has an empty command line) or reaped."""
     try:
@@ -78,34 +51,39 @@ def _gone(pid: int) -> bool:
 
 @pytest.mark.ray
 @pytest.mark.slow
-def test_killed_ray_worker_restarts_the_engine_and_loses_nothing(
-    tmp_path, tiny_document, monkeypatch, caplog
+@pytest.mark.parametrize(
+    ("how", "cause"),
+    [(signal.SIGKILL, "Ray worker was lost"), (signal.SIGSTOP, "a frozen worker")],
+    ids=["killed", "frozen"],
+)
+def test_lost_ray_worker_restarts_the_engine_and_loses_nothing(
+    tmp_path, tiny_document, monkeypatch, caplog, how, cause
 ):
     document = _document(tiny_document, "fedavg")
     inline = Scenario.model_validate(document)
     reference = run_plan(RunPlan(inline, ["fedavg"], [0], tmp_path / "inline", 3, None), False)
 
-    document["engine"] = {"kind": "ray", "num_cpus": 2}
+    document["engine"] = {"kind": "ray", "num_cpus": 2, "reply_timeout_s": 5}
     original = rounds_module.RoundDriver._one_round
-    killed: list[int] = []
+    victims: list[int] = []
 
-    def kill_a_worker_once(self, grid, strategy, arrays, index, *rest):
-        if index == 5 and not killed:
-            victim = actor_pids()[0]
-            os.kill(victim, signal.SIGKILL)
-            for _ in range(200):  # until the process is gone (10 s at most)
-                if _gone(victim):
+    def break_a_worker_once(self, grid, strategy, arrays, index, *rest):
+        if index == 5 and not victims:
+            victims.append(local_worker_pids()[0])
+            os.kill(victims[0], how)
+            for _ in range(200):  # until it is gone (10 s at most)
+                if how != signal.SIGKILL or _gone(victims[0]):
                     break
                 time.sleep(0.05)
-            killed.append(victim)
         return original(self, grid, strategy, arrays, index, *rest)
 
-    monkeypatch.setattr(rounds_module.RoundDriver, "_one_round", kill_a_worker_once)
+    monkeypatch.setattr(rounds_module.RoundDriver, "_one_round", break_a_worker_once)
     on_ray = Scenario.model_validate(document)
     folder = run_plan(RunPlan(on_ray, ["fedavg"], [0], tmp_path / "ray", 3, None), False)
-    assert killed, "no worker was killed"
+    assert victims, "no worker was touched"
     restarts = [r.getMessage() for r in caplog.records if "restarting the engine" in r.getMessage()]
-    assert len(restarts) == 1 and "Ray worker was lost" in restarts[0]
+    assert len(restarts) == 1 and cause in restarts[0]
+    assert _gone(victims[0])
     assert stable_rows(metrics_path(folder, "fedavg", 0)) == stable_rows(
         metrics_path(reference, "fedavg", 0)
     )

@@ -53,7 +53,7 @@ def run_on_ray(spec: WorldSpec, devices: int, body: ServerBody, engine: Engine) 
     @server_app.main()
     def _main(grid: Grid, context: Context) -> None:
         try:
-            body(WorkerGuardGrid(grid, engine.reply_timeout_s))
+            body(WorkerGuardGrid(grid, engine.reply_timeout_s, local=not engine.ray_address))
         except BaseException as err:  # re-raised in the caller's thread below
             errors.append(err)
 

@@ -11,12 +11,20 @@ freezes sends nothing at all.
 ``WorkerGuardGrid`` wraps the engine's Grid: a reply naming a Ray error that
 is not a ClientApp's own, or replies missing after ``reply_timeout_s``, raise
 ``EngineFailure`` so the runner can restart the engine from the last
-checkpoint.
+checkpoint (the timeout starts with the second exchange: the first, the
+registration, includes Ray starting its workers). A frozen worker would also
+keep Flower's engine from shutting down (its thread waits on the worker
+without a timeout), so on a local Ray the guard first kills this process's
+ClientApp workers (found under ``/proc``; without it, the engine may not
+stop).
 """
 
 from __future__ import annotations
 
+import os
+import signal
 from collections.abc import Iterable
+from pathlib import Path
 
 from flwr.app import Message, RecordDict
 from flwr.common.constant import ErrorCode
@@ -26,6 +34,45 @@ from flwr.supercore.run import Run
 from simulator.errors import EngineFailure
 
 RAY_ERROR_MARKER = "ray.exceptions."
+WORKER_TITLE = "ray::ClientAppActor"
+
+
+def local_worker_pids() -> list[int]:
+    """This process's descendants that run ClientApps (Ray retitles its worker processes)."""
+    parents: dict[int, int] = {}
+    workers = []
+    for entry in Path("/proc").glob("[0-9]*"):
+        try:
+            stat = (entry / "stat").read_text()
+            title = (entry / "cmdline").read_bytes()
+        except OSError:  # gone meanwhile
+            continue
+        pid = int(entry.name)
+        parents[pid] = int(stat.rsplit(")", 1)[1].split()[1])
+        if title.startswith(WORKER_TITLE.encode()):
+            workers.append(pid)
+    me = os.getpid()
+
+    def descends(pid: int) -> bool:
+        while pid > 1:
+            pid = parents.get(pid, 0)
+            if pid == me:
+                return True
+        return False
+
+    return sorted(p for p in workers if descends(p))
+
+
+def kill_local_workers() -> int:
+    """SIGKILL this process's ClientApp workers (so the engine can shut down); how many."""
+    killed = 0
+    for pid in local_worker_pids():
+        try:
+            os.kill(pid, signal.SIGKILL)
+            killed += 1
+        except OSError:
+            continue
+    return killed
 
 
 def engine_error(reply: Message) -> str | None:
@@ -39,9 +86,11 @@ def engine_error(reply: Message) -> str | None:
 class WorkerGuardGrid(Grid):
     """Delegates to the engine's Grid; raises ``EngineFailure`` on a lost or frozen worker."""
 
-    def __init__(self, grid: Grid, reply_timeout_s: float):
+    def __init__(self, grid: Grid, reply_timeout_s: float, local: bool = True):
         self._grid = grid
         self._reply_timeout_s = reply_timeout_s
+        self._local = local
+        self._warm = False  # the first exchange waits for Ray to start its workers
 
     def set_run(self, run: Run) -> None:
         self._grid.set_run(run)
@@ -74,12 +123,17 @@ class WorkerGuardGrid(Grid):
     ) -> Iterable[Message]:
         messages = list(messages)
         limit = self._reply_timeout_s if timeout is None else min(timeout, self._reply_timeout_s)
+        if not self._warm and timeout is not None:
+            limit = timeout
         replies = self._check(list(self._grid.send_and_receive(messages, timeout=limit)))
         if len(replies) < len(messages):
+            if self._local:
+                kill_local_workers()
             raise EngineFailure(
                 f"{len(messages) - len(replies)} of {len(messages)} replies missing after "
                 f"{limit:.0f} s (a frozen worker?)"
             )
+        self._warm = True
         return replies
 
     @staticmethod
