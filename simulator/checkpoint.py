@@ -22,7 +22,7 @@ from __future__ import annotations
 import hashlib
 import os
 import pickle
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -106,7 +106,8 @@ def save_checkpoint(path: Path, checkpoint: Checkpoint) -> None:
     """Write ``checkpoint`` to ``path`` atomically (old or new file, never a torn one)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     temporary = path.with_name(path.name + ".tmp")
-    document = asdict(checkpoint)
+    document = {f.name: getattr(checkpoint, f.name) for f in fields(checkpoint)}  # no deep copy
+    document["position"] = asdict(checkpoint.position)
     document["arrays"] = _as_tensor(checkpoint.arrays)
     document["devices"] = {d: _as_tensor(b) for d, b in checkpoint.devices.items()}
     with temporary.open("wb") as handle:
