@@ -133,8 +133,7 @@ class RoundDriver:
             for d in devices
         ]
         scores: dict[int, float] = {}
-        replies = list(grid.send_and_receive(messages, timeout=GRID_TIMEOUT_S))
-        for reply in replies:
+        for reply in grid.send_and_receive(messages, timeout=GRID_TIMEOUT_S):
             if not reply.has_error():
                 meter = reply.content[wire.SIM_METER]
                 scores[int(meter[wire.DEVICE])] = float(meter[wire.ACCURACY])

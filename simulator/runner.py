@@ -198,19 +198,19 @@ def _build_report(folder: Path, console: Console) -> None:
 
 def _checkpointer(spec: WorldSpec, context: RunContext, resuming: bool) -> Checkpointer:
     """This run's checkpoint policy; on resume, with the checkpoint to continue from."""
-    console_log = logging.getLogger("persona_fleet")
+    log = logging.getLogger("persona_fleet")
     path = checkpoint_path(context.folder, spec.method, spec.seed)
     key = run_key(spec.scenario_json, spec.method, spec.seed)
     resume_from = load_checkpoint(path, key) if resuming and path.exists() else None
     if resume_from is not None:
-        console_log.info(
+        log.info(
             "%s seed %d: resuming after round %d",
             spec.method,
             spec.seed,
             resume_from.position.rounds_run,
         )
     elif resuming:
-        console_log.info("%s seed %d: no checkpoint, starting over", spec.method, spec.seed)
+        log.info("%s seed %d: no checkpoint, starting over", spec.method, spec.seed)
     return Checkpointer(path, context.checkpoint_every, key, resume_from, context.checkpoint_budget)
 
 
