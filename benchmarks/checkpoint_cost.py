@@ -15,15 +15,16 @@ from __future__ import annotations
 
 import argparse
 import tempfile
-import time
 from pathlib import Path
 
-import simulator.rounds as rounds_module
-from simulator.checkpoint import Checkpoint
 from simulator.cli import with_methods
-from simulator.results import read_rows
-from simulator.runner import RunPlan, metrics_path, run_plan
-from simulator.scenario import load_scenario
+from simulator.engine.loop_state import LoopSnapshot
+from simulator.run.checkpoints import Checkpointer
+from simulator.run.folder import metrics_path
+from simulator.run.plan import RunPlan
+from simulator.run.reader import read_rows
+from simulator.run.runner import run_plan
+from simulator.scenario.loading import load_scenario
 
 
 def measure(
@@ -33,21 +34,20 @@ def measure(
     scenario = with_methods(load_scenario(scenario_path, overrides), methods, scenario_path)
     timings: dict[str, list[float]] = {m: [] for m in methods}
     sizes: dict[str, list[tuple[int, int]]] = {m: [] for m in methods}
-    original_checkpoint = rounds_module.RoundDriver._checkpoint
-    original_save = rounds_module.save_checkpoint
+    original_cost = Checkpointer.record_cost
+    original_save = Checkpointer.save
 
-    def timed(self, *args, **kwargs):
-        started = time.perf_counter()
-        original_checkpoint(self, *args, **kwargs)
-        timings[self.world.method.name].append(time.perf_counter() - started)
+    def timed(self: Checkpointer, seconds: float) -> None:  # gathering + writing
+        original_cost(self, seconds)
+        timings[self.path.name.split("__")[0]].append(seconds)
 
-    def sized(path: Path, checkpoint: Checkpoint) -> None:
-        original_save(path, checkpoint)
-        method = path.name.split("__")[0]
-        sizes[method].append((path.stat().st_size, len(checkpoint.devices)))
+    def sized(self: Checkpointer, snapshot: LoopSnapshot) -> None:
+        original_save(self, snapshot)
+        method = self.path.name.split("__")[0]
+        sizes[method].append((self.path.stat().st_size, len(snapshot.devices)))
 
-    rounds_module.RoundDriver._checkpoint = timed
-    rounds_module.save_checkpoint = sized
+    Checkpointer.record_cost = timed  # type: ignore[method-assign]
+    Checkpointer.save = sized  # type: ignore[method-assign]
     with tempfile.TemporaryDirectory() as out:
         plan = RunPlan(scenario, methods, [scenario.seed], Path(out), every, budget)
         folder = run_plan(plan, show_progress=False)

@@ -28,10 +28,12 @@ from flwr.clientapp import ClientApp
 from flwr.serverapp import Grid, ServerApp
 from flwr.simulation import run_simulation
 
-from simulator.engines.ray import backend_config
-from simulator.results import read_rows
-from simulator.runner import RunPlan, metrics_path, run_plan
-from simulator.scenario import load_scenario
+from simulator.engine.ray import backend_config
+from simulator.run.folder import metrics_path
+from simulator.run.plan import RunPlan
+from simulator.run.reader import read_rows
+from simulator.run.runner import run_plan
+from simulator.scenario.loading import load_scenario
 
 
 def flower_noop(devices: int, device_rounds: int) -> tuple[float, float]:

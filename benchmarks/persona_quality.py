@@ -18,9 +18,11 @@ import json
 from pathlib import Path
 
 from reports.statistics import mean_ci95
-from simulator.results import read_rows
-from simulator.runner import RunPlan, metrics_path, run_plan
-from simulator.scenario import load_scenario
+from simulator.run.folder import metrics_path
+from simulator.run.plan import RunPlan
+from simulator.run.reader import read_rows
+from simulator.run.runner import run_plan
+from simulator.scenario.loading import load_scenario
 
 
 def bytes_per_device_round(path: Path) -> float:

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-HeadWeights = list[tuple[torch.Tensor, torch.Tensor]]
+from basemodel.architecture import HeadWeights
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,8 @@ from dataclasses import dataclass, field
 
 import torch
 
-from persona.adapter import HeadWeights, PersonaAdapter, edit_norms
+from basemodel.architecture import HeadWeights
+from persona.adapter import PersonaAdapter, edit_norms
 from persona.prototypes import PrototypeBank, RefineConfig
 
 
@@ -25,6 +26,19 @@ class Assignment:
     version: int
     base: HeadWeights
     edit: HeadWeights
+
+
+@dataclass(frozen=True)
+class DeployRules:
+    """How the cloud answers devices: the assignment rule and how often heads move.
+
+    ``assignment`` is ``"nearest"`` (nearest centroid) or ``"smallest-edit"``
+    (the prototype whose clipped edit is smallest); prototype heads take their
+    members' accumulated edits every ``head_refresh_rounds`` rounds.
+    """
+
+    assignment: str = "nearest"
+    head_refresh_rounds: int = 10
 
 
 @dataclass
@@ -44,16 +58,17 @@ class PersonaCloud:
         adapter: PersonaAdapter,
         bank: PrototypeBank,
         refine: RefineConfig,
-        assignment: str = "nearest",
-        head_refresh_rounds: int = 10,
+        rules: DeployRules = DeployRules(),
     ):
-        if assignment not in ("nearest", "smallest-edit"):
-            raise ValueError(f"unknown assignment {assignment!r}; valid: nearest, smallest-edit")
+        if rules.assignment not in ("nearest", "smallest-edit"):
+            raise ValueError(
+                f"unknown assignment {rules.assignment!r}; valid: nearest, smallest-edit"
+            )
         self.adapter = adapter.eval()
         self.bank = bank
         self.refine_config = refine
-        self.assignment = assignment
-        self.head_refresh_rounds = max(1, head_refresh_rounds)
+        self.assignment = rules.assignment
+        self.head_refresh_rounds = max(1, rules.head_refresh_rounds)
         self._pending = [(torch.zeros_like(w), torch.zeros_like(b)) for w, b in bank.heads]
         self._pending_count = torch.zeros(len(bank))
 

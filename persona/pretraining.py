@@ -8,20 +8,20 @@ everything it depends on; a later call with the same inputs loads it
 
 from __future__ import annotations
 
-import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
 from torch import nn
 
-from persona.adapter import AdapterConfig, HeadWeights, PersonaAdapter
-from persona.pretrain import cache_key, default_cache_dir
+from basemodel.architecture import HeadWeights
+from basemodel.cache import cache_key, default_cache_dir, save_atomically
+from basemodel.resources import Transform
+from persona.adapter import AdapterConfig, PersonaAdapter
 from persona.prototypes import PrototypeBank
 from persona.training import (
     EpisodeSampler,
     PersonaTrainConfig,
-    Transform,
     build_prototypes,
     context_features,
     expiry_distance,
@@ -96,9 +96,7 @@ def pretrain_persona(
         bank, spawn, merge = build_prototypes(adapter, base, sampler, train_config, seed)
         expiry = expiry_distance(sampler, train_config)
     final_loss = float(sum(losses[-50:]) / max(1, len(losses[-50:])))
-    cache_dir.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(f".tmp{os.getpid()}")
-    torch.save(
+    save_atomically(
         {
             "adapter": adapter.state_dict(),
             "bank": bank.state(),
@@ -107,7 +105,6 @@ def pretrain_persona(
             "expiry": expiry,
             "loss": final_loss,
         },
-        tmp,
+        path,
     )
-    os.replace(tmp, path)
     return PersonaCloudState(adapter.eval(), bank, spawn, merge, expiry, final_loss, path)

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 
 import torch
 
-from persona.adapter import HeadWeights
+from basemodel.architecture import HeadWeights
 
 
 @dataclass

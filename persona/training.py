@@ -14,7 +14,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -22,16 +21,15 @@ import torch
 from sklearn.cluster import KMeans
 from torch import nn
 
+from basemodel.architecture import HeadWeights
+from basemodel.resources import Transform
 from persona.adapter import (
-    HeadWeights,
     PersonaAdapter,
     batched_head_forward,
     edited_heads,
     summarize_window,
 )
 from persona.prototypes import PrototypeBank
-
-Transform = Callable[[torch.Tensor], torch.Tensor]
 
 
 @dataclass(frozen=True)

@@ -10,9 +10,9 @@ from pathlib import Path
 from typing import Any
 
 from reports.plots import FIGURES, colour, write_plots
-from reports.results import RunResults, load_run
 from reports.statistics import mean_ci95
 from reports.table import COLUMNS, reading, table
+from simulator.run.reader import RunResults, load_run
 
 STYLE = """
 body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1100px; color: #222; }

@@ -19,7 +19,6 @@ import numpy as np  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 from matplotlib.ticker import NullFormatter  # noqa: E402
 
-from reports.results import RunResults  # noqa: E402
 from reports.series import (  # noqa: E402
     accuracy_band,
     cumulative_bytes_at,
@@ -27,6 +26,7 @@ from reports.series import (  # noqa: E402
     prototype_members,
 )
 from reports.statistics import mean_ci95  # noqa: E402
+from simulator.run.reader import RunResults  # noqa: E402
 
 KNOWN_COLOURS = {
     "static": "#7f7f7f",

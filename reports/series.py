@@ -6,8 +6,8 @@ from typing import Any
 
 import numpy as np
 
-from reports.results import MethodRun
 from reports.statistics import mean_ci95
+from simulator.run.reader import MethodRun
 
 
 def accuracy_band(runs: list[MethodRun]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

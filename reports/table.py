@@ -5,8 +5,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from reports.results import RunResults
 from reports.statistics import mean_ci95
+from simulator.run.reader import RunResults
 
 # (summary column, heading, higher is better, format)
 COLUMNS = [

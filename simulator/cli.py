@@ -18,14 +18,14 @@ import os
 import sys
 from pathlib import Path
 
-from reports.results import ReportError
-from simulator.errors import ScenarioError, UserError
-from simulator.scenario import Scenario, parse_scenario, scenario_to_document
-from simulator.stopping import EXIT_INTERRUPTED, StopRequested
+from simulator.engine.stop import StopRequested
+from simulator.run.plan import DEFAULT_CHECKPOINT_BUDGET, DEFAULT_CHECKPOINT_EVERY
+from simulator.run.stopping import EXIT_INTERRUPTED
+from simulator.scenario.errors import UserError
+from simulator.scenario.loading import parse_scenario, scenario_to_document
+from simulator.scenario.schema import Scenario
 
 EXIT_USAGE = 2
-DEFAULT_CHECKPOINT_EVERY = 10
-DEFAULT_CHECKPOINT_BUDGET = 0.05
 
 
 def _common(parser: argparse.ArgumentParser, optional_scenario: bool = False) -> None:
@@ -59,14 +59,14 @@ def build_parser() -> argparse.ArgumentParser:
         "--checkpoint-every",
         type=int,
         metavar="N",
-        help="rounds between checkpoints (default 10; 0: no checkpoints)",
+        help=f"rounds between checkpoints (default {DEFAULT_CHECKPOINT_EVERY}; 0: none)",
     )
     parser.add_argument(
         "--checkpoint-budget",
         type=float,
         metavar="FRACTION",
         help="skip a due checkpoint if checkpoints would take more than this share of the "
-        "run's wall time (default 0.05; 1: never skip)",
+        f"run's wall time (default {DEFAULT_CHECKPOINT_BUDGET}; 1: never skip)",
     )
     parser.add_argument("--methods", help="comma-separated methods (default: the scenario's)")
     parser.add_argument("--engine", choices=["inline", "ray"], help="override the engine")
@@ -139,7 +139,7 @@ def _overrides(args: argparse.Namespace) -> list[str]:
 
 
 def _validate(argv: list[str]) -> int:
-    from simulator.scenario import load_scenario
+    from simulator.scenario.loading import load_scenario
 
     args = build_validate_parser().parse_args(argv)
     scenario = load_scenario(args.scenario, args.overrides)
@@ -151,8 +151,9 @@ def _validate(argv: list[str]) -> int:
 
 
 def _run(argv: list[str]) -> int:
-    from simulator.runner import RunPlan, run_plan
-    from simulator.scenario import load_scenario
+    from simulator.run.plan import RunPlan
+    from simulator.run.runner import run_plan
+    from simulator.scenario.loading import load_scenario
 
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -187,7 +188,7 @@ def _run(argv: list[str]) -> int:
 
 
 def _resume(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
-    from simulator.runner import resume_run
+    from simulator.run.runner import resume_run
 
     given = [
         flag
@@ -208,7 +209,22 @@ def _resume(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     return _print_results(resume_run(Path(args.resume), show_progress=not args.no_progress))
 
 
+def _build_report(folder: Path) -> None:
+    """Plots and report at the end of a run; a report failure never loses results."""
+    from reports.build import build_report
+
+    try:
+        build_report(folder)
+    except Exception as error:  # the results are on disk; the report can be rebuilt
+        print(
+            f"warning: report not built ({type(error).__name__}: {error}); "
+            f"rebuild it with: simulate report {folder}",
+            file=sys.stderr,
+        )
+
+
 def _print_results(folder: Path) -> int:
+    _build_report(folder)
     print(f"results: {folder}")
     print((folder / "summary.csv").read_text(), end="")
     return 0
@@ -234,7 +250,7 @@ def main(argv: list[str] | None = None) -> int:
         if argv and argv[0] == "compare":
             return _compare(argv[1:])
         return _run(argv)
-    except (ScenarioError, UserError, ReportError) as error:
+    except UserError as error:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_USAGE
     except StopRequested as stopped:

@@ -12,20 +12,23 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from flwr.app import ArrayRecord, ConfigRecord, Message, MessageType, MetricRecord, RecordDict
+from flwr.app import ArrayRecord, ConfigRecord, Message, MetricRecord, RecordDict
 from flwr.serverapp import Grid
 from flwr.serverapp.strategy import FedAvg
 
+from basemodel.flops import training_flops
 from strategies import wire
 from strategies.base import (
     CloudSetup,
+    DeviceHalf,
     DeviceKit,
     DeviceStep,
+    FleetStrategy,
     Method,
     NodeSampler,
     TrainOutcome,
     Weights,
-    training_flops,
+    messages_to,
 )
 from strategies.local_training import LocalTrainingParams, train_locally, update_reply
 
@@ -46,8 +49,8 @@ FLEET_FEDAVG_ARGS = {
 class FleetSampling:
     """For Flower's FedAvg family: seeded sampling, update checks, device-ordered sums.
 
-    Mixed in before a Flower strategy (``class X(FleetSampling, FedAvg)``); the
-    strategy's own aggregation is kept.
+    Mixed in before a Flower strategy (``class X(FleetSampling, FedAvg,
+    FleetStrategy)``); the strategy's own aggregation is kept.
     """
 
     configrecord_key: str
@@ -61,10 +64,7 @@ class FleetSampling:
     ) -> Iterable[Message]:
         self._expected = {key: tuple(arrays[key].shape) for key in arrays}
         content = RecordDict({wire.ARRAYS: arrays, self.configrecord_key: config})
-        return [
-            Message(content=content, message_type=MessageType.TRAIN, dst_node_id=node)
-            for node in self._sample_nodes(server_round)
-        ]
+        return messages_to(self._sample_nodes(server_round), content)
 
     def validate_reply(self, reply: Message) -> str | None:
         """Why an update cannot be averaged (missing records, other shapes), or ``None``."""
@@ -88,7 +88,7 @@ class FleetSampling:
         return super().aggregate_train(server_round, useful)  # type: ignore[misc]
 
 
-class FleetFedAvg(FleetSampling, FedAvg):
+class FleetFedAvg(FleetSampling, FedAvg, FleetStrategy):
     """Flower's FedAvg, sampling online devices with the run's seeded sampler."""
 
     def __init__(self, sample_nodes: NodeSampler):
@@ -96,7 +96,7 @@ class FleetFedAvg(FleetSampling, FedAvg):
         self._use_sampler(sample_nodes)
 
 
-class FedAvgDevice:
+class FedAvgDevice(DeviceHalf):
     """Device half: local SGD from the downloaded global model."""
 
     def proximal(self, content: RecordDict) -> tuple[float, Weights | None]:

@@ -16,7 +16,7 @@ from flwr.serverapp.strategy import FedProx
 from pydantic import Field
 
 from strategies import wire
-from strategies.base import CloudSetup, Method, NodeSampler, Weights
+from strategies.base import CloudSetup, FleetStrategy, Method, NodeSampler, Weights
 from strategies.fedavg import FLEET_FEDAVG_ARGS, FedAvgDevice, FleetSampling
 from strategies.local_training import LocalTrainingParams
 
@@ -29,7 +29,7 @@ class FedProxParams(LocalTrainingParams):
     proximal_mu: float = Field(default=0.1, ge=0)
 
 
-class FleetFedProx(FleetSampling, FedProx):
+class FleetFedProx(FleetSampling, FedProx, FleetStrategy):
     """Flower's FedProx with the run's seeded sampler."""
 
     def __init__(self, sample_nodes: NodeSampler, proximal_mu: float):

@@ -10,18 +10,19 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from flwr.app import ArrayRecord, ConfigRecord, Message, MessageType, MetricRecord, RecordDict
+from flwr.app import ArrayRecord, ConfigRecord, Message, MetricRecord, RecordDict
 from flwr.serverapp import Grid
-from flwr.serverapp.strategy import Strategy
 
+from basemodel.flops import training_flops
 from strategies.base import (
     CloudSetup,
+    DeviceHalf,
     DeviceStep,
+    FleetStrategy,
     Method,
     NodeSampler,
-    NoFederatedEvaluation,
     TrainOutcome,
-    training_flops,
+    messages_to,
 )
 from strategies.local_training import LocalTrainingParams, train_locally
 
@@ -30,7 +31,7 @@ class FinetuneParams(LocalTrainingParams):
     """The device's training: ``local_epochs``, ``lr``, ``batch_size``."""
 
 
-class FinetuneStrategy(NoFederatedEvaluation, Strategy):
+class FinetuneStrategy(FleetStrategy):
     """A cloud that only schedules: it tells sampled devices to train, and learns nothing."""
 
     def __init__(self, sample_nodes: NodeSampler):
@@ -39,21 +40,15 @@ class FinetuneStrategy(NoFederatedEvaluation, Strategy):
     def configure_train(
         self, server_round: int, arrays: ArrayRecord, config: ConfigRecord, grid: Grid
     ) -> Iterable[Message]:
-        return [
-            Message(RecordDict(), dst_node_id=node, message_type=MessageType.TRAIN)
-            for node in self._sample_nodes(server_round)
-        ]
+        return messages_to(self._sample_nodes(server_round), RecordDict())
 
     def aggregate_train(
         self, server_round: int, replies: Iterable[Message]
     ) -> tuple[ArrayRecord | None, MetricRecord | None]:
         return None, MetricRecord({"trained": len(list(replies))})
 
-    def summary(self) -> None:
-        """Nothing to configure."""
 
-
-class FinetuneDevice:
+class FinetuneDevice(DeviceHalf):
     """Device half: SGD on the weights it already runs; the reply carries nothing."""
 
     def train(self, step: DeviceStep) -> TrainOutcome:

@@ -14,22 +14,24 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 import torch
-from flwr.app import ArrayRecord, ConfigRecord, Message, MessageType, MetricRecord, RecordDict
+from flwr.app import ArrayRecord, ConfigRecord, Message, MetricRecord, RecordDict
 from flwr.serverapp import Grid
-from flwr.serverapp.strategy import Strategy
 from flwr.serverapp.strategy.strategy_utils import aggregate_arrayrecords
 from pydantic import Field
 
+from basemodel.architecture import is_head_key
+from basemodel.flops import training_flops
 from strategies import wire
 from strategies.base import (
     CloudSetup,
+    DeviceHalf,
     DeviceStep,
+    FleetStrategy,
     Method,
     NodeSampler,
-    NoFederatedEvaluation,
     TrainOutcome,
     Weights,
-    training_flops,
+    messages_to,
 )
 from strategies.local_training import LocalTrainingParams, train_locally, update_reply
 
@@ -45,7 +47,7 @@ def cluster_key(cluster: int, name: str) -> str:
     return f"c{cluster}/{name}"
 
 
-class IFCAStrategy(NoFederatedEvaluation, Strategy):
+class IFCAStrategy(FleetStrategy):
     """The cloud half: K models, all sent; updates averaged within their cluster."""
 
     def __init__(
@@ -58,7 +60,7 @@ class IFCAStrategy(NoFederatedEvaluation, Strategy):
         for _ in range(params.clusters):
             model = {k: v.clone() for k, v in base.items()}
             for name, value in model.items():
-                if name.startswith("head.") and value.is_floating_point():
+                if is_head_key(name) and value.is_floating_point():
                     value += params.init_noise * torch.randn(value.shape, generator=generator)
             self.models.append(model)
         self._shapes = {k: tuple(v.shape) for k, v in base.items()}
@@ -80,11 +82,7 @@ class IFCAStrategy(NoFederatedEvaluation, Strategy):
                 for name, value in model.items()
             }
         )
-        content = RecordDict({wire.ARRAYS: bundle})
-        return [
-            Message(content, dst_node_id=node, message_type=MessageType.TRAIN)
-            for node in self._sample_nodes(server_round)
-        ]
+        return messages_to(self._sample_nodes(server_round), RecordDict({wire.ARRAYS: bundle}))
 
     def validate_reply(self, reply: Message) -> str | None:
         arrays, metrics = reply.content.get(wire.ARRAYS), reply.content.get(wire.METRICS)
@@ -110,11 +108,8 @@ class IFCAStrategy(NoFederatedEvaluation, Strategy):
         sizes = {f"members-{k}": len(members.get(k, [])) for k in range(len(self.models))}
         return None, MetricRecord(sizes)
 
-    def summary(self) -> None:
-        """Nothing beyond the parameters."""
 
-
-class IFCADevice:
+class IFCADevice(DeviceHalf):
     """Score every cluster model on the labeled samples, train the best, report which."""
 
     def train(self, step: DeviceStep) -> TrainOutcome:

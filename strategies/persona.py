@@ -17,16 +17,18 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
-from typing import Literal
+from dataclasses import fields
+from typing import Any, Literal
 
 import torch
-from flwr.app import ArrayRecord, ConfigRecord, Message, MessageType, MetricRecord, RecordDict
+from flwr.app import ArrayRecord, ConfigRecord, Message, MetricRecord, RecordDict
 from flwr.serverapp import Grid
-from flwr.serverapp.strategy import Strategy
 from pydantic import Field
 
+from basemodel.architecture import head_keys
+from basemodel.threads import fixed_threads
 from persona.adapter import AdapterConfig, summarize_window
-from persona.cloud import Assignment, PersonaCloud
+from persona.cloud import Assignment, DeployRules, PersonaCloud
 from persona.pretraining import pretrain_persona
 from persona.prototypes import RefineConfig
 from persona.training import PersonaTrainConfig
@@ -39,38 +41,51 @@ from strategies.base import (
     Method,
     MethodParams,
     NodeSampler,
-    NoFederatedEvaluation,
     TrainOutcome,
-    fixed_threads,
+    TwoPhaseDevice,
+    TwoPhaseStrategy,
+    messages_to,
 )
 
 log = logging.getLogger("persona_fleet")
 NO_PROTO = -1
 
 
-class PersonaParams(MethodParams):
-    """Persona's settings: the method, its deployment rules and its pretraining budget."""
+def _library(config: type, name: str) -> Any:
+    """The default of field ``name`` of a ``persona`` config: defaults live in the library."""
+    return next(f.default for f in fields(config) if f.name == name)
 
-    prototypes: int = Field(default=4, ge=1, le=64)
-    assignment: Literal["nearest", "smallest-edit"] = "nearest"
-    clip: float = Field(default=0.1, gt=0)
-    summary: Literal["features", "stats"] = "features"
-    rank: int = Field(default=0, ge=0)
+
+class PersonaParams(MethodParams):
+    """Persona's settings: the method, its deployment rules and its pretraining budget.
+
+    Defaults come from the ``persona`` library's own configs (``AdapterConfig``,
+    ``PersonaTrainConfig``, ``RefineConfig``, ``DeployRules``); the deployment
+    rules that exist only on the fleet (edit precision, expiry) are defined here.
+    """
+
+    prototypes: int = Field(default=_library(PersonaTrainConfig, "prototypes"), ge=1, le=64)
+    assignment: Literal["nearest", "smallest-edit"] = _library(DeployRules, "assignment")
+    clip: float = Field(default=_library(AdapterConfig, "clip"), gt=0)
+    summary: Literal["features", "stats"] = _library(AdapterConfig, "summary")
+    rank: int = Field(default=_library(AdapterConfig, "rank"), ge=0)
     edit_precision: Literal["float16", "float32"] = "float16"
-    code_dim: int = Field(default=16, ge=1)
-    cross_layer: bool = True
-    refine: bool = True
-    eta: float = Field(default=0.05, ge=0, le=1)
-    head_refresh_rounds: int = Field(default=10, ge=1)
+    code_dim: int = Field(default=_library(AdapterConfig, "code_dim"), ge=1)
+    cross_layer: bool = _library(AdapterConfig, "cross_layer")
+    refine: bool = _library(RefineConfig, "enabled")
+    eta: float = Field(default=_library(RefineConfig, "eta"), ge=0, le=1)
+    head_refresh_rounds: int = Field(default=_library(DeployRules, "head_refresh_rounds"), ge=1)
     expiry: bool = True
-    expiry_factor: float = Field(default=1.0, gt=0)
-    spawn_factor: float = Field(default=2.0, gt=0)
-    merge_factor: float = Field(default=0.25, ge=0)
-    max_prototypes: int = Field(default=32, ge=1)
-    pretrain_steps: int = Field(default=1500, ge=0)
-    generator_steps: int = Field(default=400, ge=0)
-    prototype_episodes: int = Field(default=512, ge=2)
-    lr: float = Field(default=1e-3, gt=0)
+    expiry_factor: float = Field(default=_library(PersonaTrainConfig, "expiry_factor"), gt=0)
+    spawn_factor: float = Field(default=_library(PersonaTrainConfig, "spawn_factor"), gt=0)
+    merge_factor: float = Field(default=_library(PersonaTrainConfig, "merge_factor"), ge=0)
+    max_prototypes: int = Field(default=_library(RefineConfig, "max_prototypes"), ge=1)
+    pretrain_steps: int = Field(default=_library(PersonaTrainConfig, "steps"), ge=0)
+    generator_steps: int = Field(default=_library(PersonaTrainConfig, "generator_steps"), ge=0)
+    prototype_episodes: int = Field(
+        default=_library(PersonaTrainConfig, "prototype_episodes"), ge=2
+    )
+    lr: float = Field(default=_library(PersonaTrainConfig, "lr"), gt=0)
 
 
 def window_mean(summary: torch.Tensor, kind: str) -> torch.Tensor:
@@ -78,11 +93,6 @@ def window_mean(summary: torch.Tensor, kind: str) -> torch.Tensor:
     if kind == "features":
         return summary.mean(dim=0)
     return summary[: summary.shape[0] // 2]
-
-
-def head_keys(layers: int) -> list[tuple[str, str]]:
-    """State-dict names of the editable head's ``(weight, bias)`` per layer."""
-    return [(f"head.layers.{i}.weight", f"head.layers.{i}.bias") for i in range(layers)]
 
 
 def _as_record(
@@ -94,7 +104,7 @@ def _as_record(
     return ArrayRecord(named)
 
 
-class PersonaStrategy(NoFederatedEvaluation, Strategy):
+class PersonaStrategy(TwoPhaseStrategy):
     """The cloud half: summaries in, one batched adapter pass, an edit per device out."""
 
     def __init__(
@@ -123,10 +133,7 @@ class PersonaStrategy(NoFederatedEvaluation, Strategy):
         self, server_round: int, arrays: ArrayRecord, config: ConfigRecord, grid: Grid
     ) -> Iterable[Message]:
         content = RecordDict({"config": ConfigRecord({"summary": self._summary})})
-        return [
-            Message(content=content, message_type=MessageType.TRAIN, dst_node_id=node)
-            for node in self._sample_nodes(server_round)
-        ]
+        return messages_to(self._sample_nodes(server_round), content)
 
     def aggregate_train(
         self, server_round: int, replies: Iterable[Message]
@@ -158,7 +165,7 @@ class PersonaStrategy(NoFederatedEvaluation, Strategy):
 
     def validate_reply(self, reply: Message) -> str | None:
         """Why a summary cannot be used (see ``_parse``), or ``None``."""
-        if reply.metadata.message_type != MessageType.TRAIN:
+        if reply.metadata.message_type == wire.TRAIN_APPLY:
             return None  # the second phase carries no payload
         return None if self._parse(reply) is not None else "malformed summary"
 
@@ -215,7 +222,7 @@ class PersonaStrategy(NoFederatedEvaluation, Strategy):
         )
 
 
-class PersonaDevice:
+class PersonaDevice(TwoPhaseDevice):
     """The device half: summarize the window; later, set the head to ``P(k) + dW``."""
 
     def train(self, step: DeviceStep) -> TrainOutcome:
@@ -275,7 +282,7 @@ class PersonaDevice:
 
     def serving_weights(
         self, view: DeviceView, inputs: torch.Tensor, kit: DeviceKit, params: MethodParams
-    ):
+    ) -> dict[str, torch.Tensor] | None:
         """The weights to predict ``inputs`` with: the edited head while it is fresh.
 
         An edit is made for the window the device summarized. When the mean
@@ -298,12 +305,8 @@ class PersonaDevice:
 def build_cloud(setup: CloudSetup, params: PersonaParams) -> PersonaStrategy:
     """Pretrain (or load) Persona for this starting model and wrap it as a Strategy."""
     resources = setup.resources
-    if resources is None:
-        raise ValueError("Persona's cloud needs the cloud's data and starting model")
     model = resources.model
-    widths = [model.head.layers[0].in_features] + [
-        layer.out_features for layer in model.head.layers
-    ]
+    widths = model.head.widths()
     adapter_config = AdapterConfig(
         feature_dim=widths[0],
         head_widths=tuple(widths),
@@ -351,15 +354,14 @@ def build_cloud(setup: CloudSetup, params: PersonaParams) -> PersonaStrategy:
         merge_distance=state.merge_distance,
         max_prototypes=params.max_prototypes,
     )
-    cloud = PersonaCloud(
-        state.adapter, state.bank, refine, params.assignment, params.head_refresh_rounds
-    )
+    rules = DeployRules(params.assignment, params.head_refresh_rounds)
+    cloud = PersonaCloud(state.adapter, state.bank, refine, rules)
     dtype = torch.float16 if params.edit_precision == "float16" else torch.float32
     return PersonaStrategy(cloud, setup.sample_nodes, params.summary, state.expiry_distance, dtype)
 
 
 def _variant(name: str, summary: str, forced: dict) -> Method:
-    def cloud(setup: CloudSetup) -> Strategy:
+    def cloud(setup: CloudSetup) -> PersonaStrategy:
         assert isinstance(setup.params, PersonaParams)
         return build_cloud(setup, setup.params.model_copy(update=forced))
 

@@ -18,24 +18,23 @@ from collections.abc import Callable, Iterable
 import torch
 from flwr.app import ArrayRecord, ConfigRecord, Message, MessageType, MetricRecord, RecordDict
 from flwr.serverapp import Grid
-from flwr.serverapp.strategy import Strategy
 from pydantic import Field
 from torch import nn
 
+from basemodel.architecture import HEAD_PREFIX, is_head_key
+from basemodel.flops import BACKWARD_FACTOR, head_forward_flops
 from strategies import wire
 from strategies.base import (
-    BACKWARD_FACTOR,
     CloudSetup,
+    DeviceHalf,
     DeviceStep,
+    FleetStrategy,
     Method,
     NodeSampler,
-    NoFederatedEvaluation,
     TrainOutcome,
     Weights,
 )
 from strategies.local_training import LocalTrainingParams, train_locally, update_reply
-
-HEAD = "head."
 
 
 class PFedHNParams(LocalTrainingParams):
@@ -70,7 +69,7 @@ class HeadHypernetwork(nn.Module):
         return {n: p.view(s) for n, p, s in zip(self.names, pieces, self.shapes, strict=True)}
 
 
-class PFedHNStrategy(NoFederatedEvaluation, Strategy):
+class PFedHNStrategy(FleetStrategy):
     """The cloud half: generate each sampled device's head; learn from the deltas."""
 
     def __init__(
@@ -137,11 +136,8 @@ class PFedHNStrategy(NoFederatedEvaluation, Strategy):
             updated += 1
         return None, MetricRecord({"updated": updated})
 
-    def summary(self) -> None:
-        """Nothing beyond the parameters."""
 
-
-class PFedHNDevice:
+class PFedHNDevice(DeviceHalf):
     """Train the received head on the labeled samples; return the change."""
 
     def train(self, step: DeviceStep) -> TrainOutcome:
@@ -149,22 +145,21 @@ class PFedHNDevice:
         head = step.content[wire.ARRAYS].to_torch_state_dict()
         step.kit.model.load_state_dict(head, strict=False)
         x, y = step.labeled
-        loss, passes = train_locally(step.kit.model, x, y, step.params, step.kit.seed, only=HEAD)
+        loss, passes = train_locally(
+            step.kit.model, x, y, step.params, step.kit.seed, only=HEAD_PREFIX
+        )
         trained = step.kit.model.state_dict()
         delta = {k: (trained[k] - head[k]).contiguous() for k in head}
         reply = update_reply(delta, len(y), loss)
         # Forward through the whole model; backward (2x forward) through the head only.
-        head_forward = sum(2.0 * v.numel() for k, v in head.items() if k.endswith("weight"))
-        per_sample = step.kit.forward_flops_per_sample + BACKWARD_FACTOR * head_forward
+        per_sample = step.kit.forward_flops_per_sample + BACKWARD_FACTOR * head_forward_flops(head)
         return TrainOutcome(reply, head, per_sample * len(y) * step.params.local_epochs, passes)
 
 
 def _cloud(setup: CloudSetup) -> PFedHNStrategy:
     assert isinstance(setup.params, PFedHNParams)
-    if setup.device_of is None:
-        raise ValueError("pFedHN's cloud needs the node -> device mapping")
     base = setup.initial_arrays.to_torch_state_dict()
-    head = {k: v for k, v in base.items() if k.startswith(HEAD)}
+    head = {k: v for k, v in base.items() if is_head_key(k)}
     network = HeadHypernetwork(head, setup.fleet_size, setup.params, setup.seed)
     return PFedHNStrategy(setup.sample_nodes, setup.device_of, network, setup.params.server_lr)
 

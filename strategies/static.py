@@ -6,14 +6,14 @@ from collections.abc import Iterable
 
 from flwr.app import ArrayRecord, ConfigRecord, Message, MetricRecord, RecordDict
 from flwr.serverapp import Grid
-from flwr.serverapp.strategy import Strategy
 
 from strategies.base import (
     CloudSetup,
+    DeviceHalf,
     DeviceStep,
+    FleetStrategy,
     Method,
     MethodParams,
-    NoFederatedEvaluation,
     TrainOutcome,
 )
 
@@ -22,7 +22,7 @@ class StaticParams(MethodParams):
     """``static`` takes no parameters."""
 
 
-class StaticStrategy(NoFederatedEvaluation, Strategy):
+class StaticStrategy(FleetStrategy):
     """A cloud that sends nothing: devices keep the factory model for the whole run."""
 
     def configure_train(
@@ -35,18 +35,15 @@ class StaticStrategy(NoFederatedEvaluation, Strategy):
     ) -> tuple[ArrayRecord | None, MetricRecord | None]:
         return None, None
 
-    def summary(self) -> None:
-        """Nothing to configure."""
 
-
-class StaticDevice:
+class StaticDevice(DeviceHalf):
     """Never asked to train; answers an empty reply if it is."""
 
     def train(self, step: DeviceStep) -> TrainOutcome:
         return TrainOutcome(RecordDict(), None, 0.0, 0)
 
 
-def _cloud(setup: CloudSetup) -> Strategy:
+def _cloud(setup: CloudSetup) -> StaticStrategy:
     return StaticStrategy()
 
 

@@ -4,16 +4,18 @@ from __future__ import annotations
 
 import torch
 
-from persona.models import build_model
-from simulator.results import read_rows
-from simulator.runner import RunPlan, metrics_path, run_plan
-from simulator.scenario import Scenario
+from basemodel.architecture import build_model
+from simulator.run.folder import metrics_path
+from simulator.run.plan import RunPlan
+from simulator.run.reader import read_rows
+from simulator.run.runner import run_plan
+from simulator.scenario.schema import Scenario
 from strategies.local_training import LocalTrainingParams, train_locally
 
 
 def _setup():
     torch.manual_seed(0)
-    model = build_model(8, 10)
+    model = build_model("mlp", (1, 8, 8), 10)
     start = {k: v.clone() for k, v in model.state_dict().items()}
     x = torch.rand(32, 1, 8, 8)
     y = torch.randint(0, 10, (32,))
@@ -91,7 +93,7 @@ def test_ifca_device_picks_the_cluster_with_the_lowest_loss():
     from strategies.ifca import IFCADevice, IFCAParams, cluster_key
 
     torch.manual_seed(0)
-    data_model = build_model(8, 10)
+    data_model = build_model("mlp", (1, 8, 8), 10)
     x = torch.rand(40, 1, 8, 8)
     params = LocalTrainingParams(local_epochs=30, lr=0.5, batch_size=40)
     y = torch.randint(0, 10, (40,))
@@ -101,7 +103,7 @@ def test_ifca_device_picks_the_cluster_with_the_lowest_loss():
     bundle = ArrayRecord(
         {cluster_key(k, n): v for k, model in enumerate([bad, good, bad]) for n, v in model.items()}
     )
-    kit = DeviceKit(build_model(8, 10), good, 1.0, 1.0, seed=0)
+    kit = DeviceKit(build_model("mlp", (1, 8, 8), 10), good, 1.0, 1.0, seed=0)
     outcome = IFCADevice().train(
         DeviceStep(
             RecordDict({wire.ARRAYS: bundle}),
@@ -128,7 +130,7 @@ def test_ifca_cloud_averages_within_clusters(tmp_path, tiny_document):
 def test_pfedhn_server_update_follows_the_delta():
     from strategies.pfedhn import HeadHypernetwork, PFedHNParams, PFedHNStrategy
 
-    model = build_model(8, 10)
+    model = build_model("mlp", (1, 8, 8), 10)
     head = {k: v.clone() for k, v in model.state_dict().items() if k.startswith("head.")}
     network = HeadHypernetwork(head, devices=4, params=PFedHNParams(), seed=0)
     with torch.no_grad():

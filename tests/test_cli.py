@@ -9,8 +9,8 @@ import yaml
 from conftest import write_yaml
 
 from simulator.cli import main
-from simulator.results import read_rows
-from simulator.summary import SUMMARY_COLUMNS
+from simulator.run.reader import read_rows
+from simulator.run.summary import SUMMARY_COLUMNS
 
 STABLE = [
     "method",
@@ -194,10 +194,10 @@ def test_disk_full_while_writing_is_one_line_and_keeps_earlier_rows(
 ):
     import errno
 
-    from simulator import results
+    from simulator.run import metrics_log
 
     scenario = write_yaml(tmp_path / "tiny.yaml", tiny_document)
-    real_append = results.MetricsLog.append
+    real_append = metrics_log.MetricsLog.append
     written = []
 
     def append_until_full(self, row):
@@ -206,7 +206,7 @@ def test_disk_full_while_writing_is_one_line_and_keeps_earlier_rows(
         written.append(row)
         real_append(self, row)
 
-    monkeypatch.setattr(results.MetricsLog, "append", append_until_full)
+    monkeypatch.setattr(metrics_log.MetricsLog, "append", append_until_full)
     code = main(
         [str(scenario), "--out", str(tmp_path / "runs"), "--no-progress", "--methods", "fedavg"]
     )

@@ -5,7 +5,14 @@ from __future__ import annotations
 import pytest
 import torch
 
-from simulator.corruptions import CORRUPTIONS, blur, brightness, contrast, inversion, occlusion
+from simulator.world.corruptions import (
+    blur,
+    brightness,
+    contrast,
+    inversion,
+    occlusion,
+)
+from simulator.world.shifts import COVARIATE_NAMES, corruption
 
 
 def _images() -> torch.Tensor:
@@ -18,11 +25,11 @@ def _gen(seed: int = 0) -> torch.Generator:
     return torch.Generator().manual_seed(seed)
 
 
-@pytest.mark.parametrize("kind", sorted(CORRUPTIONS))
+@pytest.mark.parametrize("kind", COVARIATE_NAMES)
 def test_severity_zero_is_the_identity_and_results_stay_in_range(kind):
     images = _images()
-    assert torch.allclose(CORRUPTIONS[kind](images, 0.0, _gen()), images)
-    out = CORRUPTIONS[kind](images, 0.7 if kind != "rotation" else 30.0, _gen())
+    assert torch.allclose(corruption(kind)(images, 0.0, _gen()), images)
+    out = corruption(kind)(images, 0.7 if kind != "rotation" else 30.0, _gen())
     assert out.shape == images.shape
     assert float(out.min()) >= 0.0 and float(out.max()) <= 1.0
     assert not torch.allclose(out, images)

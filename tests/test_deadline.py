@@ -8,24 +8,29 @@ from flwr.app import ArrayRecord
 from flwr.common.constant import SUPERLINK_NODE_ID
 from flwr.supercore.task_identity import TaskIdentity
 
-from simulator.device import HELD_KEY, make_device_app
-from simulator.engines.inline import InlineGrid
-from simulator.results import MetricsLog, read_rows
-from simulator.rounds import RoundDriver
-from simulator.scenario import Scenario
-from simulator.world import World, WorldSpec, pretrain_for
+from simulator.engine.deployment import Deployment, DeploymentSpec
+from simulator.engine.device import HELD_KEY, make_device_app
+from simulator.engine.inline import InlineGrid
+from simulator.engine.rounds import RoundLoop
+from simulator.run.metrics_log import MetricsLog
+from simulator.run.reader import read_rows
+from simulator.scenario.schema import Scenario
+from simulator.world.build import WorldSpec
+from simulator.world.cloud import pretrain_for
 
 
 def _run_inline(document, tmp_path, method: str = "fedavg"):
     scenario = Scenario.model_validate(document)
     pretrained, _ = pretrain_for(scenario, 0)
-    spec = WorldSpec(json.dumps(scenario.model_dump(mode="json")), 0, method, str(pretrained))
-    world = World.get(spec)
+    world_spec = WorldSpec(json.dumps(scenario.model_dump(mode="json")), 0, str(pretrained))
+    spec = DeploymentSpec(world_spec, method)
+    deployment = Deployment.get(spec)
+    world = deployment.world
     TaskIdentity.run_id, TaskIdentity.node_id, TaskIdentity.task_id = 1, SUPERLINK_NODE_ID, 1
     grid = InlineGrid(make_device_app(spec), len(world.fleet))
     path = tmp_path / "m.jsonl"
     with MetricsLog(path) as log:
-        RoundDriver(world, world.method.cloud, ArrayRecord(world.pretrained), log).run(grid)
+        RoundLoop(deployment, ArrayRecord(world.pretrained), log).run(grid)
     return read_rows(path), grid, world
 
 

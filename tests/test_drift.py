@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import torch
 
-from simulator.corruptions import rotate
-from simulator.datasets import load_dataset
-from simulator.drift import active_shifts, ramp, touches
-from simulator.fleet import build_fleet
-from simulator.partition import split_pools
-from simulator.scenario import Scenario, Shift
-from simulator.stream import DeviceStreams
+from simulator.scenario.schema import Scenario, Shift
+from simulator.world.corruptions import rotate
+from simulator.world.datasets import load_dataset
+from simulator.world.drift import active_shifts, ramp, touches
+from simulator.world.fleet import build_fleet
+from simulator.world.partition import split_pools
+from simulator.world.stream import DeviceStreams
 
 
 def _streams(document, seed: int = 0) -> tuple[DeviceStreams, list]:
@@ -101,7 +101,7 @@ def test_label_shift_moves_the_class_prior(tiny_document):
 
 
 def test_concept_shift_relabels_only_the_chosen_classes(tiny_document):
-    from simulator.drift import concept_map
+    from simulator.world.drift import concept_map
 
     mapping = concept_map(10, 0.3, index=0, seed=0)
     moved = [c for c in range(10) if mapping[c] != c]

@@ -5,9 +5,11 @@ from __future__ import annotations
 import pytest
 from conftest import PERSONA_QUICK
 
-from simulator.results import read_rows
-from simulator.runner import RunPlan, metrics_path, run_plan
-from simulator.scenario import Scenario
+from simulator.run.folder import metrics_path
+from simulator.run.plan import RunPlan
+from simulator.run.reader import read_rows
+from simulator.run.runner import run_plan
+from simulator.scenario.schema import Scenario
 
 
 def _metrics(document, engine: str, out) -> dict[str, list[dict]]:

@@ -6,10 +6,12 @@ import numpy as np
 import pytest
 from conftest import PERSONA_QUICK
 
-from simulator.faults import draw_fault
-from simulator.results import read_rows
-from simulator.runner import RunPlan, metrics_path, run_plan
-from simulator.scenario import Faults, Scenario
+from simulator.engine.faults import draw_fault
+from simulator.run.folder import metrics_path
+from simulator.run.plan import RunPlan
+from simulator.run.reader import read_rows
+from simulator.run.runner import run_plan
+from simulator.scenario.schema import Faults, Scenario
 
 
 def _run(document, faults: dict, engine: str, out, methods=("fedavg", "persona")):

@@ -7,9 +7,9 @@ import torch
 from flwr.app import ArrayRecord, ConfigRecord, RecordDict
 from torch import nn
 
-from persona.models import build_model
-from simulator.metering import count_forward_flops, wire_bytes
-from strategies.base import training_flops
+from basemodel.architecture import build_model
+from basemodel.flops import count_forward_flops, training_flops
+from simulator.engine.metering import wire_bytes
 
 
 def test_wire_bytes_grow_with_the_payload_and_cover_the_raw_data():
@@ -41,7 +41,7 @@ def test_conv_flops_count_every_output_position():
 
 
 def test_model_flops_and_training_cost():
-    model = build_model(28, 10)
+    model = build_model("conv28", (1, 28, 28), 10)
     forward = count_forward_flops(model, torch.zeros(1, 1, 28, 28))
     assert 1e6 < forward < 1e7  # a small CNN: a few MFLOPs per image
     assert training_flops(forward, samples=16, epochs=2) == pytest.approx(forward * 3 * 32)

@@ -6,9 +6,9 @@ import math
 
 import pytest
 
-from simulator.fleet import DeviceProfile, build_fleet, class_counts
-from simulator.network import bandwidth_factor, compute_s, round_timing, transfer_s
-from simulator.scenario import NetworkTrace, Scenario
+from simulator.scenario.schema import NetworkTrace, Scenario
+from simulator.world.fleet import DeviceProfile, build_fleet, class_counts
+from simulator.world.network import bandwidth_factor, compute_s, round_timing, transfer_s
 
 
 def test_transfer_time_is_bits_over_bandwidth():
@@ -59,7 +59,7 @@ def test_bandwidth_trace_is_deterministic_and_varies_by_slot():
 
 
 def test_class_counts_follow_shares_and_sum_exactly():
-    from simulator.scenario import DeviceClass
+    from simulator.scenario.schema import DeviceClass
 
     def cls(name, share):
         return DeviceClass(

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import torch
 
+from basemodel.architecture import head_forward
 from persona.adapter import (
     AdapterConfig,
     PersonaAdapter,
     batched_head_forward,
     summarize_window,
 )
-from persona.models import head_forward
 
 CONFIG = AdapterConfig(feature_dim=12, head_widths=(12, 8, 5), code_dim=6, hidden_dim=16, clip=0.05)
 

@@ -6,9 +6,11 @@ import torch
 from conftest import PERSONA_QUICK
 from torch.optim.optimizer import register_optimizer_step_pre_hook
 
-from simulator.results import read_rows
-from simulator.runner import RunPlan, metrics_path, run_plan
-from simulator.scenario import Scenario
+from simulator.run.folder import metrics_path
+from simulator.run.plan import RunPlan
+from simulator.run.reader import read_rows
+from simulator.run.runner import run_plan
+from simulator.scenario.schema import Scenario
 
 
 def _persona_document(document):

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import torch
 
+from basemodel.architecture import build_model
+from basemodel.pretraining import PretrainConfig, train_supervised
 from persona.adapter import AdapterConfig, PersonaAdapter
-from persona.models import build_model
-from persona.pretrain import PretrainConfig, train_supervised
 from persona.pretraining import head_weights
 from persona.training import (
     EpisodeSampler,
@@ -16,15 +16,15 @@ from persona.training import (
     head_as_batch,
     train_adapter,
 )
-from simulator.corruptions import rotate
-from simulator.datasets import load_dataset
+from simulator.world.corruptions import rotate
+from simulator.world.datasets import load_dataset
 
 
 def test_edits_reduce_query_loss_on_a_held_out_context():
     torch.manual_seed(0)
     data = load_dataset("digits")
     images, labels = data.images[:1200], data.labels[:1200]
-    model = build_model(data.image_size, data.num_classes)
+    model = build_model("mlp", data.input_shape, data.num_classes)
     train_supervised(model, images, labels, PretrainConfig(epochs=15), seed=0)
     angles = [0, 20, 40, 70, 90]  # 55 degrees is held out
     contexts = [lambda x, a=a: rotate(x, a) for a in angles + [55]]
@@ -56,11 +56,11 @@ def test_pretraining_gives_the_same_weights_in_any_thread(tmp_path):
     """A ServerApp runs in its own thread; with fixed threads its pretraining is identical."""
     import threading
 
+    from basemodel.threads import fixed_threads
     from persona.pretraining import pretrain_persona
-    from strategies.base import fixed_threads
 
     data = load_dataset("digits")
-    model = build_model(data.image_size, data.num_classes)
+    model = build_model("mlp", data.input_shape, data.num_classes)
     config = PersonaTrainConfig(steps=30, generator_steps=10, prototype_episodes=32, prototypes=2)
     adapter_config = AdapterConfig(feature_dim=64, head_widths=(64, 64, 10))
     contexts = [lambda x: x, lambda x: rotate(x, 30)]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 
 from persona.adapter import AdapterConfig, PersonaAdapter
-from persona.cloud import PersonaCloud, RoundReport
+from persona.cloud import DeployRules, PersonaCloud, RoundReport
 from persona.prototypes import PrototypeBank, RefineConfig
 
 CONFIG = AdapterConfig(feature_dim=4, head_widths=(4, 3, 2), code_dim=2, hidden_dim=8, clip=0.5)
@@ -22,7 +22,7 @@ def _cloud(
 ) -> PersonaCloud:
     torch.manual_seed(0)
     adapter = PersonaAdapter(CONFIG, prototypes=len(bank))
-    return PersonaCloud(adapter, bank, refine, assignment, refresh)
+    return PersonaCloud(adapter, bank, refine, DeployRules(assignment, refresh))
 
 
 def test_nearest_centroid_assignment():

@@ -14,23 +14,21 @@ import pytest
 from reports.build import build_report, compare_runs
 from reports.table import COLUMNS
 from simulator.cli import main
-from simulator.runner import RunPlan, run_plan
-from simulator.scenario import Scenario
 
 
 @pytest.fixture(scope="module")
 def run_folder(tmp_path_factory):
-    from conftest import TINY
+    """A two-seed run of the tiny scenario through the command line (which builds the report)."""
+    from conftest import TINY, write_yaml
 
+    root = tmp_path_factory.mktemp("runs")
     document = json.loads(json.dumps(TINY))
     document["rounds"]["count"] = 3
-    plan = RunPlan(
-        Scenario.model_validate(document),
-        ["static", "fedavg"],
-        [0, 1],
-        tmp_path_factory.mktemp("runs"),
-    )
-    return run_plan(plan, show_progress=False)
+    scenario = write_yaml(root / "tiny.yaml", document)
+    args = [str(scenario), "--methods", "static,fedavg", "--seeds", "2", "--out", str(root)]
+    assert main([*args, "--no-progress"]) == 0
+    (folder,) = (root / document["name"]).iterdir()
+    return folder
 
 
 class _Collect(HTMLParser):

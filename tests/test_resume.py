@@ -22,14 +22,17 @@ import pytest
 import torch
 from conftest import PERSONA_QUICK, write_yaml
 
-import simulator.rounds as rounds_module
-from simulator.checkpoint import Checkpoint, Checkpointer, load_checkpoint
-from simulator.errors import EngineFailure, UserError
-from simulator.results import read_rows
-from simulator.run_folder import checkpoint_path, metrics_path
-from simulator.runner import RunPlan, resume_run, run_plan
-from simulator.scenario import Scenario
-from simulator.stopping import StopRequested
+from simulator.engine.failures import EngineFailure
+from simulator.engine.loop_state import LoopSnapshot
+from simulator.engine.rounds import RoundLoop
+from simulator.engine.stop import StopRequested
+from simulator.run.checkpoints import Checkpointer, load_checkpoint
+from simulator.run.folder import checkpoint_path, metrics_path
+from simulator.run.plan import RunPlan
+from simulator.run.reader import read_rows
+from simulator.run.runner import resume_run, run_plan
+from simulator.scenario.errors import UserError
+from simulator.scenario.schema import Scenario
 from strategies.registry import method_names
 
 EVERY, CUT_AT, ROUNDS = 3, 8, 11
@@ -60,27 +63,28 @@ def _same(a: object, b: object) -> bool:
     return a == b
 
 
-def _recording_checkpoints(monkeypatch: pytest.MonkeyPatch) -> list[Checkpoint]:
-    saved: list[Checkpoint] = []
-    original = rounds_module.save_checkpoint
+def _recording_checkpoints(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, LoopSnapshot]]:
+    """Every checkpoint written from now on, as read back from its file, with its key."""
+    saved: list[tuple[str, LoopSnapshot]] = []
+    original = Checkpointer.save
 
-    def record(path: Path, checkpoint: Checkpoint) -> None:
-        original(path, checkpoint)
-        saved.append(load_checkpoint(path, checkpoint.key))  # what the file holds
+    def record(self: Checkpointer, snapshot: LoopSnapshot) -> None:
+        original(self, snapshot)
+        saved.append((self.key, load_checkpoint(self.path, self.key)))  # what the file holds
 
-    monkeypatch.setattr(rounds_module, "save_checkpoint", record)
+    monkeypatch.setattr(Checkpointer, "save", record)
     return saved
 
 
 def _cut_at(monkeypatch: pytest.MonkeyPatch, round_index: int) -> None:
-    original = rounds_module.RoundDriver._one_round
+    original = RoundLoop.play_round
 
     def interrupted(self, grid, strategy, arrays, index, *rest):
         if index == round_index:
             raise KeyboardInterrupt
         return original(self, grid, strategy, arrays, index, *rest)
 
-    monkeypatch.setattr(rounds_module.RoundDriver, "_one_round", interrupted)
+    monkeypatch.setattr(RoundLoop, "play_round", interrupted)
 
 
 @pytest.mark.parametrize("method", method_names())
@@ -88,7 +92,7 @@ def test_resumed_run_equals_uninterrupted_run(tmp_path, tiny_document, monkeypat
     scenario = Scenario.model_validate(_document(tiny_document, method))
     saved = _recording_checkpoints(monkeypatch)
     full = run_plan(RunPlan(scenario, [method], [0], tmp_path / "full", EVERY, None), False)
-    reference = {c.position.rounds_run: c for c in saved}
+    reference = {c.position.rounds_run: c for _, c in saved}
     assert sorted(reference) == [3, 6, 9]
     assert not checkpoint_path(full, method, 0).exists()  # removed once finished
 
@@ -97,14 +101,15 @@ def test_resumed_run_equals_uninterrupted_run(tmp_path, tiny_document, monkeypat
         with pytest.raises(StopRequested):
             run_plan(RunPlan(scenario, [method], [0], tmp_path / "cut", EVERY, None), False)
     (cut,) = (tmp_path / "cut" / scenario.name).iterdir()
-    assert load_checkpoint(checkpoint_path(cut, method, 0), saved[-1].key).position.rounds_run == 6
+    key = saved[-1][0]
+    assert load_checkpoint(checkpoint_path(cut, method, 0), key).position.rounds_run == 6
     written = [r["round"] for r in read_rows(metrics_path(cut, method, 0)) if r["kind"] == "round"]
     assert written == list(range(1, CUT_AT))  # round 7 is on disk, past the checkpoint
 
     saved.clear()
     resume_run(cut, show_progress=False)
     assert stable_rows(metrics_path(cut, method, 0)) == stable_rows(metrics_path(full, method, 0))
-    (after,) = saved  # the resumed run's own checkpoint after round 9
+    ((_, after),) = saved  # the resumed run's own checkpoint after round 9
     before = reference[9]
     assert after.arrays == before.arrays
     assert after.devices == before.devices  # every device's state, bytewise
@@ -115,7 +120,7 @@ def test_resumed_run_equals_uninterrupted_run(tmp_path, tiny_document, monkeypat
 
 def _engine_breaks_at(monkeypatch: pytest.MonkeyPatch, round_index: int, times: int) -> None:
     """The engine fails when round ``round_index`` starts, the first ``times`` times."""
-    original = rounds_module.RoundDriver._one_round
+    original = RoundLoop.play_round
     failures = []
 
     def breaking(self, grid, strategy, arrays, index, *rest):
@@ -124,7 +129,7 @@ def _engine_breaks_at(monkeypatch: pytest.MonkeyPatch, round_index: int, times: 
             raise EngineFailure("a Ray worker was lost: test")
         return original(self, grid, strategy, arrays, index, *rest)
 
-    monkeypatch.setattr(rounds_module.RoundDriver, "_one_round", breaking)
+    monkeypatch.setattr(RoundLoop, "play_round", breaking)
 
 
 def test_engine_failure_restarts_from_the_checkpoint(tmp_path, tiny_document, monkeypatch, caplog):
@@ -179,7 +184,7 @@ def test_checkpoints_keep_to_their_share_of_wall_time(tmp_path):
     unlimited = Checkpointer(tmp_path / "c.pt", every=10, key="k", budget=None)
     unlimited.record_cost(1e6)
     assert unlimited.due(20, elapsed_s=1.0)
-    assert not Checkpointer(tmp_path / "c.pt", every=0, key="k").due(10, elapsed_s=1e9)
+    assert not Checkpointer(tmp_path / "c.pt", every=0, key="k", budget=None).due(10, 1e9)
 
 
 def test_resume_needs_a_run_folder(tmp_path):
@@ -264,3 +269,24 @@ def test_killed_ray_run_resumes_to_the_same_results(tmp_path, tiny_document, how
     document["methods"] = [{"name": "static"}, {"name": "fedavg"}]
     document["engine"] = {"kind": "ray"}
     kill_and_resume(tmp_path, document, ["static", "fedavg"], how)
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"methods": ["fedavg", "nosuchmethod"]}, r"methods: .*unknown method 'nosuchmethod'"),
+        ({"seeds": [-1]}, r"seeds\[0\]: expected greater than or equal to 0"),
+        ({"seeds": "zero"}, r"seeds: expected a valid list"),
+        ({"checkpoint_every": None}, r"checkpoint_every: expected a valid integer"),
+        ({"extra": 1}, r"extra: unknown key"),
+    ],
+    ids=["unknown-method", "negative-seed", "seeds-not-a-list", "no-interval", "unknown-key"],
+)
+def test_resume_checks_the_run_plan_like_a_scenario(tmp_path, tiny_document, change, message):
+    scenario = Scenario.model_validate(_document(tiny_document, "fedavg"))
+    folder = run_plan(RunPlan(scenario, ["fedavg"], [0], tmp_path, EVERY, None), False)
+    plan = json.loads((folder / "run.json").read_text()) | change
+    (folder / "run.json").write_text(json.dumps(plan))
+    with pytest.raises(UserError, match=message) as raised:
+        resume_run(folder, show_progress=False)
+    assert "\n" not in str(raised.value) and str(raised.value).startswith(str(folder / "run.json"))

@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 from conftest import write_yaml
 
-from simulator.errors import ScenarioError
-from simulator.scenario import load_scenario
+from simulator.scenario.errors import ScenarioError
+from simulator.scenario.loading import load_scenario
 
 
 def _error_for(tmp_path: Path, document, name: str = "bad.yaml") -> str:

@@ -13,11 +13,12 @@ from flwr.common.constant import SUPERLINK_NODE_ID, ErrorCode
 from flwr.supercore.task_identity import TaskIdentity
 from test_resume import _document, stable_rows
 
-import simulator.rounds as rounds_module
-from simulator.engines.worker_guard import engine_error, local_worker_pids
-from simulator.run_folder import metrics_path
-from simulator.runner import RunPlan, run_plan
-from simulator.scenario import Scenario
+from simulator.engine.rounds import RoundLoop
+from simulator.engine.worker_guard import engine_error, local_worker_pids
+from simulator.run.folder import metrics_path
+from simulator.run.plan import RunPlan
+from simulator.run.runner import run_plan
+from simulator.scenario.schema import Scenario
 
 ACTOR_DIED = (
     "<class 'ray.exceptions.ActorDiedError'>:<'The actor died unexpectedly before "
@@ -64,7 +65,7 @@ def test_lost_ray_worker_restarts_the_engine_and_loses_nothing(
     reference = run_plan(RunPlan(inline, ["fedavg"], [0], tmp_path / "inline", 3, None), False)
 
     document["engine"] = {"kind": "ray", "num_cpus": 2, "reply_timeout_s": 5}
-    original = rounds_module.RoundDriver._one_round
+    original = RoundLoop.play_round
     victims: list[int] = []
 
     def break_a_worker_once(self, grid, strategy, arrays, index, *rest):
@@ -77,7 +78,7 @@ def test_lost_ray_worker_restarts_the_engine_and_loses_nothing(
                 time.sleep(0.05)
         return original(self, grid, strategy, arrays, index, *rest)
 
-    monkeypatch.setattr(rounds_module.RoundDriver, "_one_round", break_a_worker_once)
+    monkeypatch.setattr(RoundLoop, "play_round", break_a_worker_once)
     on_ray = Scenario.model_validate(document)
     folder = run_plan(RunPlan(on_ray, ["fedavg"], [0], tmp_path / "ray", 3, None), False)
     assert victims, "no worker was touched"

@@ -1,0 +1,138 @@
+"""The shared starting model: a frozen feature backbone and an editable multi-layer head.
+
+``f(x) = head_W(backbone(x))``. Every method starts from this model; which
+weights a method may change is its own business, but the names are fixed
+here: the head's parameters live under ``HEAD_PREFIX`` as ``head.layers.<i>.weight``
+and ``head.layers.<i>.bias``. The head's weights can also be passed in
+explicitly (``head_forward``), so per-device heads are plain tensors, not module
+copies.
+
+Backbones are chosen by name (``BACKBONES``); a dataset's table entry names the
+one it uses (``simulator.world.datasets``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+from torch import nn
+
+HEAD_PREFIX = "head."
+HeadWeights = list[tuple[torch.Tensor, torch.Tensor]]
+
+
+class ConvBackbone(nn.Module):
+    """Two conv blocks and a projection: 1x28x28 images -> ``feature_dim`` features."""
+
+    def __init__(self, input_shape: tuple[int, ...], feature_dim: int = 64):
+        super().__init__()
+        if tuple(input_shape) != (1, 28, 28):
+            raise ValueError(f"the conv backbone takes 1x28x28 inputs, not {input_shape}")
+        self.layers = nn.Sequential(
+            nn.Conv2d(1, 16, 5),
+            nn.ReLU(),
+            nn.MaxPool2d(2),
+            nn.Conv2d(16, 32, 5),
+            nn.ReLU(),
+            nn.MaxPool2d(2),
+            nn.Flatten(),
+            nn.Linear(32 * 4 * 4, feature_dim),
+            nn.ReLU(),
+        )
+        self.feature_dim = feature_dim
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.layers(x)
+
+
+class MLPBackbone(nn.Module):
+    """A small MLP for tiny inputs (8x8 digits) -> ``feature_dim`` features."""
+
+    def __init__(self, input_shape: tuple[int, ...], feature_dim: int = 64):
+        super().__init__()
+        inputs = 1
+        for size in input_shape:
+            inputs *= int(size)
+        self.layers = nn.Sequential(nn.Flatten(), nn.Linear(inputs, feature_dim), nn.ReLU())
+        self.feature_dim = feature_dim
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.layers(x)
+
+
+BACKBONES: dict[str, Callable[[tuple[int, ...]], nn.Module]] = {
+    "conv28": ConvBackbone,
+    "mlp": MLPBackbone,
+}
+
+
+class EditableHead(nn.Module):
+    """``L`` linear layers with ReLU between them: the layers methods personalise or edit."""
+
+    def __init__(self, widths: list[int]):
+        super().__init__()
+        if len(widths) < 2:
+            raise ValueError("a head needs at least an input and an output width")
+        self.layers = nn.ModuleList(
+            nn.Linear(a, b) for a, b in zip(widths[:-1], widths[1:], strict=True)
+        )
+
+    def weights(self) -> HeadWeights:
+        return [(layer.weight, layer.bias) for layer in self.layers]
+
+    def widths(self) -> list[int]:
+        """``[in, hidden..., out]``: the head's layer widths."""
+        return [self.layers[0].in_features] + [layer.out_features for layer in self.layers]
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        return head_forward(features, self.weights())
+
+
+def head_forward(features: torch.Tensor, weights: HeadWeights) -> torch.Tensor:
+    """Run a head given explicit ``(W, b)`` per layer (``W`` is ``out x in``)."""
+    h = features
+    for i, (w, b) in enumerate(weights):
+        h = torch.nn.functional.linear(h, w, b)
+        if i < len(weights) - 1:
+            h = torch.relu(h)
+    return h
+
+
+def head_keys(layers: int) -> list[tuple[str, str]]:
+    """State-dict names of the editable head's ``(weight, bias)`` per layer."""
+    return [
+        (f"{HEAD_PREFIX}layers.{i}.weight", f"{HEAD_PREFIX}layers.{i}.bias") for i in range(layers)
+    ]
+
+
+def is_head_key(name: str) -> bool:
+    """Whether a state-dict name belongs to the editable head."""
+    return name.startswith(HEAD_PREFIX)
+
+
+class FleetModel(nn.Module):
+    """Backbone plus editable head: the model every method starts from."""
+
+    def __init__(self, backbone: nn.Module, head: EditableHead):
+        super().__init__()
+        self.backbone = backbone
+        self.head = head
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.backbone(x))
+
+
+def build_model(
+    backbone: str, input_shape: tuple[int, ...], num_classes: int, head_hidden: int = 64
+) -> FleetModel:
+    """The starting model's architecture: a named backbone and a two-layer head."""
+    try:
+        make = BACKBONES[backbone]
+    except KeyError:
+        raise ValueError(
+            f"unknown backbone {backbone!r}; valid backbones: {', '.join(sorted(BACKBONES))}"
+        ) from None
+    body = make(tuple(input_shape))
+    feature_dim = int(body.feature_dim)
+    return FleetModel(body, EditableHead([feature_dim, head_hidden, num_classes]))

@@ -1,0 +1,37 @@
+"""Where pretrained weights are cached, under which key, and how they are written.
+
+A cache entry is a file named by a hash of everything its contents depend on,
+so a change of any input is a miss, never a stale hit. Entries are written
+atomically (a temporary file, then a rename), so a crash never leaves a torn
+entry under a valid name.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+
+
+def default_cache_dir() -> Path:
+    """``$PERSONA_FLEET_CACHE`` or ``~/.cache/persona-fleet``."""
+    env = os.environ.get("PERSONA_FLEET_CACHE")
+    return Path(env) if env else Path.home() / ".cache" / "persona-fleet"
+
+
+def cache_key(description: dict) -> str:
+    """A short stable hash of what a cached result depends on."""
+    text = json.dumps(description, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
+
+
+def save_atomically(document: Any, path: Path) -> None:
+    """``torch.save`` to ``path`` through a temporary file and a rename."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(f".tmp{os.getpid()}")
+    torch.save(document, tmp)
+    os.replace(tmp, path)

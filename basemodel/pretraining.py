@@ -1,0 +1,72 @@
+"""Cloud pretraining of the shared starting model, cached on disk.
+
+Every method (Persona and the baselines) starts from this model, so a
+comparison is fair. Pretraining is deterministic for a seed and is cached
+under a key of everything it depends on, so a sweep does not retrain.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from basemodel.cache import cache_key, default_cache_dir, save_atomically
+
+
+@dataclass(frozen=True)
+class PretrainConfig:
+    """Supervised pretraining: ``epochs`` of Adam at ``lr`` in minibatches of ``batch_size``."""
+
+    epochs: int = 8
+    batch_size: int = 64
+    lr: float = 1e-3
+
+
+def train_supervised(
+    model: nn.Module,
+    images: torch.Tensor,
+    labels: torch.Tensor,
+    config: PretrainConfig,
+    seed: int,
+) -> nn.Module:
+    """Plain minibatch Adam training (cloud side: backprop is allowed here)."""
+    generator = torch.Generator().manual_seed(seed)
+    torch.manual_seed(seed)
+    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
+    loss_fn = nn.CrossEntropyLoss()
+    model.train()
+    for _ in range(config.epochs):
+        order = torch.randperm(len(labels), generator=generator)
+        for start in range(0, len(order), config.batch_size):
+            batch = order[start : start + config.batch_size]
+            optimizer.zero_grad()
+            loss_fn(model(images[batch]), labels[batch]).backward()
+            optimizer.step()
+    model.eval()
+    return model
+
+
+def pretrained_state(
+    model: nn.Module,
+    images: torch.Tensor,
+    labels: torch.Tensor,
+    config: PretrainConfig,
+    seed: int,
+    description: dict,
+    cache_dir: Path | None = None,
+) -> tuple[dict[str, torch.Tensor], Path]:
+    """Weights after pretraining, from the cache when present; returns them and the file."""
+    cache_dir = cache_dir or default_cache_dir()
+    key = cache_key({**description, "config": asdict(config), "seed": seed})
+    path = cache_dir / f"pretrained-{key}.pt"
+    if path.exists():
+        state = torch.load(path, weights_only=True)
+        model.load_state_dict(state)
+        return state, path
+    train_supervised(model, images, labels, config, seed)
+    state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+    save_atomically(state, path)
+    return state, path

@@ -1,0 +1,18 @@
+"""Two kinds of failure the engine tells apart: a simulated device's, and its own."""
+
+from __future__ import annotations
+
+
+class DeviceCrash(RuntimeError):
+    """A simulated device failed mid-round (the scenario's crash rate decided it).
+
+    Data, not a problem: the round records it as a failed device-round.
+    """
+
+
+class EngineFailure(RuntimeError):
+    """The engine itself broke (a Ray worker died or froze), not a simulated device.
+
+    Replies after it cannot be trusted, so the run goes back to its last
+    checkpoint on a fresh engine (``simulator.run.runner``).
+    """

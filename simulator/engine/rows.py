@@ -1,0 +1,77 @@
+"""The metrics rows the cloud loop writes: one per round, per evaluation tick, one at the end.
+
+The run room's summary and the reports read these keys; they are defined here
+once.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from simulator.engine.outcome import RoundOutcome
+from strategies import wire
+
+
+def round_row(
+    round_index: int,
+    start_s: float,
+    duration_s: float,
+    sent: int,
+    outcome: RoundOutcome,
+    metrics: Any,
+    wall_s: float,
+) -> dict[str, Any]:
+    """A round: who was sent, kept, late, failed; what moved and what it cost."""
+
+    def total(key: str) -> float:
+        return sum(float(m[key]) for m in outcome.meters)
+
+    return {
+        "kind": "round",
+        "round": round_index,
+        "start_s": start_s,
+        "duration_s": duration_s,
+        "sampled": sent,
+        "kept": len(outcome.kept),
+        "late": outcome.late,
+        "failed": outcome.failed,
+        "discarded": outcome.discarded,
+        "failures": outcome.failures[:5],
+        "replied": outcome.replied,
+        "bytes_up": total(wire.UPLOAD_BYTES),
+        "bytes_down": total(wire.DOWNLOAD_BYTES),
+        "flops": total(wire.FLOPS),
+        "backward_passes": int(total(wire.BACKWARD_PASSES)),
+        "compute_s": total(wire.COMPUTE_S),
+        "train_metrics": dict(metrics) if metrics is not None else {},
+        "wall_s": wall_s,
+    }
+
+
+def eval_row(time_s: float, scores: dict[int, float], asked: int) -> dict[str, Any]:
+    """An evaluation tick: each answering device's accuracy and their mean."""
+    ordered = sorted(scores)
+    accuracies = [scores[d] for d in ordered]
+    mean = sum(accuracies) / len(accuracies) if accuracies else float("nan")
+    return {
+        "kind": "eval",
+        "time_s": time_s,
+        "acc_mean": mean,
+        "failed": asked - len(scores),
+        "devices": ordered,
+        "accs": accuracies,
+    }
+
+
+def end_row(
+    rounds_run: int, sim_duration_s: float, wall_s: float, registration_s: float, devices: int
+) -> dict[str, Any]:
+    """The end of a method-seed run (its presence marks the run finished)."""
+    return {
+        "kind": "end",
+        "rounds": rounds_run,
+        "sim_duration_s": sim_duration_s,
+        "wall_s": wall_s,
+        "registration_wall_s": registration_s,
+        "devices": devices,
+    }

@@ -1,0 +1,56 @@
+"""Who takes part: the devices a round may reach, the round's draw, the evaluation panel.
+
+Every draw is seeded by (run seed, round), so all methods of a run meet the
+same devices in the same rounds, as far as their own timing allows.
+"""
+
+from __future__ import annotations
+
+import math
+
+from simulator.world.build import World
+from simulator.world.fleet import is_online
+from simulator.world.network import bandwidth_factor
+from simulator.world.seeding import rng_for
+
+
+class DeviceSampler:
+    """Draws each round's devices and the fixed set of evaluated devices."""
+
+    def __init__(self, world: World):
+        self.world = world
+        self.rounds = world.scenario.rounds
+        self.seed = world.seed
+
+    @property
+    def target_per_round(self) -> int:
+        """How many devices a round wants back (participation x fleet, at least one)."""
+        return max(1, round(self.rounds.participation * len(self.world.fleet)))
+
+    def reachable(self, round_index: int, start_s: float) -> list[int]:
+        """Devices online this round (availability) with their link up at ``start_s``.
+
+        A device in an outage slot cannot be given a task.
+        """
+        trace = self.world.scenario.fleet.network
+        return [
+            p.index
+            for p in self.world.fleet
+            if is_online(p, round_index, self.seed)
+            and bandwidth_factor(trace, p.index, start_s, self.seed) > 0.0
+        ]
+
+    def sample(self, round_index: int, start_s: float) -> list[int]:
+        """A uniform draw of reachable devices (with overcommit), in device order."""
+        online = self.reachable(round_index, start_s)
+        wanted = math.ceil(self.target_per_round * self.rounds.overcommit)
+        count = min(wanted, len(online))
+        chosen = rng_for(self.seed, "sample", round_index).choice(online, count, replace=False)
+        return sorted(int(d) for d in chosen.tolist())
+
+    def eval_devices(self) -> list[int]:
+        """The devices scored at every evaluation tick (the same for every method)."""
+        fleet = len(self.world.fleet)
+        count = min(self.rounds.eval_devices, fleet)
+        chosen = rng_for(self.seed, "eval-devices").choice(fleet, count, replace=False)
+        return sorted(int(d) for d in chosen)

@@ -1,0 +1,108 @@
+"""What a run is asked to do (``RunPlan``), and ``run.json``: the plan as a resumed run reads it.
+
+``run.json`` is input to ``simulate --resume`` like a scenario file is to a
+run, so it is validated the same way: unknown keys, unknown methods,
+negative seeds and the like are one-line errors naming the file and key.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from simulator.scenario.errors import UserError, format_validation_error
+from simulator.scenario.schema import Scenario
+from strategies.registry import method_names
+
+PLAN_FILE = "run.json"
+PLAN_FORMAT = 1
+MAX_SEED = 2**63 - 1  # seeds feed 64-bit generators
+DEFAULT_CHECKPOINT_EVERY = 10  # rounds between checkpoints
+DEFAULT_CHECKPOINT_BUDGET = 0.05  # most of a run's wall time checkpoints may take
+
+
+@dataclass(frozen=True)
+class RunPlan:
+    """What to run: which methods, which seeds, where, and how often to checkpoint."""
+
+    scenario: Scenario
+    methods: list[str]
+    seeds: list[int]
+    out_dir: Path
+    checkpoint_every: int = DEFAULT_CHECKPOINT_EVERY  # 0: none
+    checkpoint_budget: float | None = DEFAULT_CHECKPOINT_BUDGET  # None: no limit
+
+    def __post_init__(self) -> None:
+        listed = {m.name for m in self.scenario.methods}
+        missing = [m for m in self.methods if m not in listed]
+        if missing:  # the scenario holds every method's parameters
+            raise ValueError(f"methods {missing} are not in the scenario's methods")
+
+
+class PlanFile(BaseModel):
+    """The contents of ``run.json``."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    format: Literal[1]
+    methods: Annotated[list[str], Field(min_length=1)]
+    seeds: Annotated[list[Annotated[int, Field(ge=0, le=MAX_SEED)]], Field(min_length=1)]
+    checkpoint_every: Annotated[int, Field(ge=0)]
+    checkpoint_budget: Annotated[float, Field(gt=0, le=1)] | None
+
+    @field_validator("methods")
+    @classmethod
+    def _registered_and_unique(cls, methods: list[str]) -> list[str]:
+        unknown = [m for m in methods if m not in method_names()]
+        if unknown:
+            raise ValueError(
+                f"unknown method {unknown[0]!r} (not in this version); valid methods: "
+                f"{', '.join(method_names())}"
+            )
+        if len(set(methods)) != len(methods):
+            raise ValueError(f"each method may appear once; got {methods}")
+        return methods
+
+    @field_validator("seeds")
+    @classmethod
+    def _unique_seeds(cls, seeds: list[int]) -> list[int]:
+        if len(set(seeds)) != len(seeds):
+            raise ValueError(f"each seed may appear once; got {seeds}")
+        return seeds
+
+
+def write_plan(folder: Path, plan: RunPlan) -> None:
+    """What ``simulate --resume`` needs besides the scenario."""
+    document = PlanFile(
+        format=PLAN_FORMAT,
+        methods=plan.methods,
+        seeds=plan.seeds,
+        checkpoint_every=plan.checkpoint_every,
+        checkpoint_budget=plan.checkpoint_budget,
+    ).model_dump()
+    (folder / PLAN_FILE).write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
+
+
+def read_plan(folder: Path) -> PlanFile:
+    """The run's plan, or a one-line error naming what is missing or wrong."""
+    if not folder.is_dir():
+        raise UserError(f"{folder}: no such run folder")
+    path = folder / PLAN_FILE
+    if not path.is_file() or not (folder / "scenario.yaml").is_file():
+        raise UserError(
+            f"{folder}: not a resumable run folder (needs scenario.yaml and {PLAN_FILE})"
+        )
+    try:
+        document = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise UserError(f"{path}: unreadable run plan ({err})") from None
+    if not isinstance(document, dict):
+        raise UserError(f"{path}: expected a JSON object, found {type(document).__name__}")
+    try:
+        return PlanFile.model_validate(document)
+    except ValidationError as err:
+        raise UserError(format_validation_error(err, str(path)).split("\n")[0]) from None

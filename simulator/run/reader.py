@@ -1,0 +1,110 @@
+"""Reading a run folder: the one reader of what a run wrote.
+
+The summary, ``--resume`` and the reports all read run folders through here:
+the resolved scenario, the summary, metrics rows and the fleet.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from simulator.scenario.errors import UserError
+
+
+class RunFolderError(UserError):
+    """A run folder is missing something or holds something unreadable; the message says what."""
+
+
+def read_rows(path: Path) -> list[dict[str, Any]]:
+    """All complete JSON lines of a metrics file (a torn final line is skipped)."""
+    rows = []
+    with path.open(encoding="utf-8") as handle:
+        for line in handle:
+            if not line.endswith("\n"):
+                break
+            try:
+                rows.append(json.loads(line))
+            except json.JSONDecodeError:
+                break
+    return rows
+
+
+@dataclass
+class MethodRun:
+    """One method and seed: its round rows and evaluation rows."""
+
+    method: str
+    seed: int
+    rounds: list[dict[str, Any]]
+    evals: list[dict[str, Any]]
+
+
+@dataclass
+class RunResults:
+    """Everything a report reads from one run folder."""
+
+    folder: Path
+    scenario: dict[str, Any]
+    summary: list[dict[str, Any]]
+    runs: dict[tuple[str, int], MethodRun]
+    fleets: dict[int, list[dict[str, Any]]] = field(default_factory=dict)
+
+    @property
+    def name(self) -> str:
+        return str(self.scenario.get("name", self.folder.name))
+
+    @property
+    def methods(self) -> list[str]:
+        order = [m["name"] for m in self.scenario.get("methods", [])]
+        present = {method for method, _ in self.runs}
+        return [m for m in order if m in present] + sorted(present - set(order))
+
+    @property
+    def seeds(self) -> list[int]:
+        return sorted({seed for _, seed in self.runs})
+
+    def of(self, method: str) -> list[MethodRun]:
+        return [self.runs[(method, s)] for s in self.seeds if (method, s) in self.runs]
+
+    def summary_of(self, method: str) -> list[dict[str, Any]]:
+        return [row for row in self.summary if row["method"] == method]
+
+    @property
+    def onsets_s(self) -> list[float]:
+        return sorted({float(s["onset_s"]) for s in self.scenario.get("shifts", [])})
+
+
+def load_run(folder: str | Path) -> RunResults:
+    """Load a run folder written by ``simulate``; errors say which file is missing."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise RunFolderError(f"{folder}: not a run folder")
+    needed = [folder / "scenario.yaml", folder / "summary.json"]
+    for path in needed:
+        if not path.exists():
+            raise RunFolderError(f"{folder}: missing {path.name} (is this a run folder?)")
+    scenario = yaml.safe_load((folder / "scenario.yaml").read_text(encoding="utf-8")) or {}
+    summary = json.loads((folder / "summary.json").read_text(encoding="utf-8"))
+    runs = {}
+    for path in sorted((folder / "metrics").glob("*__seed*.jsonl")):
+        method, seed_text = path.stem.rsplit("__seed", 1)
+        rows = read_rows(path)
+        runs[(method, int(seed_text))] = MethodRun(
+            method,
+            int(seed_text),
+            [r for r in rows if r.get("kind") == "round"],
+            [r for r in rows if r.get("kind") == "eval" and r.get("acc_mean") is not None],
+        )
+    if not runs:
+        raise RunFolderError(f"{folder}: no metrics files under metrics/")
+    fleets = {}
+    for path in sorted((folder / "fleet").glob("seed*.csv")):
+        with path.open(encoding="utf-8") as handle:
+            fleets[int(path.stem.removeprefix("seed"))] = list(csv.DictReader(handle))
+    return RunResults(folder, scenario, summary, runs, fleets)

@@ -1,0 +1,259 @@
+"""Run a scenario: every method for every seed, into one run folder.
+
+The folder (``<out>/<scenario>/<timestamp>/``, layout in ``run_folder``) gets
+the resolved scenario and the run plan first, then one append-only metrics
+file per method and seed as the run goes, a checkpoint every few rounds, and
+the summary at the end (the CLI then builds the report). If the run is
+interrupted, the summary is still written from whatever rows are on disk,
+and ``resume_run`` continues it: finished method-seed runs are kept,
+unfinished ones continue from their checkpoint (or start over if they had
+none).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+from flwr.app import ArrayRecord
+from rich.console import Console
+from rich.logging import RichHandler
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from simulator.engine.deployment import Deployment, DeploymentSpec
+from simulator.engine.failures import EngineFailure
+from simulator.engine.launch import run_engine
+from simulator.engine.rounds import RoundLoop
+from simulator.engine.stop import StopRequested, StopSwitch
+from simulator.run.checkpoints import Checkpointer, load_checkpoint, run_key
+from simulator.run.folder import checkpoint_path, create_run_folder, metrics_path, write_fleet
+from simulator.run.metrics_log import MetricsLog
+from simulator.run.plan import RunPlan, read_plan, write_plan
+from simulator.run.reader import read_rows
+from simulator.run.stopping import graceful_interrupts
+from simulator.run.summary import summarize_file, write_summary
+from simulator.scenario.errors import UserError
+from simulator.scenario.loading import load_scenario, scenario_to_document
+from simulator.world.build import WorldSpec
+from simulator.world.cloud import pretrain_for
+
+
+@dataclass
+class RunContext:
+    """What every method-seed run of one ``simulate`` call shares."""
+
+    folder: Path
+    checkpoint_every: int
+    checkpoint_budget: float | None
+    stop: StopSwitch
+    progress: Progress | None
+
+
+@contextmanager
+def progress_bar(enabled: bool, console: Console) -> Iterator[Progress | None]:
+    if not enabled:
+        yield None
+        return
+    columns = (
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("sim {task.fields[sim]}"),
+        TextColumn("acc {task.fields[acc]}"),
+        TimeElapsedColumn(),
+    )
+    with Progress(*columns, console=console) as progress:
+        yield progress
+
+
+def summarize_folder(folder: Path, plan: RunPlan) -> list[dict]:
+    """Summary rows for every method-seed file present in ``folder``."""
+    scenario = plan.scenario
+    onsets = [s.onset_s for s in scenario.shifts]
+    rows = []
+    for seed in plan.seeds:
+        for method in plan.methods:
+            path = metrics_path(folder, method, seed)
+            if path.exists():
+                rows.append(
+                    summarize_file(
+                        path,
+                        method,
+                        seed,
+                        scenario.fleet.devices,
+                        onsets,
+                        scenario.rounds.horizon_s,
+                        scenario.rounds.recovery_tolerance,
+                    )
+                )
+    write_summary(rows, folder)
+    return rows
+
+
+def _show_method_logs(console: Console) -> None:
+    """Methods log what a user should see (e.g. Persona's cache key) to ``persona_fleet``."""
+    logger = logging.getLogger("persona_fleet")
+    logger.setLevel(logging.INFO)
+    if not any(isinstance(h, RichHandler) for h in logger.handlers):
+        handler = RichHandler(console=console, show_time=False, show_path=False)
+        logger.addHandler(handler)
+
+
+def run_plan(plan: RunPlan, show_progress: bool = True, console: Console | None = None) -> Path:
+    """Run every method for every seed; returns the run folder."""
+    folder = create_run_folder(plan.out_dir, plan.scenario.name)
+    document = scenario_to_document(plan.scenario)
+    (folder / "scenario.yaml").write_text(yaml.safe_dump(document, sort_keys=False))
+    write_plan(folder, plan)
+    return _execute(plan, folder, False, show_progress, console)
+
+
+def resume_run(folder: Path, show_progress: bool = True, console: Console | None = None) -> Path:
+    """Continue an interrupted run in ``folder``; finished method-seed runs are kept."""
+    stored = read_plan(folder)
+    scenario = load_scenario(folder / "scenario.yaml")
+    plan = RunPlan(
+        scenario,
+        list(stored.methods),
+        list(stored.seeds),
+        folder.parent,
+        stored.checkpoint_every,
+        stored.checkpoint_budget,
+    )
+    return _execute(plan, folder, True, show_progress, console)
+
+
+def _execute(
+    plan: RunPlan, folder: Path, resuming: bool, show_progress: bool, console: Console | None
+) -> Path:
+    console = console or Console(stderr=True)
+    logging.getLogger("flwr").setLevel(logging.ERROR)  # no per-round INFO lines
+    _show_method_logs(console)
+    scenario = plan.scenario
+    scenario_json = json.dumps(scenario_to_document(scenario), sort_keys=True)
+    stop = StopSwitch()
+    try:
+        with progress_bar(show_progress, console) as progress, graceful_interrupts(stop):
+            context = RunContext(
+                folder, plan.checkpoint_every, plan.checkpoint_budget, stop, progress
+            )
+            for seed in plan.seeds:
+                write_fleet(folder, scenario, seed)
+                pretrained, key = pretrain_for(scenario, seed)
+                console.print(f"pretrained model (seed {seed}): cache key {key}", highlight=False)
+                world = WorldSpec(scenario_json, seed, str(pretrained))
+                for method in plan.methods:
+                    spec = DeploymentSpec(world, method)
+                    if resuming and _finished(folder, method, seed):
+                        console.print(f"{method} seed {seed}: finished earlier, kept")
+                        checkpoint_path(folder, method, seed).unlink(missing_ok=True)
+                        continue
+                    if stop.requested:
+                        raise StopRequested("stopped between two method runs")
+                    _run_one(spec, context, resuming)
+    except (StopRequested, KeyboardInterrupt):
+        raise StopRequested(str(folder)) from None
+    finally:
+        summarize_folder(folder, plan)
+    return folder
+
+
+def _finished(folder: Path, method: str, seed: int) -> bool:
+    path = metrics_path(folder, method, seed)
+    return path.exists() and any(row.get("kind") == "end" for row in read_rows(path))
+
+
+def _checkpointer(spec: DeploymentSpec, context: RunContext, resuming: bool) -> Checkpointer:
+    """This run's checkpoint policy; on resume, with the checkpoint to continue from."""
+    log = logging.getLogger("persona_fleet")
+    seed = spec.world.seed
+    path = checkpoint_path(context.folder, spec.method, seed)
+    key = run_key(spec.world.scenario_json, spec.method, seed)
+    resume_from = load_checkpoint(path, key) if resuming and path.exists() else None
+    if resume_from is not None:
+        log.info(
+            "%s seed %d: resuming after round %d",
+            spec.method,
+            seed,
+            resume_from.position.rounds_run,
+        )
+    elif resuming:
+        log.info("%s seed %d: no checkpoint, starting over", spec.method, seed)
+    return Checkpointer(path, context.checkpoint_every, key, context.checkpoint_budget, resume_from)
+
+
+ENGINE_RESTARTS = 2
+
+
+def _run_one(spec: DeploymentSpec, context: RunContext, resuming: bool) -> None:
+    """One method-seed run; if the engine breaks, again on a fresh one from the last checkpoint.
+
+    Resuming gives exactly the numbers of an unbroken run, so a lost Ray
+    worker costs time, not results. After ``ENGINE_RESTARTS`` restarts the
+    run stops with a clear error; ``simulate --resume`` continues it later.
+    """
+    log = logging.getLogger("persona_fleet")
+    for attempt in range(ENGINE_RESTARTS + 1):
+        try:
+            _attempt(spec, context, resuming or attempt > 0)
+            return
+        except EngineFailure as failure:
+            if context.stop.requested:  # Ctrl-C may also reach Ray's workers
+                raise StopRequested(str(failure)) from None
+            folder = context.folder
+            if attempt == ENGINE_RESTARTS:
+                raise UserError(
+                    f"{spec.method} seed {spec.world.seed}: {failure} (engine failed "
+                    f"{attempt + 1} times); results so far are in {folder}; "
+                    f"continue with: simulate --resume {folder}"
+                ) from None
+            log.warning(
+                "%s seed %d: %s; restarting the engine from the last checkpoint",
+                spec.method,
+                spec.world.seed,
+                failure,
+            )
+
+
+def _attempt(spec: DeploymentSpec, context: RunContext, resuming: bool) -> None:
+    folder, progress = context.folder, context.progress
+    seed = spec.world.seed
+    checkpointer = _checkpointer(spec, context, resuming)
+    resume_from = checkpointer.resume_from
+    keep_bytes = resume_from.log_offset if resume_from else (0 if resuming else None)
+    deployment = Deployment.get(spec)
+    world = deployment.world
+    rounds = world.scenario.rounds
+    task = None
+    if progress is not None:
+        task = progress.add_task(
+            f"{spec.method} seed {seed}", total=rounds.count, sim="0s", acc="-"
+        )
+
+    def on_progress(round_index: int, clock_s: float, accuracy: float | None) -> None:
+        if progress is not None and task is not None:
+            progress.update(
+                task,
+                completed=round_index,
+                sim=f"{clock_s:,.0f}s",
+                acc="-" if accuracy is None else f"{accuracy:.3f}",
+            )
+
+    initial = ArrayRecord(world.pretrained)
+    started = time.perf_counter()
+    with MetricsLog(metrics_path(folder, spec.method, seed), keep_bytes) as rows:
+        loop = RoundLoop(deployment, initial, rows, on_progress, checkpointer, context.stop)
+        run_engine(world.scenario.engine, spec, len(world.fleet), loop.run)
+    checkpointer.path.unlink(missing_ok=True)  # finished: the rows hold everything
+    if progress is not None and task is not None:
+        progress.update(
+            task,
+            completed=rounds.count,
+            description=f"{spec.method} seed {seed} ({time.perf_counter() - started:.0f}s)",
+        )

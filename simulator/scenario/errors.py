@@ -1,0 +1,70 @@
+"""Errors a user can act on, and the one place pydantic's messages are made readable.
+
+``UserError`` is any input problem (a scenario, a run folder, an option); the
+CLI prints it as one line. ``ScenarioError`` names the file and key path.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from pydantic import ValidationError
+
+
+class UserError(Exception):
+    """An error caused by input; the CLI prints it as one line and exits non-zero."""
+
+
+class ScenarioError(UserError):
+    """A scenario file or override is invalid. The message names file, key path and fix."""
+
+
+def key_path(loc: tuple[int | str, ...]) -> str:
+    """Turn pydantic's location tuple into ``fleet.classes[1].uplink_kbps.median``."""
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        elif re.fullmatch(r"[A-Za-z_][A-Za-z0-9_-]*", str(part)):
+            out += f".{part}" if out else str(part)
+        else:  # a key with spaces, dots or control characters: show it quoted, on one line
+            out += f"[{str(part)!r}]"
+    return out or "<top level>"
+
+
+def _describe_found(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _one_error(error: dict[str, Any]) -> str:
+    loc = tuple(error.get("loc", ()))
+    kind = error.get("type", "")
+    ctx = error.get("ctx") or {}
+    found = error.get("input")
+    if kind == "missing":
+        return f"{key_path(loc)}: required key is missing"
+    if kind == "extra_forbidden":
+        return f"{key_path(loc)}: unknown key (check its spelling and indentation)"
+    if kind == "literal_error":
+        expected = ctx.get("expected", "")
+        return f"{key_path(loc)}: expected one of {expected}; found {_describe_found(found)}"
+    if kind == "value_error":
+        # Our own validators already phrase the path and the fix.
+        message = str(ctx.get("error", error.get("msg", "")))
+        prefix = key_path(loc)
+        return message if prefix == "<top level>" else f"{prefix}: {message}"
+    message = error.get("msg", "invalid value")
+    message = message[0].lower() + message[1:] if message else message
+    return f"{key_path(loc)}: expected {message.removeprefix('input should be ')}; found " + (
+        _describe_found(found)
+    )
+
+
+def format_validation_error(err: ValidationError, source: str) -> str:
+    """One line per problem, each prefixed with the file, e.g.
+    ``lowbandwidth.yaml: rounds.count: expected greater than or equal to 1; found 0``.
+    """
+    lines = [f"{source}: {_one_error(e)}" for e in err.errors(include_url=False)]
+    return "\n".join(lines)

@@ -1,0 +1,87 @@
+"""Reading a scenario: file -> YAML (safe loader) -> overrides -> schema -> method registry.
+
+Every failure becomes one ``ScenarioError`` whose lines name the file, the key
+path, what was expected and what was found. Methods are checked here, against
+the registry, rather than inside the schema: the schema (and the world built
+from it) then needs no method code.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import ValidationError
+
+from simulator.scenario.errors import ScenarioError, format_validation_error
+from simulator.scenario.overrides import apply_overrides
+from simulator.scenario.schema import MethodSpec, Scenario
+from strategies.registry import method_names, validate_params
+
+
+def check_methods(methods: list[MethodSpec]) -> None:
+    """Method names and parameters against the registry; ``ValueError`` names the entry."""
+    valid = method_names()
+    for i, spec in enumerate(methods):
+        if spec.name not in valid:
+            raise ValueError(
+                f"methods[{i}].name: unknown method {spec.name!r}; valid methods: "
+                f"{', '.join(valid)}"
+            )
+        try:
+            validate_params(spec.name, spec.params)
+        except ValueError as err:
+            raise ValueError(f"methods[{i}].params: {err}") from None
+
+
+def parse_scenario(document: Any, source: str = "<scenario>") -> Scenario:
+    """Validate a decoded document; every failure becomes one ``ScenarioError``."""
+    if not isinstance(document, dict):
+        found = type(document).__name__ if document is not None else "an empty document"
+        raise ScenarioError(f"{source}: expected a mapping of scenario keys, found {found}")
+    try:
+        scenario = Scenario.model_validate(document)
+    except ValidationError as err:
+        raise ScenarioError(format_validation_error(err, source)) from None
+    try:
+        check_methods(scenario.methods)
+    except ValueError as err:
+        raise ScenarioError(f"{source}: {err}") from None
+    return scenario
+
+
+def read_document(path: str | Path) -> dict[str, Any]:
+    """Read a scenario file with the safe YAML loader (a scenario is data, never code)."""
+    path = Path(path)
+    if not path.exists():
+        raise ScenarioError(f"{path}: scenario file not found")
+    if path.is_dir():
+        raise ScenarioError(f"{path}: is a folder, expected a scenario file (.yaml)")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as err:
+        raise ScenarioError(f"{path}: cannot read scenario file ({err})") from None
+    try:
+        document = yaml.safe_load(text)
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
+        problem = getattr(err, "problem", None) or str(err)
+        raise ScenarioError(f"{path}: {where}invalid YAML ({problem})") from None
+    if not isinstance(document, dict):
+        found = type(document).__name__ if document is not None else "an empty file"
+        raise ScenarioError(f"{path}: expected a mapping of scenario keys, found {found}")
+    return document
+
+
+def load_scenario(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> Scenario:
+    """Load, apply ``--set KEY.PATH=VALUE`` overrides, and validate a scenario file."""
+    document = read_document(path)
+    document = apply_overrides(document, overrides, source=str(path))
+    return parse_scenario(document, source=str(path))
+
+
+def scenario_to_document(scenario: Scenario) -> dict[str, Any]:
+    """The resolved scenario as plain data (what a run folder stores)."""
+    return scenario.model_dump(mode="json")

@@ -1,0 +1,70 @@
+"""The world a run happens in: scenario, fleet, data pools, streams, starting model.
+
+A ``WorldSpec`` is small and picklable (it travels to every process that
+simulates devices); ``World.get`` builds the world once per process from it
+and caches it. Building is deterministic, so every process (the cloud, each
+Ray worker, the inline engine) sees the same fleet and the same data. The
+world knows nothing of methods or of Flower.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+
+import torch
+
+from basemodel.architecture import FleetModel, build_model
+from basemodel.flops import flops_per_sample
+from simulator.scenario.schema import Scenario
+from simulator.world.datasets import ImageDataset, dataset_spec, load_dataset
+from simulator.world.fleet import DeviceProfile, build_fleet
+from simulator.world.partition import Pools, split_pools
+from simulator.world.stream import DeviceStreams
+
+
+@dataclass(frozen=True)
+class WorldSpec:
+    """Everything needed to rebuild the world in another process (JSON-able values only).
+
+    ``scenario_json`` is the resolved scenario, already validated;
+    ``pretrained_path`` the starting model's weights file.
+    """
+
+    scenario_json: str
+    seed: int
+    pretrained_path: str
+
+
+class World:
+    """The fleet, its data and the starting model, built once per process per spec."""
+
+    def __init__(self, spec: WorldSpec):
+        self.spec = spec
+        self.scenario: Scenario = Scenario.model_validate_json(spec.scenario_json)
+        self.seed = spec.seed
+        self.fleet: list[DeviceProfile] = build_fleet(self.scenario, spec.seed)
+        self.dataset: ImageDataset = load_dataset(self.scenario.data.dataset)
+        self.pools: Pools = split_pools(self.dataset, self.scenario.data, spec.seed)
+        self.streams = DeviceStreams(self.scenario, self.dataset, self.pools, spec.seed)
+        self.model: FleetModel = new_model(self.scenario)
+        self.pretrained: dict[str, torch.Tensor] = torch.load(
+            spec.pretrained_path, weights_only=True
+        )
+        self.model.load_state_dict(self.pretrained)
+        self.model.eval()
+        shape = self.dataset.input_shape
+        self.forward_flops = flops_per_sample(self.model, shape)
+        self.backbone_flops = flops_per_sample(self.model.backbone, shape)
+
+    @classmethod
+    @lru_cache(maxsize=4)
+    def get(cls, spec: WorldSpec) -> World:
+        """The world of ``spec``, built once per process (the last few are kept)."""
+        return cls(spec)
+
+
+def new_model(scenario: Scenario) -> FleetModel:
+    """A freshly initialised starting model for the scenario's dataset (its table entry)."""
+    spec = dataset_spec(scenario.data.dataset)
+    return build_model(spec.backbone, spec.input_shape, spec.num_classes)

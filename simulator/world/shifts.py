@@ -1,0 +1,103 @@
+"""The one table of shift kinds: what each does, what its severity means.
+
+The scenario schema takes its allowed names from here, and the drift code
+dispatches on ``effect``, so a kind cannot be valid in a file and unknown to
+the world. Adding a covariate kind is a corruption function in
+``simulator.world.corruptions`` and one row here.
+
+``effect`` says what a kind moves: ``covariate`` corrupts inputs (through
+``corrupt``), ``prior`` moves each device's class prior toward a new one
+(label shift), ``concept`` relabels classes (concept shift). ``fraction``
+kinds take a severity in [0, 1].
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from simulator.world.corruptions import (
+    Corruption,
+    add_noise,
+    blur,
+    brightness,
+    contrast,
+    inversion,
+    occlusion,
+    rotate,
+)
+
+Effect = Literal["covariate", "prior", "concept"]
+
+
+@dataclass(frozen=True)
+class ShiftKind:
+    """One kind of shift: its name, what it moves, and its severity's unit."""
+
+    name: str
+    effect: Effect
+    severity: str
+    fraction: bool = False
+    corrupt: Corruption | None = None
+
+
+SHIFT_KINDS: dict[str, ShiftKind] = {
+    kind.name: kind
+    for kind in (
+        ShiftKind("rotation", "covariate", "degrees, counter-clockwise", corrupt=rotate),
+        ShiftKind(
+            "noise", "covariate", "standard deviation of added Gaussian noise", corrupt=add_noise
+        ),
+        ShiftKind(
+            "blur", "covariate", "standard deviation of a Gaussian blur, pixels", corrupt=blur
+        ),
+        ShiftKind(
+            "contrast",
+            "covariate",
+            "fraction of contrast removed (1 = flat grey at the image mean)",
+            fraction=True,
+            corrupt=contrast,
+        ),
+        ShiftKind("brightness", "covariate", "amount added to every pixel", corrupt=brightness),
+        ShiftKind(
+            "occlusion",
+            "covariate",
+            "side of a blanked square, as a fraction of the image side",
+            fraction=True,
+            corrupt=occlusion,
+        ),
+        ShiftKind(
+            "inversion",
+            "covariate",
+            "blend toward the inverted image (1 = fully inverted)",
+            fraction=True,
+            corrupt=inversion,
+        ),
+        ShiftKind(
+            "label",
+            "prior",
+            "how far each device's class prior moves toward a new one (0..1)",
+            fraction=True,
+        ),
+        ShiftKind(
+            "permutation",
+            "concept",
+            "fraction of classes relabelled by a cyclic swap (0..1)",
+            fraction=True,
+        ),
+    )
+}
+
+SHIFT_NAMES: tuple[str, ...] = tuple(SHIFT_KINDS)
+COVARIATE_NAMES: tuple[str, ...] = tuple(
+    name for name, kind in SHIFT_KINDS.items() if kind.effect == "covariate"
+)
+FRACTION_NAMES: tuple[str, ...] = tuple(name for name, kind in SHIFT_KINDS.items() if kind.fraction)
+
+
+def corruption(name: str) -> Corruption:
+    """The input corruption of a covariate kind."""
+    kind = SHIFT_KINDS[name]
+    if kind.corrupt is None:
+        raise ValueError(f"shift kind {name!r} does not corrupt inputs")
+    return kind.corrupt

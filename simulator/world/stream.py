@@ -1,0 +1,99 @@
+"""A device's data stream: what it sees at a simulated time, as a pure function.
+
+At time ``t`` a device's *window* holds the ``window`` samples of window period
+``floor(t / window_period_s)``, drawn through its class prior and shifted by the
+shifts in force at ``t``. Labels arrive ``label_delay_s`` later and only for a
+``labeled_fraction`` of samples, so training baselines learn from a slightly
+stale labeled window. Evaluation samples come from a disjoint test pool.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+
+from simulator.scenario.schema import Scenario
+from simulator.world.datasets import ImageDataset
+from simulator.world.drift import active_shifts, relabel, shifted_prior, transform
+from simulator.world.fleet import DeviceProfile
+from simulator.world.partition import Pools, class_prior, draw_indices
+from simulator.world.seeding import rng_for
+
+
+@dataclass(frozen=True)
+class DataWindow:
+    """What a device holds in one round.
+
+    ``inputs`` is the current unlabeled window; ``labeled_x``/``labeled_y`` are
+    the samples whose labels have arrived (possibly empty).
+    """
+
+    inputs: torch.Tensor
+    labeled_x: torch.Tensor
+    labeled_y: torch.Tensor
+
+
+class DeviceStreams:
+    """Builds windows and evaluation batches for any device of the fleet."""
+
+    def __init__(self, scenario: Scenario, dataset: ImageDataset, pools: Pools, seed: int):
+        self.scenario = scenario
+        self.dataset = dataset
+        self.pools = pools
+        self.seed = seed
+
+    def _prior(self, device: int):
+        data = self.scenario.data
+        return class_prior(device, self.dataset.num_classes, data.dirichlet_alpha, self.seed)
+
+    def _samples(
+        self, profile: DeviceProfile, time_s: float, count: int, test: bool, key: tuple
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        rng = rng_for(self.seed, *key)
+        pool = self.pools.device_test_by_class if test else self.pools.device_train_by_class
+        shifts = active_shifts(self.scenario.shifts, profile, time_s, self.seed)
+        prior = shifted_prior(
+            self._prior(profile.index),
+            shifts,
+            profile.index,
+            self.seed,
+            self.scenario.data.dirichlet_alpha,
+        )
+        indices = draw_indices(pool, prior, count, rng)
+        images = transform(self.dataset.images[indices], shifts, self.seed, *key)
+        labels = relabel(
+            self.dataset.labels[indices], shifts, self.dataset.num_classes, self.seed, *key
+        )
+        return images, labels
+
+    def window(self, profile: DeviceProfile, time_s: float) -> DataWindow:
+        """The device's data at ``time_s``: unlabeled current window plus arrived labels."""
+        data = self.scenario.data
+        period = int(time_s // data.window_period_s)
+        inputs, labels = self._samples(
+            profile, time_s, data.window, False, ("window", profile.index, period)
+        )
+        labeled_time = time_s - data.label_delay_s
+        n_labeled = math.floor(data.labeled_fraction * data.window)
+        if labeled_time < 0 or n_labeled == 0:
+            empty = torch.empty((0, *inputs.shape[1:]))
+            return DataWindow(inputs, empty, torch.empty(0, dtype=torch.int64))
+        labeled_period = int(labeled_time // data.window_period_s)
+        if labeled_time == time_s:
+            x, y = inputs, labels
+        else:
+            x, y = self._samples(
+                profile, labeled_time, data.window, False, ("window", profile.index, labeled_period)
+            )
+        return DataWindow(inputs, x[:n_labeled], y[:n_labeled])
+
+    def eval_batch(
+        self, profile: DeviceProfile, time_s: float
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Fresh labeled test samples from the device's current distribution."""
+        tick = int(round(time_s * 1000))
+        return self._samples(
+            profile, time_s, self.scenario.data.eval_samples, True, ("eval", profile.index, tick)
+        )
