@@ -28,7 +28,7 @@ from flwr.clientapp import ClientApp
 from flwr.serverapp import Grid, ServerApp
 from flwr.simulation import run_simulation
 
-from simulator.engine.ray import backend_config
+from simulator.engine.flower import backend_config
 from simulator.run.folder import metrics_path
 from simulator.run.plan import RunPlan
 from simulator.run.reader import read_rows

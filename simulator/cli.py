@@ -69,7 +69,7 @@ def build_parser() -> argparse.ArgumentParser:
         f"run's wall time (default {DEFAULT_CHECKPOINT_BUDGET}; 1: never skip)",
     )
     parser.add_argument("--methods", help="comma-separated methods (default: the scenario's)")
-    parser.add_argument("--engine", choices=["inline", "ray"], help="override the engine")
+    parser.add_argument("--engine", choices=["inline", "ray", "flower"], help="override the engine")
     parser.add_argument("--seeds", type=int, help="number of seeds (default: the scenario's)")
     parser.add_argument("--out", help="put the run folder under DIR instead of the scenario's")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")

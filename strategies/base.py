@@ -24,14 +24,16 @@ Between rounds it may call ``checkpoint_state()`` and, on a resumed run,
 Flower's federated-evaluation hooks send nothing: the simulator scores every
 method itself on a fixed time grid.
 
-**Device half** (``DeviceHalf``). Called by the simulator's device runtime with
-one ``DeviceStep`` per device that got a message, after the runtime loaded
-the weights the device holds into ``step.kit.model``: ``train`` answers the
-round's first message; a ``TwoPhaseDevice`` also answers the second with
-``apply``; ``serving_weights`` picks what a device predicts with at
-evaluation (default: the weights it holds). A device half never touches the
-network or the clock: the runtime meters bytes, FLOPs and time, applies the
-deadline and keeps the device's state.
+**Device half** (``DeviceHalf``). Called by the simulator's device runtime
+with a cohort: one ``DeviceStep`` per device that got the round's message.
+``train`` answers the first message; a ``TwoPhaseDevice`` also answers the
+second with ``apply``; at evaluation ``predict`` gives each device's logits
+(default: a forward pass with ``serving_weights``, the weights it holds,
+batched across devices serving the same weights). A cohort may be computed
+together (batched) or one device at a time (``PerDeviceHalf``); a cohort of
+one is the per-message path. A device half never touches the network or the
+clock: the runtime meters bytes, FLOPs and time, applies the deadline and
+keeps the device's state.
 
 A complete minimal method is in ``strategies/README.md``.
 """
@@ -40,7 +42,7 @@ from __future__ import annotations
 
 import logging
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -49,8 +51,8 @@ from flwr.app import ArrayRecord, ConfigRecord, Message, MessageType, MetricReco
 from flwr.serverapp import Grid
 from flwr.serverapp.strategy import Strategy
 from pydantic import BaseModel, ConfigDict
-from torch import nn
 
+from basemodel.architecture import FleetModel
 from basemodel.resources import CloudResources
 
 Weights = dict[str, torch.Tensor]
@@ -148,19 +150,50 @@ class TwoPhaseStrategy(FleetStrategy):
         """Metrics of the second phase, merged into the round's ``train_metrics``."""
 
 
-@dataclass
-class DeviceKit:
-    """A device's fixed resources: a scratch model, the factory weights, their cost.
+class ArrayCache:
+    """Record -> torch weights, converted once per cohort.
 
-    ``model`` is shared by the devices a process simulates: a device half may
-    load any weights into it. ``seed`` is this device-round's own.
+    Devices of a round usually receive the same record (FedAvg's global model);
+    decoding it once, and giving every device the same tensors, saves the work
+    and the memory. The tensors are shared: read them, never change them in place.
     """
 
-    model: nn.Module
-    pretrained: Weights
-    forward_flops_per_sample: float
-    backbone_flops_per_sample: float
-    seed: int
+    def __init__(self) -> None:
+        self._decoded: dict[int, tuple[ArrayRecord, Weights]] = {}
+
+    def torch(self, record: ArrayRecord) -> Weights:
+        hit = self._decoded.get(id(record))
+        if hit is None or hit[0] is not record:
+            hit = self._decoded[id(record)] = (record, record.to_torch_state_dict())
+        return hit[1]
+
+
+class DeviceKit:
+    """What every device simulated by a process shares: a scratch model and the factory weights.
+
+    The scratch model is shared by every device a runtime computes for, so it
+    is reached only through ``load(held)``: the factory weights, overridden
+    key by key by ``held``. FLOPs are per sample, forward only.
+    """
+
+    def __init__(
+        self,
+        model: FleetModel,
+        pretrained: Weights,
+        forward_flops_per_sample: float,
+        backbone_flops_per_sample: float,
+    ):
+        self._model = model
+        self.pretrained = pretrained
+        self.forward_flops_per_sample = forward_flops_per_sample
+        self.backbone_flops_per_sample = backbone_flops_per_sample
+
+    def load(self, held: Weights | None = None) -> FleetModel:
+        """The scratch model with the factory weights, then ``held`` over them."""
+        self._model.load_state_dict(self.pretrained)
+        if held:
+            self._model.load_state_dict(held, strict=False)
+        return self._model
 
 
 @dataclass(frozen=True)
@@ -197,9 +230,11 @@ class DeviceView:
 class DeviceStep:
     """Everything a device half is called with for one device in one round.
 
-    ``content`` is the cloud's message; ``inputs`` the current unlabeled
-    window; ``labeled`` the samples whose labels have arrived (empty in a
-    second phase); ``view`` what the device holds; ``kit`` its fixed resources.
+    ``content`` is the cloud's message (decode its arrays with
+    ``arrays.torch``); ``inputs`` the current unlabeled window; ``labeled`` the
+    samples whose labels have arrived (empty in a second phase); ``view`` what
+    the device holds; ``kit`` the shared scratch model; ``seed`` this
+    device-round's own seed.
     """
 
     content: RecordDict
@@ -208,32 +243,76 @@ class DeviceStep:
     view: DeviceView
     kit: DeviceKit
     params: MethodParams
+    seed: int
+    arrays: ArrayCache
+
+
+@dataclass(frozen=True)
+class ServeStep:
+    """One device at an evaluation tick: what it holds and the inputs it must predict."""
+
+    view: DeviceView
+    inputs: torch.Tensor
+    kit: DeviceKit
+    params: MethodParams
 
 
 class DeviceHalf(ABC):
-    """The device side of a method."""
+    """The device side of a method, called for a cohort: the devices that got a message.
+
+    Devices of a cohort are independent: a device's outcome must not depend on
+    which others share its cohort (the engines split a round's devices
+    differently), up to float summation order when work is batched.
+    """
 
     @abstractmethod
-    def train(self, step: DeviceStep) -> TrainOutcome:
-        """Answer the round's first message for one device."""
+    def train(self, cohort: Sequence[DeviceStep]) -> list[TrainOutcome]:
+        """Answer the round's first message for every device of ``cohort``, in order."""
 
-    def serving_weights(
-        self, view: DeviceView, inputs: torch.Tensor, kit: DeviceKit, params: MethodParams
-    ) -> Weights | None:
-        """The weights to predict ``inputs`` with (``None``: the factory model).
+    def serving_weights(self, step: ServeStep) -> Weights | None:
+        """The weights a device predicts with (``None``: the factory model).
 
-        Called at every evaluation tick. May look at the unlabeled inputs it
-        is about to predict, never at their labels. Default: what the device
-        holds.
+        May look at the unlabeled inputs it is about to predict, never at their
+        labels. Default: what the device holds.
         """
-        return view.held
+        return step.view.held
+
+    def predict(self, cohort: Sequence[ServeStep]) -> list[torch.Tensor]:
+        """Logits for each device's inputs (evaluation; under ``torch.inference_mode``).
+
+        Default: each device runs ``serving_weights``; devices serving the same
+        weights (the factory model, one global model) run as one batch.
+        """
+        groups: dict[int, tuple[Weights | None, list[int]]] = {}
+        for i, step in enumerate(cohort):
+            weights = self.serving_weights(step)
+            groups.setdefault(id(weights), (weights, []))[1].append(i)
+        logits: list[torch.Tensor] = [torch.empty(0)] * len(cohort)
+        for weights, members in groups.values():
+            model = cohort[members[0]].kit.load(weights)
+            out = model(torch.cat([cohort[i].inputs for i in members]))
+            sizes = [len(cohort[i].inputs) for i in members]
+            for i, part in zip(members, out.split(sizes), strict=True):
+                logits[i] = part
+        return logits
+
+
+class PerDeviceHalf(DeviceHalf):
+    """A device half written one device at a time: the cohort is a loop over ``train_one``."""
+
+    def train(self, cohort: Sequence[DeviceStep]) -> list[TrainOutcome]:
+        return [self.train_one(step) for step in cohort]
+
+    @abstractmethod
+    def train_one(self, step: DeviceStep) -> TrainOutcome:
+        """One device's answer to the round's first message."""
 
 
 class TwoPhaseDevice(DeviceHalf):
     """The device side of a ``TwoPhaseStrategy``: ``apply`` answers the second message."""
 
     @abstractmethod
-    def apply(self, step: DeviceStep) -> TrainOutcome:
+    def apply(self, cohort: Sequence[DeviceStep]) -> list[TrainOutcome]:
         """Answer the second message (``step.labeled`` and ``step.inputs`` are empty)."""
 
 

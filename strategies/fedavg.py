@@ -15,17 +15,17 @@ from collections.abc import Iterable
 from flwr.app import ArrayRecord, ConfigRecord, Message, MetricRecord, RecordDict
 from flwr.serverapp import Grid
 from flwr.serverapp.strategy import FedAvg
+from torch import nn
 
 from basemodel.flops import training_flops
 from strategies import wire
 from strategies.base import (
     CloudSetup,
-    DeviceHalf,
-    DeviceKit,
     DeviceStep,
     FleetStrategy,
     Method,
     NodeSampler,
+    PerDeviceHalf,
     TrainOutcome,
     Weights,
     messages_to,
@@ -96,27 +96,29 @@ class FleetFedAvg(FleetSampling, FedAvg, FleetStrategy):
         self._use_sampler(sample_nodes)
 
 
-class FedAvgDevice(DeviceHalf):
+class FedAvgDevice(PerDeviceHalf):
     """Device half: local SGD from the downloaded global model."""
 
-    def proximal(self, content: RecordDict) -> tuple[float, Weights | None]:
+    def proximal(self, step: DeviceStep) -> tuple[float, Weights | None]:
         """No proximal term for FedAvg (FedProx's device half overrides this)."""
         return 0.0, None
 
-    def train(self, step: DeviceStep) -> TrainOutcome:
+    def train_one(self, step: DeviceStep) -> TrainOutcome:
         assert isinstance(step.params, LocalTrainingParams)
-        global_weights = step.content[wire.ARRAYS].to_torch_state_dict()
-        step.kit.model.load_state_dict(global_weights)
+        global_weights = step.arrays.torch(step.content[wire.ARRAYS])
+        model = step.kit.load(global_weights)
         x, y = step.labeled
-        loss, passes = train_locally(
-            step.kit.model, x, y, step.params, step.kit.seed, *self.proximal(step.content)
-        )
-        reply = update_reply(step.kit.model.state_dict(), len(y), loss)
+        loss, passes = train_locally(model, x, y, step.params, step.seed, *self.proximal(step))
+        reply = update_reply(model.state_dict(), len(y), loss)
         flops = training_flops(step.kit.forward_flops_per_sample, len(y), step.params.local_epochs)
-        return TrainOutcome(reply, self.keeps(global_weights, step.kit), flops, passes)
+        return TrainOutcome(reply, self.keeps(global_weights, model), flops, passes)
 
-    def keeps(self, global_weights: Weights, kit: DeviceKit) -> Weights:
-        """What the device runs afterwards: FedAvg's device runs the global model."""
+    def keeps(self, global_weights: Weights, trained: nn.Module) -> Weights:
+        """What the device runs afterwards: FedAvg's device runs the global model.
+
+        The tensors are the round's decoded global model, shared by every device
+        that got it (no copy per device).
+        """
         return global_weights
 
 

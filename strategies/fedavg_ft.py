@@ -7,7 +7,9 @@ instead of the global model itself.
 
 from __future__ import annotations
 
-from strategies.base import DeviceKit, Method, Weights
+from torch import nn
+
+from strategies.base import Method, Weights
 from strategies.fedavg import METHOD as FEDAVG
 from strategies.fedavg import FedAvgDevice, FedAvgParams
 
@@ -15,8 +17,8 @@ from strategies.fedavg import FedAvgDevice, FedAvgParams
 class FedAvgFTDevice(FedAvgDevice):
     """FedAvg's step; the device keeps its fine-tuned weights."""
 
-    def keeps(self, global_weights: Weights, kit: DeviceKit) -> Weights:
-        return {k: v.detach().clone() for k, v in kit.model.state_dict().items()}
+    def keeps(self, global_weights: Weights, trained: nn.Module) -> Weights:
+        return {k: v.detach().clone() for k, v in trained.state_dict().items()}
 
 
 METHOD = Method(

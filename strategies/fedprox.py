@@ -10,13 +10,13 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from flwr.app import ArrayRecord, ConfigRecord, Message, RecordDict
+from flwr.app import ArrayRecord, ConfigRecord, Message
 from flwr.serverapp import Grid
 from flwr.serverapp.strategy import FedProx
 from pydantic import Field
 
 from strategies import wire
-from strategies.base import CloudSetup, FleetStrategy, Method, NodeSampler, Weights
+from strategies.base import CloudSetup, DeviceStep, FleetStrategy, Method, NodeSampler, Weights
 from strategies.fedavg import FLEET_FEDAVG_ARGS, FedAvgDevice, FleetSampling
 from strategies.local_training import LocalTrainingParams
 
@@ -46,9 +46,9 @@ class FleetFedProx(FleetSampling, FedProx, FleetStrategy):
 class FedProxDevice(FedAvgDevice):
     """FedAvg's device step with the proximal term toward the downloaded model."""
 
-    def proximal(self, content: RecordDict) -> tuple[float, Weights | None]:
-        mu = float(content["config"][MU_KEY])
-        return mu, content[wire.ARRAYS].to_torch_state_dict()
+    def proximal(self, step: DeviceStep) -> tuple[float, Weights | None]:
+        mu = float(step.content["config"][MU_KEY])
+        return mu, step.arrays.torch(step.content[wire.ARRAYS])
 
 
 def _cloud(setup: CloudSetup) -> FleetFedProx:

@@ -16,11 +16,11 @@ from flwr.serverapp import Grid
 from basemodel.flops import training_flops
 from strategies.base import (
     CloudSetup,
-    DeviceHalf,
     DeviceStep,
     FleetStrategy,
     Method,
     NodeSampler,
+    PerDeviceHalf,
     TrainOutcome,
     messages_to,
 )
@@ -48,14 +48,15 @@ class FinetuneStrategy(FleetStrategy):
         return None, MetricRecord({"trained": len(list(replies))})
 
 
-class FinetuneDevice(DeviceHalf):
+class FinetuneDevice(PerDeviceHalf):
     """Device half: SGD on the weights it already runs; the reply carries nothing."""
 
-    def train(self, step: DeviceStep) -> TrainOutcome:
+    def train_one(self, step: DeviceStep) -> TrainOutcome:
         assert isinstance(step.params, LocalTrainingParams)
-        x, y = step.labeled  # the simulator has loaded the weights this device holds
-        _, passes = train_locally(step.kit.model, x, y, step.params, step.kit.seed)
-        held = {k: v.detach().clone() for k, v in step.kit.model.state_dict().items()}
+        model = step.kit.load(step.view.held)
+        x, y = step.labeled
+        _, passes = train_locally(model, x, y, step.params, step.seed)
+        held = {k: v.detach().clone() for k, v in model.state_dict().items()}
         flops = training_flops(step.kit.forward_flops_per_sample, len(y), step.params.local_epochs)
         return TrainOutcome(RecordDict(), held if len(y) else None, flops, passes)
 

@@ -24,11 +24,11 @@ from basemodel.flops import training_flops
 from strategies import wire
 from strategies.base import (
     CloudSetup,
-    DeviceHalf,
     DeviceStep,
     FleetStrategy,
     Method,
     NodeSampler,
+    PerDeviceHalf,
     TrainOutcome,
     Weights,
     messages_to,
@@ -109,12 +109,12 @@ class IFCAStrategy(FleetStrategy):
         return None, MetricRecord(sizes)
 
 
-class IFCADevice(DeviceHalf):
+class IFCADevice(PerDeviceHalf):
     """Score every cluster model on the labeled samples, train the best, report which."""
 
-    def train(self, step: DeviceStep) -> TrainOutcome:
+    def train_one(self, step: DeviceStep) -> TrainOutcome:
         assert isinstance(step.params, IFCAParams)
-        bundle = step.content[wire.ARRAYS].to_torch_state_dict()
+        bundle = step.arrays.torch(step.content[wire.ARRAYS])
         models: dict[int, Weights] = {}
         for key, value in bundle.items():
             cluster, name = key.split("/", 1)
@@ -124,13 +124,13 @@ class IFCADevice(DeviceHalf):
         if len(y):
             with torch.no_grad():
                 for k in sorted(models):
-                    step.kit.model.load_state_dict(models[k])
-                    losses.append(float(torch.nn.functional.cross_entropy(step.kit.model(x), y)))
+                    scored = step.kit.load(models[k])
+                    losses.append(float(torch.nn.functional.cross_entropy(scored(x), y)))
             best = min(range(len(losses)), key=lambda k: (losses[k], k))
         chosen = models[max(best, 0)]
-        step.kit.model.load_state_dict(chosen)
-        loss, passes = train_locally(step.kit.model, x, y, step.params, step.kit.seed)
-        reply = update_reply(step.kit.model.state_dict(), len(y), loss, **{CLUSTER: best})
+        model = step.kit.load(chosen)
+        loss, passes = train_locally(model, x, y, step.params, step.seed)
+        reply = update_reply(model.state_dict(), len(y), loss, **{CLUSTER: best})
         scoring = step.kit.forward_flops_per_sample * len(y) * len(models)
         flops = scoring + training_flops(
             step.kit.forward_flops_per_sample, len(y), step.params.local_epochs

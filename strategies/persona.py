@@ -16,7 +16,7 @@ DUET-style edit), ``persona-nocross`` (independent per-layer codes),
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import fields
 from typing import Any, Literal
 
@@ -35,15 +35,15 @@ from persona.training import PersonaTrainConfig
 from strategies import wire
 from strategies.base import (
     CloudSetup,
-    DeviceKit,
     DeviceStep,
-    DeviceView,
     Method,
     MethodParams,
     NodeSampler,
+    ServeStep,
     TrainOutcome,
     TwoPhaseDevice,
     TwoPhaseStrategy,
+    Weights,
     messages_to,
 )
 
@@ -225,10 +225,17 @@ class PersonaStrategy(TwoPhaseStrategy):
 class PersonaDevice(TwoPhaseDevice):
     """The device half: summarize the window; later, set the head to ``P(k) + dW``."""
 
-    def train(self, step: DeviceStep) -> TrainOutcome:
+    def train(self, cohort: Sequence[DeviceStep]) -> list[TrainOutcome]:
+        return [self._summarize(step) for step in cohort]
+
+    def apply(self, cohort: Sequence[DeviceStep]) -> list[TrainOutcome]:
+        return [self._apply_edit(step) for step in cohort]
+
+    def _summarize(self, step: DeviceStep) -> TrainOutcome:
         assert isinstance(step.params, PersonaParams)
         with torch.inference_mode():
-            summary = summarize_window(step.kit.model.backbone(step.inputs), step.params.summary)
+            features = step.kit.load().backbone(step.inputs)
+            summary = summarize_window(features, step.params.summary)
         held = step.view.records.get(wire.HELD_PROTO)
         holds = (
             {
@@ -246,7 +253,7 @@ class PersonaDevice(TwoPhaseDevice):
         )
         return TrainOutcome(reply, None, step.kit.backbone_flops_per_sample * len(step.inputs), 0)
 
-    def apply(self, step: DeviceStep) -> TrainOutcome:
+    def _apply_edit(self, step: DeviceStep) -> TrainOutcome:
         proto = step.content[wire.PROTO]
         if wire.PROTO_HEAD in step.content:
             base = step.content[wire.PROTO_HEAD]
@@ -280,9 +287,7 @@ class PersonaDevice(TwoPhaseDevice):
         flops = float(sum(t.numel() for t in edit.values()))  # one add per edited weight
         return TrainOutcome(RecordDict(), head, flops, 0, records)
 
-    def serving_weights(
-        self, view: DeviceView, inputs: torch.Tensor, kit: DeviceKit, params: MethodParams
-    ) -> dict[str, torch.Tensor] | None:
+    def serving_weights(self, step: ServeStep) -> Weights | None:
         """The weights to predict ``inputs`` with: the edited head while it is fresh.
 
         An edit is made for the window the device summarized. When the mean
@@ -291,13 +296,14 @@ class PersonaDevice(TwoPhaseDevice):
         shifted: it serves the factory head until its next edit. This uses only
         unlabeled inputs, already computed for the prediction itself.
         """
-        assert isinstance(params, PersonaParams)
+        assert isinstance(step.params, PersonaParams)
+        view = step.view
         ref, held = view.records.get(wire.EDIT_REF), view.records.get(wire.HELD_PROTO)
-        if not params.expiry or view.held is None or not isinstance(ref, ArrayRecord):
+        if not step.params.expiry or view.held is None or not isinstance(ref, ArrayRecord):
             return view.held
         mean = torch.from_numpy(ref["mean"].numpy())
         with torch.inference_mode():
-            current = kit.model.backbone(inputs).mean(dim=0)
+            current = step.kit.load().backbone(step.inputs).mean(dim=0)
         fresh = float((current - mean).norm()) <= float(held[wire.EXPIRY_DISTANCE])
         return view.held if fresh else None
 

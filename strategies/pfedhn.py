@@ -26,11 +26,11 @@ from basemodel.flops import BACKWARD_FACTOR, head_forward_flops
 from strategies import wire
 from strategies.base import (
     CloudSetup,
-    DeviceHalf,
     DeviceStep,
     FleetStrategy,
     Method,
     NodeSampler,
+    PerDeviceHalf,
     TrainOutcome,
     Weights,
 )
@@ -137,18 +137,16 @@ class PFedHNStrategy(FleetStrategy):
         return None, MetricRecord({"updated": updated})
 
 
-class PFedHNDevice(DeviceHalf):
+class PFedHNDevice(PerDeviceHalf):
     """Train the received head on the labeled samples; return the change."""
 
-    def train(self, step: DeviceStep) -> TrainOutcome:
+    def train_one(self, step: DeviceStep) -> TrainOutcome:
         assert isinstance(step.params, PFedHNParams)
-        head = step.content[wire.ARRAYS].to_torch_state_dict()
-        step.kit.model.load_state_dict(head, strict=False)
+        head = step.arrays.torch(step.content[wire.ARRAYS])
+        model = step.kit.load(head)
         x, y = step.labeled
-        loss, passes = train_locally(
-            step.kit.model, x, y, step.params, step.kit.seed, only=HEAD_PREFIX
-        )
-        trained = step.kit.model.state_dict()
+        loss, passes = train_locally(model, x, y, step.params, step.seed, only=HEAD_PREFIX)
+        trained = model.state_dict()
         delta = {k: (trained[k] - head[k]).contiguous() for k in head}
         reply = update_reply(delta, len(y), loss)
         # Forward through the whole model; backward (2x forward) through the head only.

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 from flwr.app import ArrayRecord, ConfigRecord, Message, MetricRecord, RecordDict
 from flwr.serverapp import Grid
@@ -39,8 +39,8 @@ class StaticStrategy(FleetStrategy):
 class StaticDevice(DeviceHalf):
     """Never asked to train; answers an empty reply if it is."""
 
-    def train(self, step: DeviceStep) -> TrainOutcome:
-        return TrainOutcome(RecordDict(), None, 0.0, 0)
+    def train(self, cohort: Sequence[DeviceStep]) -> list[TrainOutcome]:
+        return [TrainOutcome(RecordDict(), None, 0.0, 0) for _ in cohort]
 
 
 def _cloud(setup: CloudSetup) -> StaticStrategy:

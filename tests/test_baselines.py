@@ -89,7 +89,7 @@ def test_ifca_device_picks_the_cluster_with_the_lowest_loss():
     from flwr.app import ArrayRecord, RecordDict
 
     from strategies import wire
-    from strategies.base import DeviceKit, DeviceStep, DeviceView
+    from strategies.base import ArrayCache, DeviceKit, DeviceStep, DeviceView
     from strategies.ifca import IFCADevice, IFCAParams, cluster_key
 
     torch.manual_seed(0)
@@ -103,16 +103,20 @@ def test_ifca_device_picks_the_cluster_with_the_lowest_loss():
     bundle = ArrayRecord(
         {cluster_key(k, n): v for k, model in enumerate([bad, good, bad]) for n, v in model.items()}
     )
-    kit = DeviceKit(build_model("mlp", (1, 8, 8), 10), good, 1.0, 1.0, seed=0)
-    outcome = IFCADevice().train(
-        DeviceStep(
-            RecordDict({wire.ARRAYS: bundle}),
-            x,
-            (x, y),
-            DeviceView(None, RecordDict()),
-            kit,
-            IFCAParams(clusters=3, local_epochs=1),
-        )
+    kit = DeviceKit(build_model("mlp", (1, 8, 8), 10), good, 1.0, 1.0)
+    (outcome,) = IFCADevice().train(
+        [
+            DeviceStep(
+                RecordDict({wire.ARRAYS: bundle}),
+                x,
+                (x, y),
+                DeviceView(None, RecordDict()),
+                kit,
+                IFCAParams(clusters=3, local_epochs=1),
+                seed=0,
+                arrays=ArrayCache(),
+            )
+        ]
     )
     assert int(outcome.reply[wire.METRICS]["cluster"]) == 1
     assert all(torch.equal(outcome.held[k], good[k]) for k in good)

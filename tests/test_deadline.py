@@ -5,13 +5,12 @@ from __future__ import annotations
 import json
 
 from flwr.app import ArrayRecord
-from flwr.common.constant import SUPERLINK_NODE_ID
-from flwr.supercore.task_identity import TaskIdentity
 
 from simulator.engine.deployment import Deployment, DeploymentSpec
-from simulator.engine.device import HELD_KEY, make_device_app
-from simulator.engine.inline import InlineGrid
+from simulator.engine.inline import InlineGrid, use_cloud_identity
 from simulator.engine.rounds import RoundLoop
+from simulator.engine.runtime import DeviceRuntime
+from simulator.engine.state import MemoryStore
 from simulator.run.metrics_log import MetricsLog
 from simulator.run.reader import read_rows
 from simulator.scenario.schema import Scenario
@@ -26,12 +25,13 @@ def _run_inline(document, tmp_path, method: str = "fedavg"):
     spec = DeploymentSpec(world_spec, method)
     deployment = Deployment.get(spec)
     world = deployment.world
-    TaskIdentity.run_id, TaskIdentity.node_id, TaskIdentity.task_id = 1, SUPERLINK_NODE_ID, 1
-    grid = InlineGrid(make_device_app(spec), len(world.fleet))
+    use_cloud_identity()
+    store = MemoryStore()
+    grid = InlineGrid(DeviceRuntime(deployment, store), len(world.fleet))
     path = tmp_path / "m.jsonl"
     with MetricsLog(path) as log:
         RoundLoop(deployment, ArrayRecord(world.pretrained), log).run(grid)
-    return read_rows(path), grid, world
+    return read_rows(path), store, world
 
 
 def _no_failures(document):
@@ -44,21 +44,21 @@ def _no_failures(document):
 def test_devices_past_the_deadline_are_dropped_and_keep_their_model(tmp_path, tiny_document):
     document = _no_failures(tiny_document)
     document["rounds"]["deadline_s"] = 0.01  # nobody can move a model in 10 ms
-    rows, grid, _ = _run_inline(document, tmp_path)
+    rows, store, _ = _run_inline(document, tmp_path)
     rounds = [r for r in rows if r["kind"] == "round"]
     assert all(r["kept"] == 0 and r["late"] == r["sampled"] > 0 for r in rounds)
     assert all(r["duration_s"] == 0.01 for r in rounds)
-    assert all(HELD_KEY not in ctx.state for ctx in grid._contexts.values())
+    assert store.states == {}  # nobody committed anything
     assert all(r["bytes_up"] > 0 for r in rounds)  # they did send, too late
 
 
 def test_on_time_devices_commit_the_global_model(tmp_path, tiny_document):
     document = _no_failures(tiny_document)
     document["rounds"]["deadline_s"] = 1e6
-    rows, grid, _ = _run_inline(document, tmp_path)
+    rows, store, _ = _run_inline(document, tmp_path)
     rounds = [r for r in rows if r["kind"] == "round"]
     assert all(r["late"] == 0 and r["kept"] == r["sampled"] for r in rounds)
-    assert any(HELD_KEY in ctx.state for ctx in grid._contexts.values())
+    assert any(state.held is not None for state in store.states.values())
     # The round lasts as long as its slowest device, well under the deadline.
     assert all(0 < r["duration_s"] < 1e6 for r in rounds)
 
@@ -77,9 +77,7 @@ def test_crashing_devices_are_recorded_as_failed_and_the_run_goes_on(tmp_path, t
 def test_offline_devices_are_not_sampled(tmp_path, tiny_document):
     document = _no_failures(tiny_document)
     document["fleet"]["classes"][0]["availability"] = 0.0
-    _, grid, world = _run_inline(document, tmp_path)
+    _, store, world = _run_inline(document, tmp_path)
     slow = {p.index for p in world.fleet if p.device_class == "slow"}
-    touched = {
-        ctx.node_config["partition-id"] for ctx in grid._contexts.values() if HELD_KEY in ctx.state
-    }
+    touched = {device for device, state in store.states.items() if state.held is not None}
     assert touched and not (touched & slow)

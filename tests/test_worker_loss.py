@@ -52,19 +52,20 @@ def _gone(pid: int) -> bool:
 
 @pytest.mark.ray
 @pytest.mark.slow
+@pytest.mark.parametrize("engine", ["ray", "flower"])
 @pytest.mark.parametrize(
     ("how", "cause"),
     [(signal.SIGKILL, "Ray worker was lost"), (signal.SIGSTOP, "a frozen worker")],
     ids=["killed", "frozen"],
 )
 def test_lost_ray_worker_restarts_the_engine_and_loses_nothing(
-    tmp_path, tiny_document, monkeypatch, caplog, how, cause
+    tmp_path, tiny_document, monkeypatch, caplog, how, cause, engine
 ):
     document = _document(tiny_document, "fedavg")
     inline = Scenario.model_validate(document)
     reference = run_plan(RunPlan(inline, ["fedavg"], [0], tmp_path / "inline", 3, None), False)
 
-    document["engine"] = {"kind": "ray", "num_cpus": 2, "reply_timeout_s": 5}
+    document["engine"] = {"kind": engine, "num_cpus": 2, "reply_timeout_s": 5}
     original = RoundLoop.play_round
     victims: list[int] = []
 

@@ -1,59 +1,52 @@
-"""An in-process implementation of Flower's ``Grid``.
+"""The ``inline`` engine: the whole fleet in the cloud's own process, one cohort per exchange.
 
-Messages go straight to the same ClientApp the Ray engine runs, one after the
-other, in this process: no actors, no serialization, no polling. Each node has
-its own Flower ``Context`` (node config with its partition id, persistent
-state), exactly as a simulated SuperNode has. A ClientApp exception becomes an
-error reply, as Flower's runtime does.
+An in-process implementation of Flower's ``Grid``: each exchange's messages go
+to one ``DeviceRuntime`` as a single batch (no actors, no serialization, no
+polling), so a round's device work runs as one cohort. Device states live in
+an in-process ``MemoryStore``: a device that never took part holds nothing.
 """
 
 from __future__ import annotations
 
+from abc import abstractmethod
 from collections.abc import Iterable
 from itertools import count
 
-from flwr.app import Context, Error, Message, RecordDict
-from flwr.clientapp import ClientApp
-from flwr.clientapp.client_app import ClientAppException
-from flwr.common.constant import SUPERLINK_NODE_ID, ErrorCode
+from flwr.app import Message, RecordDict
+from flwr.common.constant import SUPERLINK_NODE_ID
 from flwr.serverapp import Grid
 from flwr.supercore.run import Run
 from flwr.supercore.task_identity import TaskIdentity
 
-from simulator.engine.deployment import DeploymentSpec, ServerBody
-from simulator.engine.device import PARTITION_KEY, make_device_app
+from simulator.engine.deployment import Deployment, DeploymentSpec, ServerBody
+from simulator.engine.runtime import DeviceRuntime
+from simulator.engine.state import MemoryStore
 from simulator.world.seeding import rng_for
 
 
-def error_reply(message: Message, err: Exception) -> Message:
-    """The error reply Flower's simulation runtime makes when a ClientApp raises."""
-    wrapped = ClientAppException(str(err))
-    reason = str(type(wrapped)) + ":<'" + str(wrapped) + "'>"
-    return Message(
-        Error(code=ErrorCode.CLIENT_APP_RAISED_EXCEPTION, reason=reason), reply_to=message
-    )
+def node_ids(devices: int) -> list[int]:
+    """Flower node ids for ``devices`` simulated nodes (unsigned 64-bit, as Python ints)."""
+    draws = rng_for(0, "node-ids").choice(2**62, size=devices, replace=False)
+    return [int(n) + 1 for n in draws.tolist()]
 
 
-class InlineGrid(Grid):
-    """A Grid whose nodes are ClientApp calls in this process."""
+class BatchGrid(Grid):
+    """A Grid whose ``send_and_receive`` hands all its messages to ``deliver`` at once.
 
-    def __init__(self, app: ClientApp, devices: int, run_id: int = 1):
-        self._app = app
+    ``deliver`` gets ``(device, message)`` pairs and returns the replies in
+    the same order; it is where a concrete engine runs its devices.
+    """
+
+    def __init__(self, devices: int, run_id: int = 1):
         self._run = Run.create_empty(run_id=run_id)
-        draws = rng_for(0, "inline-node-ids").choice(2**62, size=devices, replace=False)
-        self._node_ids = [int(n) + 1 for n in draws.tolist()]
-        self._contexts = {
-            node: Context(
-                run_id=run_id,
-                node_id=node,
-                node_config={PARTITION_KEY: index, "num-partitions": devices},
-                state=RecordDict(),
-                run_config={},
-            )
-            for index, node in enumerate(self._node_ids)
-        }
+        self._node_ids = node_ids(devices)
+        self._device_of = {node: device for device, node in enumerate(self._node_ids)}
         self._ids = count(1)
         self._replies: dict[str, Message] = {}
+
+    @abstractmethod
+    def deliver(self, batch: list[tuple[int, Message]]) -> list[Message]:
+        """Replies to ``batch``, in its order (each engine runs its devices its own way)."""
 
     def set_run(self, run: Run) -> None:
         self._run = run
@@ -75,24 +68,19 @@ class InlineGrid(Grid):
     def get_node_ids(self) -> Iterable[int]:
         return list(self._node_ids)
 
-    def _deliver(self, message: Message) -> Message:
-        context = self._contexts[message.metadata.dst_node_id]
-        try:
-            reply = self._app(message=message, context=context)
-        except Exception as err:  # a device failure is data, not a crash of the run
-            reply = error_reply(message, err)
-        reply.metadata.__dict__["_message_id"] = f"reply-{next(self._ids)}"
-        return reply
-
     def push_messages(self, messages: Iterable[Message]) -> Iterable[str]:
-        ids = []
+        batch, ids = [], []
         for message in messages:
-            if message.metadata.dst_node_id not in self._contexts:
-                raise ValueError(f"unknown node id {message.metadata.dst_node_id}")
+            node = message.metadata.dst_node_id
+            if node not in self._device_of:
+                raise ValueError(f"unknown node id {node}")
             message_id = f"ins-{next(self._ids)}"
             message.metadata.__dict__["_message_id"] = message_id
-            self._replies[message_id] = self._deliver(message)
+            batch.append((self._device_of[node], message))
             ids.append(message_id)
+        for message_id, reply in zip(ids, self.deliver(batch), strict=True):
+            reply.metadata.__dict__["_message_id"] = f"reply-{next(self._ids)}"
+            self._replies[message_id] = reply
         return ids
 
     def pull_messages(self, message_ids: Iterable[str]) -> Iterable[Message]:
@@ -104,9 +92,26 @@ class InlineGrid(Grid):
         return list(self.pull_messages(list(self.push_messages(messages))))
 
 
-def run_inline(spec: DeploymentSpec, devices: int, body: ServerBody) -> None:
-    """Run the cloud body against an in-process fleet of ClientApps."""
+class InlineGrid(BatchGrid):
+    """Every device in this process: one runtime, one in-memory store."""
+
+    def __init__(self, runtime: DeviceRuntime, devices: int):
+        super().__init__(devices)
+        self.runtime = runtime
+
+    def deliver(self, batch: list[tuple[int, Message]]) -> list[Message]:
+        return self.runtime.handle(batch)
+
+
+def use_cloud_identity() -> None:
+    """Messages made in this process are the cloud's (what Flower's ServerApp sets)."""
     TaskIdentity.run_id = 1
     TaskIdentity.node_id = SUPERLINK_NODE_ID
     TaskIdentity.task_id = 1
-    body(InlineGrid(make_device_app(spec), devices))
+
+
+def run_inline(spec: DeploymentSpec, devices: int, body: ServerBody) -> None:
+    """Run the cloud body against an in-process fleet of ``devices`` devices."""
+    use_cloud_identity()
+    runtime = DeviceRuntime(Deployment.get(spec), MemoryStore())
+    body(InlineGrid(runtime, devices))

@@ -34,11 +34,11 @@ from flwr.supercore.run import Run
 from simulator.engine.failures import EngineFailure
 
 RAY_ERROR_MARKER = "ray.exceptions."
-WORKER_TITLE = "ray::ClientAppActor"
+WORKER_TITLES = ("ray::ClientAppActor", "ray::DeviceShard")  # Flower's actors, our shards
 
 
 def local_worker_pids() -> list[int]:
-    """This process's descendants that run ClientApps (Ray retitles its worker processes)."""
+    """This process's descendants that simulate devices (Ray retitles its worker processes)."""
     parents: dict[int, int] = {}
     workers = []
     for entry in Path("/proc").glob("[0-9]*"):
@@ -49,7 +49,7 @@ def local_worker_pids() -> list[int]:
             continue
         pid = int(entry.name)
         parents[pid] = int(stat.rsplit(")", 1)[1].split()[1])
-        if title.startswith(WORKER_TITLE.encode()):
+        if title.startswith(tuple(t.encode() for t in WORKER_TITLES)):
             workers.append(pid)
     me = os.getpid()
 

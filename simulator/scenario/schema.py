@@ -25,7 +25,7 @@ from simulator.world.shifts import COVARIATE_NAMES, FRACTION_NAMES, SHIFT_NAMES
 CovariateKind = Literal[COVARIATE_NAMES]  # type: ignore[valid-type]
 ShiftKindName = Literal[SHIFT_NAMES]  # type: ignore[valid-type]
 DatasetName = Literal[DATASET_NAMES]  # type: ignore[valid-type]
-EngineName = Literal["ray", "inline"]
+EngineName = Literal["inline", "ray", "flower"]
 
 PositiveFloat = Annotated[float, Field(gt=0)]
 Fraction = Annotated[float, Field(ge=0, le=1)]
@@ -223,12 +223,23 @@ class Pretrain(_Strict):
 
 
 class Engine(_Strict):
+    """Where devices run: ``inline`` (this process, one batch per exchange), ``ray`` (Ray
+    actors, each owning a shard of the fleet), ``flower`` (Flower's own simulation
+    runtime, one message per device: the reference engine).
+
+    ``ray_address`` joins a Ray cluster (``ray`` and ``flower``); ``num_cpus`` sizes
+    a private local Ray; ``shards`` is the number of device shards on ``ray``
+    (default: one per CPU); ``cpus_per_device`` is Flower's per-node reservation
+    on ``flower``.
+    """
+
     kind: EngineName = "ray"
     ray_address: str | None = None
     cpus_per_device: PositiveFloat = 1.0
     num_cpus: Annotated[int, Field(ge=1)] | None = None
-    # Ray: wall seconds the cloud waits for one exchange's replies before it
-    # treats the engine as broken (a frozen worker) and restarts it.
+    shards: Annotated[int, Field(ge=1, le=4096)] | None = None
+    # Wall seconds the cloud waits for one exchange's replies before it treats
+    # the engine as broken (a frozen worker) and restarts it.
     reply_timeout_s: PositiveFloat = 600.0
 
 

@@ -1,0 +1,359 @@
+"""The device side of every engine: a cohort of messages in, one reply per device out.
+
+For a round's training message each device builds its data window at the
+round's simulated start; the method's device half then answers the whole
+cohort at once (batched, or one device at a time); each device's reply is
+then metered on its own: the bytes it received and sent (serialized size of
+its records), the FLOPs it computed and the backward passes it ran. From
+those and its own network and compute profile it works out the round's
+simulated duration; if that misses the deadline it keeps its old state, as a
+real device whose upload never arrived would. For an evaluation message it
+scores what it serves on fresh samples from its current distribution
+(test-then-adapt; not billed). Control queries register a device and read or
+replace its state.
+
+Engines differ only in where this runs: in the cloud's process (``inline``),
+in long-lived Ray actors that own a shard of the fleet each (``ray``), or
+inside Flower's own ClientApp, one message at a time (``flower``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
+
+import torch
+from flwr.app import ConfigRecord, Error, Message, RecordDict
+from flwr.clientapp.client_app import ClientAppException
+from flwr.common.constant import ErrorCode
+
+from basemodel.threads import fixed_threads
+from simulator.engine.deployment import Deployment
+from simulator.engine.failures import DeviceCrash
+from simulator.engine.faults import MessageDropped, corrupt, draw_fault
+from simulator.engine.metering import wire_bytes
+from simulator.engine.state import StateStore, decode_state, encode_state
+from simulator.world.build import new_model
+from simulator.world.fleet import crashes
+from simulator.world.network import round_timing
+from simulator.world.seeding import torch_seed_for
+from strategies import wire
+from strategies.base import (
+    ArrayCache,
+    DeviceKit,
+    DeviceStep,
+    ServeStep,
+    TrainOutcome,
+    TwoPhaseDevice,
+)
+
+Batch = Sequence[tuple[int, Message]]  # (fleet device index, message to it)
+
+
+def device_threads() -> AbstractContextManager[None]:
+    """Device compute runs on one thread, on every engine (keeps results identical)."""
+    return fixed_threads(1)
+
+
+def error_reply(message: Message, err: Exception) -> Message:
+    """The error reply Flower's simulation runtime makes when a ClientApp raises."""
+    wrapped = ClientAppException(str(err))
+    reason = str(type(wrapped)) + ":<'" + str(wrapped) + "'>"
+    return Message(
+        Error(code=ErrorCode.CLIENT_APP_RAISED_EXCEPTION, reason=reason), reply_to=message
+    )
+
+
+def _meter_reply(message: Message, meter: dict, content: RecordDict | None = None) -> Message:
+    reply = RecordDict(dict(content.items())) if content is not None else RecordDict()
+    reply[wire.SIM_METER] = ConfigRecord(meter)
+    return Message(reply, reply_to=message)
+
+
+class DeviceRuntime:
+    """Answers batches of messages for the devices whose state ``store`` keeps.
+
+    ``raise_errors``: let a device's exception propagate instead of turning it
+    into an error reply (inside Flower's ClientApp, which makes that reply).
+    """
+
+    def __init__(self, deployment: Deployment, store: StateStore, raise_errors: bool = False):
+        self.deployment = deployment
+        self.world = deployment.world
+        self.half = deployment.method.device
+        self.params = deployment.params
+        self.store = store
+        self.raise_errors = raise_errors
+        self.kit = DeviceKit(
+            model=new_model(self.world.scenario).eval(),
+            pretrained=self.world.pretrained,
+            forward_flops_per_sample=self.world.forward_flops,
+            backbone_flops_per_sample=self.world.backbone_flops,
+        )
+        self._handlers: dict[str, Callable[[Batch], list[Message]]] = {
+            "train": self._train,
+            wire.TRAIN_APPLY: self._apply,
+            "evaluate": self._evaluate,
+            wire.QUERY_REGISTER: self._register,
+            wire.QUERY_SNAPSHOT: self._snapshot,
+            wire.QUERY_RESTORE: self._restore,
+        }
+
+    def handle(self, batch: Batch) -> list[Message]:
+        """One reply per message of ``batch``, in its order; message types may be mixed."""
+        replies: list[Message | None] = [None] * len(batch)
+        kinds: dict[str, list[int]] = {}
+        for i, (_, message) in enumerate(batch):
+            kinds.setdefault(message.metadata.message_type, []).append(i)
+        for kind, members in kinds.items():
+            handler = self._handlers.get(kind)
+            part = [batch[i] for i in members]
+            if handler is None:
+                raise ValueError(f"device runtime: unknown message type {kind!r}")
+            with device_threads():
+                answered = handler(part)
+            for i, reply in zip(members, answered, strict=True):
+                replies[i] = reply
+        return [r for r in replies if r is not None]
+
+    # -- a device that fails ----------------------------------------------------------
+    def _failed(self, message: Message, err: Exception) -> Message:
+        if self.raise_errors:
+            raise err
+        return error_reply(message, err)
+
+    def _compute(self, compute: Callable[[Sequence], list], steps: list) -> list | Exception:
+        """``compute(steps)``; if the method raises, every device of the cohort fails with it."""
+        if not steps:
+            return []
+        try:
+            return compute(steps)
+        except Exception as err:  # a method bug fails its devices, not the run
+            if self.raise_errors:
+                raise
+            return err
+
+    # -- training, first phase ----------------------------------------------------------
+    def _train(self, part: Batch) -> list[Message]:
+        replies: list[Message | None] = [None] * len(part)
+        arrays = ArrayCache()
+        downloads: dict[int, int] = {}
+        steps, members, starts = [], [], []
+        for j, (device, message) in enumerate(part):
+            try:
+                profile = self.world.fleet[device]
+                sim = message.content[wire.SIM_CONFIG]
+                round_index, start_s = int(sim[wire.ROUND]), float(sim[wire.START_S])
+                if crashes(profile, round_index, self.world.seed):
+                    raise DeviceCrash(f"simulated crash of device {device} in round {round_index}")
+                window = self.world.streams.window(profile, start_s)
+                steps.append(
+                    DeviceStep(
+                        message.content,
+                        window.inputs,
+                        (window.labeled_x, window.labeled_y),
+                        self.store.get(device).view,
+                        self.kit,
+                        self.params,
+                        torch_seed_for(self.world.seed, "device-train", device, round_index),
+                        arrays,
+                    )
+                )
+                members.append(j)
+                starts.append(start_s)
+            except Exception as err:
+                replies[j] = self._failed(message, err)
+        outcomes = self._compute(self.half.train, steps)
+        final = not self.deployment.method.two_phase
+        for k, j in enumerate(members):
+            device, message = part[j]
+            try:
+                if isinstance(outcomes, Exception):
+                    raise outcomes
+                outcome, stall_s = self._inject_fault(device, message, outcomes[k])
+                download = self._download_bytes(message, downloads)
+                replies[j] = self._finish(
+                    device, message, outcome, starts[k], 0.0, download, final, stall_s
+                )
+            except Exception as err:
+                replies[j] = self._failed(message, err)
+        return [r for r in replies if r is not None]
+
+    def _inject_fault(
+        self, device: int, message: Message, outcome: TrainOutcome
+    ) -> tuple[TrainOutcome, float]:
+        """The scenario's injected fault for this device-round, applied to its honest reply."""
+        sim = message.content[wire.SIM_CONFIG]
+        round_index = int(sim[wire.ROUND])
+        fault = draw_fault(self.world.scenario.fleet.faults, device, round_index, self.world.seed)
+        if fault == "drop":
+            raise MessageDropped(
+                f"injected fault: reply of device {device} lost in round {round_index}"
+            )
+        if fault == "hang":
+            return outcome, float(sim[wire.DEADLINE_S])  # stalls until past the deadline
+        if fault in ("malformed", "nonfinite"):
+            corrupted = corrupt(outcome.reply, fault, device, round_index, self.world.seed)
+            return TrainOutcome(
+                corrupted, outcome.held, outcome.flops, outcome.backward_passes, outcome.records
+            ), 0.0
+        return outcome, 0.0
+
+    @staticmethod
+    def _download_bytes(message: Message, seen: dict[int, int]) -> int:
+        """Billed bytes of a message's payload; a content shared by many messages is sized once."""
+        content = message.content
+        if id(content) not in seen:
+            seen[id(content)] = wire_bytes(content, exclude=wire.SIM_KEYS)
+        return seen[id(content)]
+
+    def _finish(
+        self,
+        device: int,
+        message: Message,
+        outcome: TrainOutcome,
+        start_s: float,
+        elapsed_s: float,
+        download_bytes: int,
+        final: bool,
+        stall_s: float = 0.0,
+    ) -> Message:
+        """Meter a phase, apply the deadline, commit state if on time, build the reply.
+
+        ``elapsed_s`` is the simulated time of an earlier phase of the round;
+        ``stall_s`` time lost to an injected hang.
+        """
+        sim = message.content[wire.SIM_CONFIG]
+        upload_bytes = wire_bytes(outcome.reply)
+        timing = round_timing(
+            self.world.fleet[device],
+            self.world.scenario.fleet.network,
+            start_s + elapsed_s,
+            download_bytes,
+            outcome.flops,
+            upload_bytes,
+            self.world.seed,
+        )
+        total_s = elapsed_s + timing.total_s + stall_s
+        on_time = total_s <= float(sim[wire.DEADLINE_S])
+        if on_time:
+            state = self.store.get(device)
+            if final:
+                if outcome.held is not None:
+                    state.held = outcome.held
+                for key, record in (outcome.records or {}).items():
+                    state.records[key] = record
+                state.phase = None
+            else:
+                state.phase = (int(sim[wire.ROUND]), total_s)
+            self.store.put(device, state)
+        meter = {
+            wire.DEVICE: device,
+            wire.STATUS: wire.STATUS_OK if on_time else wire.STATUS_LATE,
+            wire.DOWNLOAD_BYTES: download_bytes,
+            wire.UPLOAD_BYTES: upload_bytes,
+            wire.FLOPS: float(outcome.flops),
+            wire.BACKWARD_PASSES: outcome.backward_passes,
+            wire.DOWNLOAD_S: timing.download_s,
+            wire.COMPUTE_S: timing.compute_s,
+            wire.UPLOAD_S: timing.upload_s,
+            wire.LATENCY_S: timing.latency_s,
+            wire.TOTAL_S: total_s,
+        }
+        return _meter_reply(message, meter, outcome.reply)
+
+    # -- training, second phase ---------------------------------------------------------
+    def _apply(self, part: Batch) -> list[Message]:
+        """A two-phase method's second step: the cloud's answer to this round's reply."""
+        replies: list[Message | None] = [None] * len(part)
+        half = self.half
+        arrays = ArrayCache()
+        nothing = torch.empty(0)
+        steps, members, phases = [], [], []
+        for j, (device, message) in enumerate(part):
+            try:
+                if not isinstance(half, TwoPhaseDevice):
+                    raise RuntimeError(f"{self.deployment.method.name} has no second phase")
+                round_index = int(message.content[wire.SIM_CONFIG][wire.ROUND])
+                state = self.store.get(device)
+                if state.phase is None or state.phase[0] != round_index:
+                    raise RuntimeError(
+                        f"device {device}: second phase without a first in round {round_index}"
+                    )
+                steps.append(
+                    DeviceStep(
+                        message.content,
+                        nothing,
+                        (nothing, nothing.long()),
+                        state.view,
+                        self.kit,
+                        self.params,
+                        torch_seed_for(self.world.seed, "device-train", device, round_index),
+                        arrays,
+                    )
+                )
+                members.append(j)
+                phases.append(state.phase[1])
+            except Exception as err:
+                replies[j] = self._failed(message, err)
+        outcomes = self._compute(half.apply, steps) if isinstance(half, TwoPhaseDevice) else []
+        for k, j in enumerate(members):
+            device, message = part[j]
+            try:
+                if isinstance(outcomes, Exception):
+                    raise outcomes
+                start_s = float(message.content[wire.SIM_CONFIG][wire.START_S])
+                download = wire_bytes(message.content, exclude=wire.SIM_KEYS)
+                replies[j] = self._finish(
+                    device, message, outcomes[k], start_s, phases[k], download, True
+                )
+            except Exception as err:
+                replies[j] = self._failed(message, err)
+        return [r for r in replies if r is not None]
+
+    # -- evaluation ---------------------------------------------------------------------
+    def _evaluate(self, part: Batch) -> list[Message]:
+        """Score what each device serves on fresh samples from its current distribution.
+
+        The method picks what to serve from the unlabeled inputs alone
+        (``predict``); the labels only score the prediction.
+        """
+        steps, labels = [], []
+        for device, message in part:
+            time_s = float(message.content[wire.SIM_CONFIG][wire.START_S])
+            x, y = self.world.streams.eval_batch(self.world.fleet[device], time_s)
+            steps.append(ServeStep(self.store.get(device).view, x, self.kit, self.params))
+            labels.append(y)
+        with torch.inference_mode():
+            logits = self._compute(self.half.predict, steps)
+        replies = []
+        for k, (device, message) in enumerate(part):
+            if isinstance(logits, Exception):
+                replies.append(self._failed(message, logits))
+                continue
+            y = labels[k]
+            correct = int((logits[k].argmax(dim=1) == y).sum())
+            meter = {wire.DEVICE: device, wire.ACCURACY: correct / len(y), wire.SAMPLES: len(y)}
+            replies.append(_meter_reply(message, meter))
+        return replies
+
+    # -- simulator control ------------------------------------------------------------
+    def _register(self, part: Batch) -> list[Message]:
+        """Tell the cloud which fleet device each node simulates."""
+        return [_meter_reply(message, {wire.DEVICE: device}) for device, message in part]
+
+    def _snapshot(self, part: Batch) -> list[Message]:
+        """Report each device's persistent state (for a checkpoint); between rounds only."""
+        return [
+            _meter_reply(message, {wire.DEVICE: device}, encode_state(self.store.get(device)))
+            for device, message in part
+        ]
+
+    def _restore(self, part: Batch) -> list[Message]:
+        """Replace each device's state with a checkpoint's (on resume)."""
+        for device, message in part:
+            records = RecordDict(
+                {k: v for k, v in message.content.items() if k not in wire.SIM_KEYS}
+            )
+            self.store.put(device, decode_state(records))
+        return self._register(part)
