@@ -19,11 +19,18 @@ import torch
 from torch import nn
 
 HEAD_PREFIX = "head."
-HeadWeights = list[tuple[torch.Tensor, torch.Tensor]]
+Weights = dict[str, torch.Tensor]  # a model's (or part of a model's) tensors by parameter name
+HeadWeights = list[tuple[torch.Tensor, torch.Tensor]]  # (W, b) per head layer
 
 
 class ConvBackbone(nn.Module):
-    """Two conv blocks and a projection: 1x28x28 images -> ``feature_dim`` features."""
+    """Two conv blocks and a projection: 1x28x28 images -> ``feature_dim`` features.
+
+    Runs in channels-last memory layout: on CPUs, oneDNN's kernels for that
+    layout are 1.3x (training) to 2x (inference) faster for these small convs
+    at the batch sizes devices use (``benchmarks`` measure it). The math is the
+    same; only float summation order differs from the default layout.
+    """
 
     def __init__(self, input_shape: tuple[int, ...], feature_dim: int = 64):
         super().__init__()
@@ -41,9 +48,10 @@ class ConvBackbone(nn.Module):
             nn.ReLU(),
         )
         self.feature_dim = feature_dim
+        self.to(memory_format=torch.channels_last)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.layers(x)
+        return self.layers(x.contiguous(memory_format=torch.channels_last))
 
 
 class MLPBackbone(nn.Module):

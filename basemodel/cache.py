@@ -23,9 +23,19 @@ def default_cache_dir() -> Path:
     return Path(env) if env else Path.home() / ".cache" / "persona-fleet"
 
 
+# Bumped whenever code changes what a cached result would be (layouts, kernels,
+# training procedures): old entries then miss instead of being reused.
+CACHE_FORMAT = 4
+
+
 def cache_key(description: dict) -> str:
-    """A short stable hash of what a cached result depends on."""
-    text = json.dumps(description, sort_keys=True, default=str)
+    """A short stable hash of what a cached result depends on.
+
+    Besides ``description``, the key covers the cache format and the torch
+    version (its kernels decide the float results).
+    """
+    keyed = {**description, "cache-format": CACHE_FORMAT, "torch": torch.__version__}
+    text = json.dumps(keyed, sort_keys=True, default=str)
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
 
 

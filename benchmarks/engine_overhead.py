@@ -1,43 +1,95 @@
-"""Device-rounds per second: Flower+Ray with a no-op ClientApp vs this project's engines.
+"""What a device-round costs on each engine, against the same tensor work done bare.
 
-Same fleet size and the same number of device-rounds for all three:
+One FedAvg run of a scenario (default: bigfleet, 10,000 devices, 10% taking
+part) on every engine asked for, timed inside the cloud loop (engine start-up
+and device registration excluded), divided by the device-rounds it ran
+(training messages plus evaluations). In the same process it then times:
 
-1. ``flower-noop``: Flower's simulation engine on Ray, a ClientApp that replies at
-   once to a tiny message (the floor Flower + Ray impose per device-round);
-2. ``project-ray``: this project's FedAvg run of a scenario on the ``ray`` engine;
-3. ``project-inline``: the same run on the ``inline`` engine.
+- ``bare loop``: the tensor work alone, one device at a time: for every
+  training device-round, load the global weights into a model and run the
+  same local SGD on a labeled window of the same size; for every evaluation,
+  one forward pass over an evaluation batch. No data generation, no
+  messages, no metering: a floor the engines cannot go below without
+  batching.
+- ``flower-noop``: Flower's simulation engine on Ray with a ClientApp that
+  answers a tiny message at once, as many device-rounds as the runs had
+  (the floor Flower + Ray impose per device-round).
 
-A device-round here is one message to a device and its reply (training or
-evaluation; the one-off registration of every node excluded). Time is
-wall-clock inside the ServerApp body, so engine start-up (Ray boot, actor
-creation) is excluded and printed apart. Usage:
+Usage:
 
-    python benchmarks/engine_overhead.py [--scenario scenarios/lowbandwidth.yaml]
-        [--devices 1000] [--rounds 5]
+    python benchmarks/engine_overhead.py [--scenario scenarios/bigfleet.yaml]
+        [--devices 10000] [--participation 0.1] [--rounds 3]
+        [--engines inline,ray] [--no-flower-noop]
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
+import tempfile
 import time
 from pathlib import Path
 
+import torch
 from flwr.app import ConfigRecord, Context, Message, MessageType, RecordDict
 from flwr.clientapp import ClientApp
 from flwr.serverapp import Grid, ServerApp
 from flwr.simulation import run_simulation
 
+from basemodel.threads import fixed_threads
+from simulator.cli import with_methods
 from simulator.engine.flower import backend_config
 from simulator.run.folder import metrics_path
 from simulator.run.plan import RunPlan
 from simulator.run.reader import read_rows
 from simulator.run.runner import run_plan
 from simulator.scenario.loading import load_scenario
+from simulator.scenario.schema import Scenario
+from simulator.world.build import new_model
+from simulator.world.cloud import pretrain_for
+from simulator.world.datasets import dataset_spec
+from strategies.local_training import LocalTrainingParams, train_locally
 
 
-def flower_noop(devices: int, device_rounds: int) -> tuple[float, float]:
-    """(device-rounds per second, whole-run seconds) for a no-op ClientApp on Ray."""
+def engine_run(scenario: Scenario, out: Path) -> tuple[float, int, int]:
+    """(loop seconds, training device-rounds, evaluation device-rounds) of one FedAvg run."""
+    folder = run_plan(RunPlan(scenario, ["fedavg"], [0], out, 0, None), show_progress=False)
+    rows = read_rows(metrics_path(folder, "fedavg", 0))
+    train = sum(r["sampled"] for r in rows if r["kind"] == "round")
+    evals = sum(len(r["devices"]) for r in rows if r["kind"] == "eval")
+    end = next(r for r in rows if r["kind"] == "end")
+    return end["wall_s"] - end["registration_wall_s"], train, evals
+
+
+def bare_loop(scenario: Scenario, train: int, evals: int) -> float:
+    """Seconds of the same tensor work, one device at a time, with nothing around it."""
+    pretrained, _ = pretrain_for(scenario, 0)
+    weights = torch.load(pretrained, weights_only=True)
+    model = new_model(scenario)
+    fedavg = next(m for m in scenario.methods if m.name == "fedavg")
+    params = LocalTrainingParams.model_validate(
+        {k: v for k, v in fedavg.params.items() if k in LocalTrainingParams.model_fields}
+    )
+    labeled = int(scenario.data.labeled_fraction * scenario.data.window)
+    data = dataset_spec(scenario.data.dataset)
+    generator = torch.Generator().manual_seed(0)
+    inputs = torch.rand(labeled, *data.input_shape, generator=generator)
+    labels = torch.randint(0, data.num_classes, (labeled,), generator=generator)
+    batch = torch.rand(scenario.data.eval_samples, *data.input_shape, generator=generator)
+    with fixed_threads(1):
+        started = time.perf_counter()
+        for device in range(train):
+            model.load_state_dict(weights)
+            train_locally(model, inputs, labels, params, device)
+        with torch.inference_mode():
+            for _ in range(evals):
+                model.load_state_dict(weights)
+                model(batch)
+        return time.perf_counter() - started
+
+
+def flower_noop(devices: int, device_rounds: int, scenario: Scenario) -> float:
+    """Seconds per device-round for a ClientApp that answers at once, on Flower's Ray engine."""
     client = ClientApp()
 
     @client.train()
@@ -46,13 +98,11 @@ def flower_noop(devices: int, device_rounds: int) -> tuple[float, float]:
 
     server = ServerApp()
     result: dict[str, float] = {}
-    launched = time.perf_counter()
 
     @server.main()
     def _main(grid: Grid, context: Context) -> None:
         while len(nodes := sorted(int(n) for n in grid.get_node_ids())) < devices:
             time.sleep(0.1)
-        result["startup_s"] = time.perf_counter() - launched
         started = time.perf_counter()
         per_round = max(1, min(devices, device_rounds // 5))
         sent = 0
@@ -68,53 +118,54 @@ def flower_noop(devices: int, device_rounds: int) -> tuple[float, float]:
             ]
             list(grid.send_and_receive(messages))
             sent += len(batch)
-        result["rate"] = sent / (time.perf_counter() - started)
+        result["per_round_s"] = (time.perf_counter() - started) / sent
 
     logging.getLogger("flwr").setLevel(logging.ERROR)
-    scenario_engine = load_scenario("scenarios/lowbandwidth.yaml").engine
     run_simulation(
-        server, client, num_supernodes=devices, backend_config=backend_config(scenario_engine)
+        server, client, num_supernodes=devices, backend_config=backend_config(scenario.engine)
     )
-    return result["rate"], result["startup_s"]
-
-
-def project(scenario_path: str, devices: int, rounds: int, engine: str) -> tuple[float, int, float]:
-    """(device-rounds per second, device-rounds, run seconds) of a FedAvg run."""
-    scenario = load_scenario(
-        scenario_path,
-        [f"fleet.devices={devices}", f"rounds.count={rounds}", f"engine.kind={engine}"],
-    )
-    out = Path("/tmp/persona-fleet-bench")
-    started = time.perf_counter()
-    folder = run_plan(RunPlan(scenario, ["fedavg"], [0], out), show_progress=False)
-    total_s = time.perf_counter() - started
-    rows = read_rows(metrics_path(folder, "fedavg", 0))
-    train = sum(r["sampled"] for r in rows if r["kind"] == "round")
-    evals = sum(len(r["devices"]) for r in rows if r["kind"] == "eval")
-    end = next(r for r in rows if r["kind"] == "end")
-    wall = end["wall_s"] - end["registration_wall_s"]
-    return (train + evals) / wall, train + evals, total_s
+    return result["per_round_s"]
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--scenario", default="scenarios/lowbandwidth.yaml")
-    parser.add_argument("--devices", type=int, default=1000)
-    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--scenario", default="scenarios/bigfleet.yaml")
+    parser.add_argument("--devices", type=int, default=10_000)
+    parser.add_argument("--participation", type=float, default=0.1)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--engines", default="inline,ray")
+    parser.add_argument("--no-flower-noop", action="store_true")
     args = parser.parse_args()
 
-    inline_rate, count, inline_total = project(args.scenario, args.devices, args.rounds, "inline")
-    ray_rate, _, ray_total = project(args.scenario, args.devices, args.rounds, "ray")
-    noop_rate, noop_total = flower_noop(args.devices, count)
+    overrides = [
+        f"fleet.devices={args.devices}",
+        f"rounds.participation={args.participation}",
+        f"rounds.count={args.rounds}",
+    ]
+    base = with_methods(load_scenario(args.scenario, overrides), ["fedavg"], args.scenario)
+    rows = []
+    counts = (0, 0)
+    with tempfile.TemporaryDirectory() as out:
+        for engine in args.engines.split(","):
+            scenario = base.model_copy(
+                update={"engine": base.engine.model_copy(update={"kind": engine})}
+            )
+            seconds, train, evals = engine_run(scenario, Path(out) / engine)
+            counts = (train, evals)
+            rows.append((engine, seconds / (train + evals)))
+    train, evals = counts
+    bare = bare_loop(base, train, evals) / (train + evals)
     print(
-        f"fleet: {args.devices} devices, {count} device-rounds per engine "
-        f"(FedAvg training + evaluation, scenario {args.scenario}, {args.rounds} rounds)"
+        f"{base.name}: {args.devices} devices, participation {args.participation}, "
+        f"{args.rounds} rounds: {train} training + {evals} evaluation device-rounds per engine"
     )
-    print(f"{'engine':<16}{'device-rounds/s':>16}{'ms/device-round':>17}{'whole run s':>13}")
-    print(f"{'flower-noop':<16}{noop_rate:>16.1f}{1000 / noop_rate:>17.2f}{noop_total:>13.1f}")
-    print(f"{'project-ray':<16}{ray_rate:>16.1f}{1000 / ray_rate:>17.2f}{ray_total:>13.1f}")
-    inline_ms = 1000 / inline_rate
-    print(f"{'project-inline':<16}{inline_rate:>16.1f}{inline_ms:>17.2f}{inline_total:>13.1f}")
+    print(f"{'engine':<14}{'ms/device-round':>17}{'x bare loop':>13}")
+    for engine, per in rows:
+        print(f"{engine:<14}{1e3 * per:>17.2f}{per / bare:>13.2f}")
+    print(f"{'bare loop':<14}{1e3 * bare:>17.2f}{1.0:>13.2f}")
+    if not args.no_flower_noop:
+        noop = flower_noop(args.devices, train + evals, base)
+        print(f"{'flower-noop':<14}{1e3 * noop:>17.2f}{noop / bare:>13.2f}")
 
 
 if __name__ == "__main__":

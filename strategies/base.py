@@ -52,10 +52,10 @@ from flwr.serverapp import Grid
 from flwr.serverapp.strategy import Strategy
 from pydantic import BaseModel, ConfigDict
 
-from basemodel.architecture import FleetModel
+from basemodel.architecture import FleetModel, Weights
 from basemodel.resources import CloudResources
+from strategies.records import weights_of
 
-Weights = dict[str, torch.Tensor]
 NodeSampler = Callable[[int], list[int]]
 log = logging.getLogger("persona_fleet")
 
@@ -164,7 +164,7 @@ class ArrayCache:
     def torch(self, record: ArrayRecord) -> Weights:
         hit = self._decoded.get(id(record))
         if hit is None or hit[0] is not record:
-            hit = self._decoded[id(record)] = (record, record.to_torch_state_dict())
+            hit = self._decoded[id(record)] = (record, weights_of(record))
         return hit[1]
 
 
@@ -280,8 +280,11 @@ class DeviceHalf(ABC):
     def predict(self, cohort: Sequence[ServeStep]) -> list[torch.Tensor]:
         """Logits for each device's inputs (evaluation; under ``torch.inference_mode``).
 
-        Default: each device runs ``serving_weights``; devices serving the same
-        weights (the factory model, one global model) run as one batch.
+        Default: each device runs ``serving_weights``; the weights are loaded
+        once for all devices serving the same ones (the factory model, one
+        global model), and each device's inputs run as their own batch (on a
+        CPU, batches of one device's size are as fast per sample as larger
+        ones, and a device's logits then never depend on its cohort).
         """
         groups: dict[int, tuple[Weights | None, list[int]]] = {}
         for i, step in enumerate(cohort):
@@ -290,10 +293,8 @@ class DeviceHalf(ABC):
         logits: list[torch.Tensor] = [torch.empty(0)] * len(cohort)
         for weights, members in groups.values():
             model = cohort[members[0]].kit.load(weights)
-            out = model(torch.cat([cohort[i].inputs for i in members]))
-            sizes = [len(cohort[i].inputs) for i in members]
-            for i, part in zip(members, out.split(sizes), strict=True):
-                logits[i] = part
+            for i in members:
+                logits[i] = model(cohort[i].inputs)
         return logits
 
 

@@ -34,6 +34,7 @@ from strategies.base import (
     messages_to,
 )
 from strategies.local_training import LocalTrainingParams, train_locally, update_reply
+from strategies.records import weights_of
 
 CLUSTER = "cluster"
 
@@ -104,7 +105,7 @@ class IFCAStrategy(FleetStrategy):
                 members.setdefault(int(metrics[CLUSTER]), []).append(reply.content)
         for cluster, contents in members.items():
             averaged = aggregate_arrayrecords(contents, wire.NUM_EXAMPLES)
-            self.models[cluster] = averaged.to_torch_state_dict()
+            self.models[cluster] = weights_of(averaged)
         sizes = {f"members-{k}": len(members.get(k, [])) for k in range(len(self.models))}
         return None, MetricRecord(sizes)
 

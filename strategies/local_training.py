@@ -8,11 +8,12 @@ model near the model it started from.
 from __future__ import annotations
 
 import torch
-from flwr.app import ArrayRecord, MetricRecord, RecordDict
+from flwr.app import MetricRecord, RecordDict
 from pydantic import Field
 
 from strategies import wire
 from strategies.base import MethodParams, Weights
+from strategies.records import record_of
 
 
 class LocalTrainingParams(MethodParams):
@@ -68,4 +69,4 @@ def update_reply(weights: Weights, examples: int, loss: float, **extra: int | fl
     """A device's training reply: its weights (or delta) and the metrics the cloud weighs by."""
     metrics: dict[str, int | float] = {wire.NUM_EXAMPLES: examples, wire.TRAIN_LOSS: loss}
     metrics.update(extra)
-    return RecordDict({wire.ARRAYS: ArrayRecord(weights), wire.METRICS: MetricRecord(metrics)})
+    return RecordDict({wire.ARRAYS: record_of(weights), wire.METRICS: MetricRecord(metrics)})

@@ -25,7 +25,7 @@ from flwr.app import ArrayRecord, ConfigRecord, Message, MetricRecord, RecordDic
 from flwr.serverapp import Grid
 from pydantic import Field
 
-from basemodel.architecture import head_keys
+from basemodel.architecture import head_forward, head_keys
 from basemodel.threads import fixed_threads
 from persona.adapter import AdapterConfig, summarize_window
 from persona.cloud import Assignment, DeployRules, PersonaCloud
@@ -35,6 +35,7 @@ from persona.training import PersonaTrainConfig
 from strategies import wire
 from strategies.base import (
     CloudSetup,
+    DeviceKit,
     DeviceStep,
     Method,
     MethodParams,
@@ -46,6 +47,7 @@ from strategies.base import (
     Weights,
     messages_to,
 )
+from strategies.records import record_of, tensor_of, weights_of
 
 log = logging.getLogger("persona_fleet")
 NO_PROTO = -1
@@ -101,7 +103,7 @@ def _as_record(
     named = {}
     for (w_key, b_key), (w, b) in zip(head_keys(len(weights)), weights, strict=True):
         named[w_key], named[b_key] = w.to(dtype).contiguous(), b.to(dtype).contiguous()
-    return ArrayRecord(named)
+    return record_of(named)
 
 
 class PersonaStrategy(TwoPhaseStrategy):
@@ -177,7 +179,7 @@ class PersonaStrategy(TwoPhaseStrategy):
         answer; the device is simply not answered this round.
         """
         try:
-            summary = torch.from_numpy(reply.content[wire.SUMMARY]["summary"].numpy()).float()
+            summary = tensor_of(reply.content[wire.SUMMARY]["summary"]).float()
             held = reply.content[wire.HELD_PROTO]
             holds = (int(held[wire.PROTO_ID]), int(held[wire.PROTO_VERSION]))
         except (KeyError, TypeError, ValueError):
@@ -205,7 +207,7 @@ class PersonaStrategy(TwoPhaseStrategy):
                         }
                     ),
                     wire.EDIT: _as_record(answer.edit, self._edit_dtype),
-                    wire.EDIT_REF: ArrayRecord({"mean": mean.contiguous()}),
+                    wire.EDIT_REF: record_of({"mean": mean}),
                 }
             )
             if needs_head:
@@ -226,16 +228,18 @@ class PersonaDevice(TwoPhaseDevice):
     """The device half: summarize the window; later, set the head to ``P(k) + dW``."""
 
     def train(self, cohort: Sequence[DeviceStep]) -> list[TrainOutcome]:
-        return [self._summarize(step) for step in cohort]
+        """Every device's window summary (the backbone is loaded once for the cohort)."""
+        if not cohort:
+            return []
+        features = _features(cohort[0].kit, [step.inputs for step in cohort])
+        return [self._summarize(step, f) for step, f in zip(cohort, features, strict=True)]
 
     def apply(self, cohort: Sequence[DeviceStep]) -> list[TrainOutcome]:
         return [self._apply_edit(step) for step in cohort]
 
-    def _summarize(self, step: DeviceStep) -> TrainOutcome:
+    def _summarize(self, step: DeviceStep, features: torch.Tensor) -> TrainOutcome:
         assert isinstance(step.params, PersonaParams)
-        with torch.inference_mode():
-            features = step.kit.load().backbone(step.inputs)
-            summary = summarize_window(features, step.params.summary)
+        summary = summarize_window(features, step.params.summary)
         held = step.view.records.get(wire.HELD_PROTO)
         holds = (
             {
@@ -247,7 +251,7 @@ class PersonaDevice(TwoPhaseDevice):
         )
         reply = RecordDict(
             {
-                wire.SUMMARY: ArrayRecord({"summary": summary.clone()}),
+                wire.SUMMARY: record_of({"summary": summary}),
                 wire.HELD_PROTO: ConfigRecord(holds),
             }
         )
@@ -269,9 +273,9 @@ class PersonaDevice(TwoPhaseDevice):
                 != (int(proto[wire.PROTO_ID]), int(proto[wire.PROTO_VERSION]))
             ):
                 raise RuntimeError("edit for a prototype version the device does not hold")
-        edit = step.content[wire.EDIT].to_torch_state_dict()
+        edit = weights_of(step.content[wire.EDIT])
         with torch.inference_mode():
-            base_weights = base.to_torch_state_dict()
+            base_weights = weights_of(base)
             head = {key: base_weights[key] + edit[key].float() for key in edit}
         records = {
             wire.HELD_PROTO: ConfigRecord(
@@ -281,14 +285,19 @@ class PersonaDevice(TwoPhaseDevice):
                     wire.EXPIRY_DISTANCE: float(proto[wire.EXPIRY_DISTANCE]),
                 }
             ),
-            wire.PROTO_HEAD: ArrayRecord(base_weights),
+            wire.PROTO_HEAD: base,
             wire.EDIT_REF: step.content[wire.EDIT_REF],
         }
         flops = float(sum(t.numel() for t in edit.values()))  # one add per edited weight
         return TrainOutcome(RecordDict(), head, flops, 0, records)
 
     def serving_weights(self, step: ServeStep) -> Weights | None:
-        """The weights to predict ``inputs`` with: the edited head while it is fresh.
+        """The weights to predict ``inputs`` with: the edited head while it is fresh."""
+        (features,) = _features(step.kit, [step.inputs])
+        return self._serving(step, features)
+
+    def _serving(self, step: ServeStep, features: torch.Tensor) -> Weights | None:
+        """The edited head while it is fresh, else the factory head.
 
         An edit is made for the window the device summarized. When the mean
         feature of the device's current inputs has moved further than the
@@ -301,11 +310,30 @@ class PersonaDevice(TwoPhaseDevice):
         ref, held = view.records.get(wire.EDIT_REF), view.records.get(wire.HELD_PROTO)
         if not step.params.expiry or view.held is None or not isinstance(ref, ArrayRecord):
             return view.held
-        mean = torch.from_numpy(ref["mean"].numpy())
-        with torch.inference_mode():
-            current = step.kit.load().backbone(step.inputs).mean(dim=0)
-        fresh = float((current - mean).norm()) <= float(held[wire.EXPIRY_DISTANCE])
+        mean = tensor_of(ref["mean"])
+        fresh = float((features.mean(dim=0) - mean).norm()) <= float(held[wire.EXPIRY_DISTANCE])
         return view.held if fresh else None
+
+    def predict(self, cohort: Sequence[ServeStep]) -> list[torch.Tensor]:
+        """Backbone features once per device (for expiry and prediction), then its head."""
+        if not cohort:
+            return []
+        kit = cohort[0].kit
+        features = _features(kit, [step.inputs for step in cohort])
+        layers = len(kit.load().head.layers)
+        logits = []
+        for step, f in zip(cohort, features, strict=True):
+            weights = {**kit.pretrained, **(self._serving(step, f) or {})}
+            head = [(weights[w], weights[b]) for w, b in head_keys(layers)]
+            logits.append(head_forward(f, head))
+        return logits
+
+
+def _features(kit: DeviceKit, windows: list[torch.Tensor]) -> list[torch.Tensor]:
+    """Backbone features of several devices' inputs (the frozen factory backbone, loaded once)."""
+    with torch.inference_mode():
+        backbone = kit.load().backbone
+        return [backbone(window) for window in windows]
 
 
 def build_cloud(setup: CloudSetup, params: PersonaParams) -> PersonaStrategy:

@@ -35,6 +35,7 @@ from strategies.base import (
     Weights,
 )
 from strategies.local_training import LocalTrainingParams, train_locally, update_reply
+from strategies.records import record_of, weights_of
 
 
 class PFedHNParams(LocalTrainingParams):
@@ -100,7 +101,7 @@ class PFedHNStrategy(FleetStrategy):
             with torch.no_grad():
                 head = self.network(self._device_of(node))
             content = RecordDict(
-                {wire.ARRAYS: ArrayRecord({k: v.clone() for k, v in head.items()})}
+                {wire.ARRAYS: record_of(head)}
             )
             messages.append(Message(content, dst_node_id=node, message_type=MessageType.TRAIN))
         return messages
@@ -131,7 +132,7 @@ class PFedHNStrategy(FleetStrategy):
         for reply in replies:
             if int(reply.content[wire.METRICS][wire.NUM_EXAMPLES]) == 0:
                 continue
-            delta = reply.content[wire.ARRAYS].to_torch_state_dict()
+            delta = weights_of(reply.content[wire.ARRAYS])
             self.update(self._device_of(int(reply.metadata.src_node_id)), delta)
             updated += 1
         return None, MetricRecord({"updated": updated})

@@ -45,3 +45,22 @@ def test_model_flops_and_training_cost():
     forward = count_forward_flops(model, torch.zeros(1, 1, 28, 28))
     assert 1e6 < forward < 1e7  # a small CNN: a few MFLOPs per image
     assert training_flops(forward, samples=16, epochs=2) == pytest.approx(forward * 3 * 32)
+
+
+def test_wire_bytes_equal_flowers_own_serialized_size():
+    """The fast path for array chunks must give exactly what deflating every object gives."""
+    from flwr.app import ArrayRecord, ConfigRecord, MetricRecord, RecordDict
+    from flwr.supercore.inflatable.inflatable_object import get_all_nested_objects
+
+    from strategies.records import record_of
+
+    torch.manual_seed(0)
+    zeros = torch.zeros(40, 40)
+    for content in (
+        RecordDict({"a": ArrayRecord({"w": torch.randn(64, 64), "b": torch.randn(64)})}),
+        RecordDict({"a": record_of({"x": zeros, "y": zeros.clone()})}),  # duplicate chunks
+        RecordDict({"m": MetricRecord({"n": 3, "loss": 0.25}), "c": ConfigRecord({"s": "x"})}),
+        RecordDict({"a": ArrayRecord({"h": torch.randn(2, 3).half()}), "b": ArrayRecord({})}),
+    ):
+        nested = get_all_nested_objects(content).values()
+        assert wire_bytes(content) == sum(len(obj.deflate()) for obj in nested)

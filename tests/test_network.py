@@ -8,7 +8,7 @@ import pytest
 
 from simulator.scenario.schema import NetworkTrace, Scenario
 from simulator.world.fleet import DeviceProfile, build_fleet, class_counts
-from simulator.world.network import bandwidth_factor, compute_s, round_timing, transfer_s
+from simulator.world.network import Links, compute_s, round_timing, transfer_s
 
 
 def test_transfer_time_is_bits_over_bandwidth():
@@ -34,9 +34,9 @@ def test_round_timing_adds_download_compute_upload_and_latency():
         availability=1.0,
         crash_rate=0.0,
     )
-    flat = NetworkTrace(sigma=0.0, diurnal_amplitude=0.0, outage_probability=0.0)
+    flat = Links(NetworkTrace(sigma=0.0, diurnal_amplitude=0.0, outage_probability=0.0), 1, 0)
     timing = round_timing(
-        profile, flat, 0.0, download_bytes=500_000, flops=3e9, upload_bytes=250_000, seed=0
+        profile, flat, 0.0, download_bytes=500_000, flops=3e9, upload_bytes=250_000
     )
     assert timing.download_s == pytest.approx(1.0)
     assert timing.compute_s == pytest.approx(3.0)
@@ -45,17 +45,21 @@ def test_round_timing_adds_download_compute_upload_and_latency():
 
 
 def test_outage_slots_stop_transfers():
-    always_down = NetworkTrace(outage_probability=1.0)
-    assert bandwidth_factor(always_down, 3, 100.0, 0) == 0.0
+    always_down = Links(NetworkTrace(outage_probability=1.0), 5, 0)
+    assert always_down.factor(3, 100.0) == 0.0
+    assert not always_down.up(100.0).any()
     profile = DeviceProfile(0, "x", 1e9, 1e6, 1e6, 0.05, 1.0, 0.0)
-    timing = round_timing(profile, always_down, 0.0, 10, 0.0, 10, seed=0)
+    timing = round_timing(profile, always_down, 0.0, 10, 0.0, 10)
     assert math.isinf(timing.total_s)
 
 
 def test_bandwidth_trace_is_deterministic_and_varies_by_slot():
     trace = NetworkTrace(slot_s=60, sigma=0.5)
-    assert bandwidth_factor(trace, 1, 30.0, 7) == bandwidth_factor(trace, 1, 59.0, 7)
-    assert bandwidth_factor(trace, 1, 30.0, 7) != bandwidth_factor(trace, 1, 61.0, 7)
+    links, again = Links(trace, 4, 7), Links(trace, 4, 7)
+    assert links.factor(1, 30.0) == links.factor(1, 59.0) == again.factor(1, 30.0)
+    assert links.factor(1, 30.0) != links.factor(1, 61.0)
+    assert links.factor(1, 30.0) != links.factor(2, 30.0)  # each device its own level
+    assert links.factor(1, 30.0) != Links(trace, 4, 8).factor(1, 30.0)
 
 
 def test_class_counts_follow_shares_and_sum_exactly():

@@ -9,11 +9,13 @@ deadline, loses it, or corrupts it the way a buggy or hostile device might
 from __future__ import annotations
 
 import numpy as np
+import torch
 from flwr.app import Array, ArrayRecord, Message, RecordDict
 
 from simulator.scenario.schema import Faults
 from simulator.world.seeding import rng_for
 from strategies import wire
+from strategies.records import tensor_of
 
 KINDS = ("hang", "drop", "malformed", "nonfinite")
 
@@ -79,6 +81,6 @@ def reply_problem(reply: Message) -> str | None:
     for key, record in content.items():
         if isinstance(record, ArrayRecord):
             for name in record:
-                if not np.isfinite(record[name].numpy()).all():
+                if not bool(torch.isfinite(tensor_of(record[name])).all()):
                     return f"rejected update: non-finite values in {key}/{name}"
     return None

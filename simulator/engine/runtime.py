@@ -227,12 +227,11 @@ class DeviceRuntime:
         upload_bytes = wire_bytes(outcome.reply)
         timing = round_timing(
             self.world.fleet[device],
-            self.world.scenario.fleet.network,
+            self.world.links,
             start_s + elapsed_s,
             download_bytes,
             outcome.flops,
             upload_bytes,
-            self.world.seed,
         )
         total_s = elapsed_s + timing.total_s + stall_s
         on_time = total_s <= float(sim[wire.DEADLINE_S])

@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
+
 from simulator.world.build import World
-from simulator.world.fleet import is_online
-from simulator.world.network import bandwidth_factor
+from simulator.world.fleet import online
 from simulator.world.seeding import rng_for
 
 
@@ -21,6 +22,7 @@ class DeviceSampler:
         self.world = world
         self.rounds = world.scenario.rounds
         self.seed = world.seed
+        self.availability = np.array([p.availability for p in world.fleet])
 
     @property
     def target_per_round(self) -> int:
@@ -32,20 +34,16 @@ class DeviceSampler:
 
         A device in an outage slot cannot be given a task.
         """
-        trace = self.world.scenario.fleet.network
-        return [
-            p.index
-            for p in self.world.fleet
-            if is_online(p, round_index, self.seed)
-            and bandwidth_factor(trace, p.index, start_s, self.seed) > 0.0
-        ]
+        here = online(self.availability, round_index, self.seed) & self.world.links.up(start_s)
+        return np.flatnonzero(here).tolist()
 
     def sample(self, round_index: int, start_s: float) -> list[int]:
         """A uniform draw of reachable devices (with overcommit), in device order."""
-        online = self.reachable(round_index, start_s)
+        candidates = self.reachable(round_index, start_s)
         wanted = math.ceil(self.target_per_round * self.rounds.overcommit)
-        count = min(wanted, len(online))
-        chosen = rng_for(self.seed, "sample", round_index).choice(online, count, replace=False)
+        count = min(wanted, len(candidates))
+        rng = rng_for(self.seed, "sample", round_index)
+        chosen = rng.choice(candidates, count, replace=False)
         return sorted(int(d) for d in chosen.tolist())
 
     def eval_devices(self) -> list[int]:

@@ -19,6 +19,7 @@ from flwr.app import ArrayRecord, ConfigRecord, Context, RecordDict
 
 from simulator.engine.control import records_from_bytes, records_to_bytes
 from strategies.base import DeviceView, Weights
+from strategies.records import record_of, weights_of
 
 HELD_KEY = "held-weights"
 RECORD_PREFIX = "method:"
@@ -48,14 +49,14 @@ def encode_state(state: DeviceState) -> RecordDict:
     """The state as records (what a snapshot reply carries and a checkpoint stores)."""
     records = RecordDict({RECORD_PREFIX + k: v for k, v in state.records.items()})
     if state.held is not None:
-        records[HELD_KEY] = ArrayRecord({k: v.contiguous() for k, v in state.held.items()})
+        records[HELD_KEY] = record_of(state.held)
     return records
 
 
 def decode_state(records: RecordDict) -> DeviceState:
     held = records.get(HELD_KEY)
     return DeviceState(
-        held=held.to_torch_state_dict() if isinstance(held, ArrayRecord) else None,
+        held=weights_of(held) if isinstance(held, ArrayRecord) else None,
         records=RecordDict(
             {
                 k.removeprefix(RECORD_PREFIX): v

@@ -19,6 +19,7 @@ from basemodel.flops import flops_per_sample
 from simulator.scenario.schema import Scenario
 from simulator.world.datasets import ImageDataset, dataset_spec, load_dataset
 from simulator.world.fleet import DeviceProfile, build_fleet
+from simulator.world.network import Links
 from simulator.world.partition import Pools, split_pools
 from simulator.world.stream import DeviceStreams
 
@@ -44,6 +45,7 @@ class World:
         self.scenario: Scenario = Scenario.model_validate_json(spec.scenario_json)
         self.seed = spec.seed
         self.fleet: list[DeviceProfile] = build_fleet(self.scenario, spec.seed)
+        self.links = Links(self.scenario.fleet.network, len(self.fleet), spec.seed)
         self.dataset: ImageDataset = load_dataset(self.scenario.data.dataset)
         self.pools: Pools = split_pools(self.dataset, self.scenario.data, spec.seed)
         self.streams = DeviceStreams(self.scenario, self.dataset, self.pools, spec.seed)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from functools import lru_cache
 
 import torch
 import torch.nn.functional as F
@@ -21,13 +22,18 @@ def rotate(images: torch.Tensor, degrees: float, generator: torch.Generator | No
     """Rotate about the centre; corners fill with 0 (background)."""
     if degrees == 0:
         return images
-    theta = torch.deg2rad(torch.tensor(degrees, dtype=images.dtype))
-    cos, sin, zero = torch.cos(theta), torch.sin(theta), torch.zeros(())
-    matrix = torch.stack([torch.stack([cos, -sin, zero]), torch.stack([sin, cos, zero])])
-    grid = F.affine_grid(
-        matrix.expand(images.shape[0], 2, 3), list(images.shape), align_corners=False
-    )
+    grid = _rotation_grid(float(degrees), images.shape[-2], images.shape[-1], images.dtype)
+    grid = grid.expand(images.shape[0], -1, -1, -1)
     return F.grid_sample(images, grid, align_corners=False, padding_mode="zeros")
+
+
+@lru_cache(maxsize=256)
+def _rotation_grid(degrees: float, height: int, width: int, dtype: torch.dtype) -> torch.Tensor:
+    """The sampling grid of a rotation, the same for every image of a size (built once)."""
+    theta = torch.deg2rad(torch.tensor(degrees, dtype=dtype))
+    cos, sin, zero = torch.cos(theta), torch.sin(theta), torch.zeros((), dtype=dtype)
+    matrix = torch.stack([torch.stack([cos, -sin, zero]), torch.stack([sin, cos, zero])])
+    return F.affine_grid(matrix.unsqueeze(0), [1, 1, height, width], align_corners=False)
 
 
 def add_noise(images: torch.Tensor, std: float, generator: torch.Generator) -> torch.Tensor:

@@ -1,9 +1,10 @@
 """The fleet: one profile per device, drawn from the scenario's device classes.
 
 A profile is fixed for the run (a phone does not change tier); what varies
-over simulated time (bandwidth, outages, being online) lives in
-``simulator.network`` and ``simulator.availability`` and is computed from the
-profile, the device index and the time.
+over simulated time (bandwidth and outages in ``network``, being online in
+``online``) is computed from the device index, the time and the seed.
+Draws for the whole fleet come from one generator each, so building a fleet
+of 100,000 devices or asking who is online in a round costs one vector.
 """
 
 from __future__ import annotations
@@ -30,10 +31,6 @@ class DeviceProfile:
     crash_rate: float
 
 
-def _draw(rng: np.random.Generator, median: float, sigma: float) -> float:
-    return float(median * np.exp(sigma * rng.standard_normal()))
-
-
 def class_counts(classes: list[DeviceClass], devices: int) -> list[int]:
     """Split ``devices`` among classes by share, largest remainders first (sums exactly)."""
     shares = np.array([c.share for c in classes], dtype=float)
@@ -44,24 +41,37 @@ def class_counts(classes: list[DeviceClass], devices: int) -> list[int]:
     return counts.tolist()
 
 
+def _lognormal(median: float, sigma: float, z: float) -> float:
+    return float(median * np.exp(sigma * z))
+
+
 def build_fleet(scenario: Scenario, seed: int) -> list[DeviceProfile]:
-    """Draw every device's profile; a pure function of (scenario, seed)."""
+    """Draw every device's profile; a pure function of (scenario, seed).
+
+    Classes are dealt out by share and shuffled; each device's four lognormal
+    figures (compute, uplink, downlink, round-trip time) are its row of one
+    standard-normal draw for the whole fleet.
+    """
     classes = scenario.fleet.classes
     counts = class_counts(classes, scenario.fleet.devices)
     labels = np.repeat(np.arange(len(classes)), counts)
     rng_for(seed, "fleet-classes").shuffle(labels)
+    noise = rng_for(seed, "fleet-profiles").standard_normal((len(labels), 4)).tolist()
     fleet = []
     for index, class_index in enumerate(labels.tolist()):
         spec = classes[class_index]
-        rng = rng_for(seed, "fleet-profile", index)
+        z_compute, z_up, z_down, z_rtt = noise[index]
         fleet.append(
             DeviceProfile(
                 index=index,
                 device_class=spec.name,
-                compute_flops=_draw(rng, spec.compute_flops.median, spec.compute_flops.sigma),
-                uplink_bps=1e3 * _draw(rng, spec.uplink_kbps.median, spec.uplink_kbps.sigma),
-                downlink_bps=1e3 * _draw(rng, spec.downlink_kbps.median, spec.downlink_kbps.sigma),
-                rtt_s=1e-3 * _draw(rng, spec.rtt_ms.median, spec.rtt_ms.sigma),
+                compute_flops=_lognormal(
+                    spec.compute_flops.median, spec.compute_flops.sigma, z_compute
+                ),
+                uplink_bps=1e3 * _lognormal(spec.uplink_kbps.median, spec.uplink_kbps.sigma, z_up),
+                downlink_bps=1e3
+                * _lognormal(spec.downlink_kbps.median, spec.downlink_kbps.sigma, z_down),
+                rtt_s=1e-3 * _lognormal(spec.rtt_ms.median, spec.rtt_ms.sigma, z_rtt),
                 availability=spec.availability,
                 crash_rate=spec.crash_rate,
             )
@@ -69,11 +79,9 @@ def build_fleet(scenario: Scenario, seed: int) -> list[DeviceProfile]:
     return fleet
 
 
-def is_online(profile: DeviceProfile, round_index: int, seed: int) -> bool:
-    """Whether the device checks in for a round (Bernoulli with its availability)."""
-    if profile.availability >= 1.0:
-        return True
-    return bool(rng_for(seed, "online", profile.index, round_index).random() < profile.availability)
+def online(availability: np.ndarray, round_index: int, seed: int) -> np.ndarray:
+    """Which devices check in for a round (Bernoulli with each one's availability)."""
+    return rng_for(seed, "online", round_index).random(len(availability)) < availability
 
 
 def crashes(profile: DeviceProfile, round_index: int, seed: int) -> bool:

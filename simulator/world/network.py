@@ -5,6 +5,11 @@ diurnal factor, and zero during an outage slot. Uplink and downlink are
 separate. A transfer uses the bandwidth of the slot in which it starts (a
 simplification: a transfer that spans slots does not change speed mid-way).
 Compute time is counted FLOPs over the device's FLOP/s.
+
+A slot's factors are drawn for the whole fleet at once (``Links``), from a
+generator keyed by the slot: the cost of asking who is reachable is then one
+vector per slot, not one generator per device, which is what lets a round
+sample among 100,000 devices.
 """
 
 from __future__ import annotations
@@ -21,15 +26,43 @@ from simulator.world.seeding import rng_for
 DAY_S = 86_400.0
 
 
-def bandwidth_factor(trace: NetworkTrace, device: int, time_s: float, seed: int) -> float:
-    """Multiplier on the device's median bandwidth at ``time_s`` (0.0 during an outage)."""
-    slot = int(time_s // trace.slot_s)
-    rng = rng_for(seed, "bandwidth", device, slot)
-    outage_draw, level_draw = rng.random(), rng.standard_normal()
-    if outage_draw < trace.outage_probability:
-        return 0.0
-    diurnal = 1.0 - trace.diurnal_amplitude * math.cos(2 * math.pi * time_s / DAY_S)
-    return float(np.exp(trace.sigma * level_draw) * diurnal)
+class Links:
+    """The fleet's links over simulated time: each device's bandwidth factor per slot.
+
+    Pure function of (trace, fleet size, seed, slot); the last few slots are
+    kept, since a round asks about the same slot for many devices.
+    """
+
+    def __init__(self, trace: NetworkTrace, devices: int, seed: int):
+        self.trace = trace
+        self.devices = devices
+        self.seed = seed
+        self._slots: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+
+    def _slot(self, slot: int) -> tuple[np.ndarray, np.ndarray]:
+        """(outage flags, lognormal level) of every device in ``slot``."""
+        hit = self._slots.get(slot)
+        if hit is None:
+            if len(self._slots) >= 16:
+                self._slots.pop(next(iter(self._slots)))
+            rng = rng_for(self.seed, "bandwidth", slot)
+            down = rng.random(self.devices) < self.trace.outage_probability
+            level = np.exp(self.trace.sigma * rng.standard_normal(self.devices))
+            hit = self._slots[slot] = (down, level)
+        return hit
+
+    def _diurnal(self, time_s: float) -> float:
+        return 1.0 - self.trace.diurnal_amplitude * math.cos(2 * math.pi * time_s / DAY_S)
+
+    def factor(self, device: int, time_s: float) -> float:
+        """Multiplier on the device's median bandwidth at ``time_s`` (0.0 during an outage)."""
+        down, level = self._slot(int(time_s // self.trace.slot_s))
+        return 0.0 if down[device] else float(level[device] * self._diurnal(time_s))
+
+    def up(self, time_s: float) -> np.ndarray:
+        """Which devices have a link at ``time_s`` (not in an outage slot)."""
+        down, _ = self._slot(int(time_s // self.trace.slot_s))
+        return ~down
 
 
 def transfer_s(payload_bytes: int, bandwidth_bps: float) -> float:
@@ -62,20 +95,19 @@ class RoundTiming:
 
 def round_timing(
     profile: DeviceProfile,
-    trace: NetworkTrace,
+    links: Links,
     start_s: float,
     download_bytes: int,
     flops: float,
     upload_bytes: int,
-    seed: int,
 ) -> RoundTiming:
     """Time of one device-round: download, compute, upload, plus one round trip of latency."""
-    down_bps = profile.downlink_bps * bandwidth_factor(trace, profile.index, start_s, seed)
+    down_bps = profile.downlink_bps * links.factor(profile.index, start_s)
     download = transfer_s(download_bytes, down_bps)
     compute = compute_s(flops, profile.compute_flops)
     upload_start = start_s + download + compute
     if math.isfinite(upload_start):
-        up_bps = profile.uplink_bps * bandwidth_factor(trace, profile.index, upload_start, seed)
+        up_bps = profile.uplink_bps * links.factor(profile.index, upload_start)
         upload = transfer_s(upload_bytes, up_bps)
     else:
         upload = math.inf
