@@ -236,6 +236,7 @@ def quiet_libraries() -> None:
 
     logging.getLogger("flwr").setLevel(logging.WARNING)
     os.environ.setdefault("RAY_DEDUP_LOGS", "0")
+    os.environ.setdefault("RAY_ACCEL_ENV_VAR_OVERRIDE_ON_ZERO", "0")  # no GPU hints printed
 
 
 def main(argv: list[str] | None = None) -> int:

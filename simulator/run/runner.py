@@ -28,7 +28,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from simulator.engine.deployment import Deployment, DeploymentSpec
 from simulator.engine.failures import EngineFailure
-from simulator.engine.launch import run_engine
+from simulator.engine.launch import EngineSession, engine_session
 from simulator.engine.rounds import RoundLoop
 from simulator.engine.stop import StopRequested, StopSwitch
 from simulator.run.checkpoints import Checkpointer, load_checkpoint, run_key
@@ -53,6 +53,7 @@ class RunContext:
     checkpoint_budget: float | None
     stop: StopSwitch
     progress: Progress | None
+    engine: EngineSession
 
 
 @contextmanager
@@ -139,9 +140,13 @@ def _execute(
     scenario_json = json.dumps(scenario_to_document(scenario), sort_keys=True)
     stop = StopSwitch()
     try:
-        with progress_bar(show_progress, console) as progress, graceful_interrupts(stop):
+        with (
+            progress_bar(show_progress, console) as progress,
+            graceful_interrupts(stop),
+            engine_session(scenario.engine) as engine,
+        ):
             context = RunContext(
-                folder, plan.checkpoint_every, plan.checkpoint_budget, stop, progress
+                folder, plan.checkpoint_every, plan.checkpoint_budget, stop, progress, engine
             )
             for seed in plan.seeds:
                 write_fleet(folder, scenario, seed)
@@ -219,6 +224,7 @@ def _run_one(spec: DeploymentSpec, context: RunContext, resuming: bool) -> None:
                 spec.world.seed,
                 failure,
             )
+            context.engine.reset()
 
 
 def _attempt(spec: DeploymentSpec, context: RunContext, resuming: bool) -> None:
@@ -249,8 +255,11 @@ def _attempt(spec: DeploymentSpec, context: RunContext, resuming: bool) -> None:
     started = time.perf_counter()
     with MetricsLog(metrics_path(folder, spec.method, seed), keep_bytes) as rows:
         loop = RoundLoop(deployment, initial, rows, on_progress, checkpointer, context.stop)
-        run_engine(world.scenario.engine, spec, len(world.fleet), loop.run)
+        context.engine.run(spec, len(world.fleet), loop.run)
     checkpointer.path.unlink(missing_ok=True)  # finished: the rows hold everything
+    logging.getLogger("persona_fleet").info(
+        "%s seed %d: %s", spec.method, seed, context.engine.describe()
+    )
     if progress is not None and task is not None:
         progress.update(
             task,

