@@ -176,7 +176,10 @@ class RaySession:
     def describe(self) -> str:
         shards = self.locations()
         nodes = sorted({s["node"] for s in shards})
-        handled = ", ".join(f"node {nodes.index(s['node'])}: {s['handled']}" for s in shards)
+        handled = ", ".join(
+            f"shard {i} (node {nodes.index(s['node'])}): {s['handled']}"
+            for i, s in enumerate(shards)
+        )
         return f"ray: {len(shards)} shards on {len(nodes)} node(s); messages answered: {handled}"
 
     def reset(self) -> None:
