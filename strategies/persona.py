@@ -362,18 +362,19 @@ def build_cloud(setup: CloudSetup, params: PersonaParams) -> PersonaStrategy:
         merge_factor=params.merge_factor,
         expiry_factor=params.expiry_factor,
     )
-    description = {"base": resources.pretrained_key, "contexts": resources.context_names}
+    family = resources.family
+    description = {"base": resources.pretrained_key, "contexts": family.context_names}
     with fixed_threads():
         state = pretrain_persona(
             model.backbone,
             model.head,
-            resources.images,
-            resources.labels,
+            family.images,
+            family.labels,
             resources.num_classes,
-            resources.contexts,
+            family.contexts,
             adapter_config,
             train_config,
-            setup.seed,
+            resources.seed,
             description,
         )
     log.info(

@@ -15,7 +15,7 @@ from simulator.scenario.schema import Scenario
 
 def _persona_document(document):
     document["methods"] = [{"name": "persona", "params": PERSONA_QUICK}]
-    document["pretrain"]["contexts"] = [{"kind": "rotation", "severity": 45}]
+    document["pretrain"]["family"] = [{"kind": "rotation", "severity": 45}]
     for cls in document["fleet"]["classes"]:
         cls["crash_rate"] = 0.0
     return document

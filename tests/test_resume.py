@@ -47,7 +47,7 @@ def _document(tiny_document: dict, method: str) -> dict:
     document = tiny_document
     params = PERSONA_QUICK | {"head_refresh_rounds": 2} if method.startswith("persona") else {}
     document["methods"] = [{"name": method, "params": params}]
-    document["pretrain"]["contexts"] = [{"kind": "rotation", "severity": 45}]
+    document["pretrain"]["family"] = [{"kind": "rotation", "severity": 45}]
     document["rounds"]["count"] = ROUNDS
     document["shifts"][0]["onset_s"] = 600
     return document

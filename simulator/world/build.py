@@ -21,6 +21,7 @@ from simulator.world.datasets import ImageDataset, dataset_spec, load_dataset
 from simulator.world.fleet import DeviceProfile, build_fleet
 from simulator.world.network import Links
 from simulator.world.partition import Pools, split_pools
+from simulator.world.schedule import ContextSchedule
 from simulator.world.stream import DeviceStreams
 
 
@@ -47,8 +48,15 @@ class World:
         self.fleet: list[DeviceProfile] = build_fleet(self.scenario, spec.seed)
         self.links = Links(self.scenario.fleet.network, len(self.fleet), spec.seed)
         self.dataset: ImageDataset = load_dataset(self.scenario.data.dataset)
-        self.pools: Pools = split_pools(self.dataset, self.scenario.data, spec.seed)
-        self.streams = DeviceStreams(self.scenario, self.dataset, self.pools, spec.seed)
+        # The data split belongs to the pretraining seed (the cloud's share trained the
+        # starting model), everything else to the simulation seed.
+        self.pools: Pools = split_pools(
+            self.dataset, self.scenario.data, pretrain_seed(self.scenario, spec.seed)
+        )
+        self.schedule = ContextSchedule(self.scenario, self.fleet, spec.seed)
+        self.streams = DeviceStreams(
+            self.scenario, self.dataset, self.pools, spec.seed, self.schedule
+        )
         self.model: FleetModel = new_model(self.scenario)
         self.pretrained: dict[str, torch.Tensor] = torch.load(
             spec.pretrained_path, weights_only=True
@@ -64,6 +72,15 @@ class World:
     def get(cls, spec: WorldSpec) -> World:
         """The world of ``spec``, built once per process (the last few are kept)."""
         return cls(spec)
+
+
+def pretrain_seed(scenario: Scenario, seed: int) -> int:
+    """The pretraining seed of a run seed: ``pretrain.seed`` if set, else the run seed.
+
+    It decides the starting model and the split of the dataset into the cloud's
+    and the devices' pools; the run seed decides everything else.
+    """
+    return scenario.pretrain.seed if scenario.pretrain.seed is not None else seed
 
 
 def new_model(scenario: Scenario) -> FleetModel:

@@ -1,9 +1,13 @@
 """The cloud's side of the world: its own data, the contexts it knows, the starting model.
 
 The cloud holds a share of the base dataset (``data.cloud_fraction``), split
-again into the starting model's training data and a part held out for
-methods with a cloud-side learner (``pretrain.adapter_fraction``). It can
-render its data under every known context (``pretrain.contexts``).
+again into the **base** share that trains the shared starting model (clean
+images, plus the contexts of ``pretrain.base``) and the **family** share,
+held out from it (``pretrain.family_fraction``), which the cloud can render
+under the shift family it knows (``pretrain.family``) for methods with a
+cloud-side learner. Both depend on the pretraining seed only
+(``pretrain_seed``), so a fixed pretraining seed gives every simulation seed
+the same starting model and the same data split.
 """
 
 from __future__ import annotations
@@ -15,68 +19,72 @@ import numpy as np
 import torch
 
 from basemodel.pretraining import PretrainConfig, pretrained_state
-from basemodel.resources import CloudResources, Transform
+from basemodel.resources import CloudResources, LabeledShare, Transform
 from basemodel.threads import fixed_threads
-from simulator.scenario.schema import Scenario
-from simulator.world.build import World, new_model
+from simulator.scenario.schema import KnownContext, Scenario
+from simulator.world.build import World, new_model, pretrain_seed
 from simulator.world.datasets import load_dataset
 from simulator.world.drift import ActiveShift, transform
 from simulator.world.partition import split_pools
 from simulator.world.seeding import rng_for, torch_seed_for
 
 
-def known_contexts(scenario: Scenario, seed: int) -> tuple[list[Transform], list[str]]:
-    """The cloud's known contexts as image transforms: the clean source first."""
+def rendered_contexts(
+    contexts: list[KnownContext], seed: int, tag: str
+) -> tuple[list[Transform], list[str]]:
+    """Known contexts as image transforms: the clean source first."""
     transforms: list[Transform] = [lambda images: images]
     names = ["clean"]
-    for i, context in enumerate(scenario.pretrain.contexts):
+    for i, context in enumerate(contexts):
         shift = [ActiveShift(context.kind, context.severity)]
-        transforms.append(
-            lambda images, shift=shift, i=i: transform(images, shift, seed, "known-context", i)
-        )
+        transforms.append(lambda images, shift=shift, i=i: transform(images, shift, seed, tag, i))
         names.append(f"{context.kind}={context.severity:g}")
     return transforms, names
 
 
-def cloud_data(scenario: Scenario, seed: int, part: str) -> tuple[torch.Tensor, torch.Tensor]:
-    """The cloud's own (clean) images and labels: the ``"base"`` model's share or the
-    ``"adapter"`` share held out from it (``pretrain.adapter_fraction``)."""
+def cloud_share(scenario: Scenario, seed: int, part: str) -> LabeledShare:
+    """The cloud's ``"base"`` or ``"family"`` share, with the contexts it is rendered under.
+
+    ``seed`` is the pretraining seed.
+    """
     dataset = load_dataset(scenario.data.dataset)
     cloud = split_pools(dataset, scenario.data, seed).cloud
-    held_out = int(round(scenario.pretrain.adapter_fraction * len(cloud)))
+    held_out = int(round(scenario.pretrain.family_fraction * len(cloud)))
     order = rng_for(seed, "cloud-split").permutation(len(cloud))
-    chosen = order[:held_out] if part == "adapter" else order[held_out:]
-    if part == "adapter" and held_out == 0:
-        chosen = order  # nothing held out: adaptation trains on the base model's data
+    chosen = order[:held_out] if part == "family" else order[held_out:]
+    if part == "family" and held_out == 0:
+        chosen = order  # nothing held out: family learners reuse the base share
     indices = torch.as_tensor(cloud[np.sort(chosen)])
-    return dataset.images[indices], dataset.labels[indices]
+    contexts = scenario.pretrain.family if part == "family" else scenario.pretrain.base
+    transforms, names = rendered_contexts(contexts, seed, f"{part}-context")
+    return LabeledShare(dataset.images[indices], dataset.labels[indices], transforms, names)
 
 
 def cloud_resources(world: World) -> CloudResources:
-    """What a method's cloud half may use: the starting model, held-out data, contexts."""
-    scenario, seed = world.scenario, world.seed
-    images, labels = cloud_data(scenario, seed, "adapter")
-    transforms, names = known_contexts(scenario, seed)
+    """What a method's cloud half may use: the starting model and both labeled shares."""
+    scenario = world.scenario
+    seed = pretrain_seed(scenario, world.seed)
     model = new_model(scenario)
     model.load_state_dict(world.pretrained)
     return CloudResources(
         model=model.eval(),
-        images=images,
-        labels=labels,
         num_classes=world.dataset.num_classes,
-        contexts=transforms,
-        context_names=names,
+        base=cloud_share(scenario, seed, "base"),
+        family=cloud_share(scenario, seed, "family"),
         dirichlet_alpha=scenario.data.dirichlet_alpha,
         window=scenario.data.window,
         pretrained_key=Path(world.spec.pretrained_path).stem.removeprefix("pretrained-"),
+        seed=seed,
     )
 
 
 def pretrain_for(scenario: Scenario, seed: int, cache_dir: Path | None = None) -> tuple[Path, str]:
     """Pretrain (or load from cache) the shared starting model; returns its file and key.
 
-    The training set is the cloud's data, clean and under every known context.
+    ``seed`` is the run seed; the model depends on its pretraining seed only.
+    The training set is the cloud's base share, clean and under the base contexts.
     """
+    seed = pretrain_seed(scenario, seed)
     dataset = load_dataset(scenario.data.dataset)
     with torch.random.fork_rng():
         torch.manual_seed(torch_seed_for(seed, "model-init"))
@@ -91,16 +99,10 @@ def pretrain_for(scenario: Scenario, seed: int, cache_dir: Path | None = None) -
         "model": type(model.backbone).__name__,
         "cloud_fraction": scenario.data.cloud_fraction,
         "test_fraction": scenario.data.test_fraction,
-        "contexts": [c.model_dump() for c in scenario.pretrain.contexts],
-        "adapter_fraction": scenario.pretrain.adapter_fraction,
-        "format": 3,
+        "base": [c.model_dump() for c in scenario.pretrain.base],
+        "family_fraction": scenario.pretrain.family_fraction,
     }
-    images, labels = cloud_data(scenario, seed, "base")
-    transforms, _ = known_contexts(scenario, seed)
-    all_images = torch.cat([t(images) for t in transforms])
-    all_labels = labels.repeat(len(transforms))
+    images, labels = cloud_share(scenario, seed, "base").rendered()
     with fixed_threads():  # the same weights on every machine and engine
-        _, path = pretrained_state(
-            model, all_images, all_labels, config, seed, description, cache_dir
-        )
+        _, path = pretrained_state(model, images, labels, config, seed, description, cache_dir)
     return path, path.stem.removeprefix("pretrained-")

@@ -19,6 +19,7 @@ from simulator.world.datasets import ImageDataset
 from simulator.world.drift import active_shifts, relabel, shifted_prior, transform
 from simulator.world.fleet import DeviceProfile
 from simulator.world.partition import Pools, class_prior, draw_indices
+from simulator.world.schedule import ContextSchedule
 from simulator.world.seeding import rng_for
 
 
@@ -38,11 +39,19 @@ class DataWindow:
 class DeviceStreams:
     """Builds windows and evaluation batches for any device of the fleet."""
 
-    def __init__(self, scenario: Scenario, dataset: ImageDataset, pools: Pools, seed: int):
+    def __init__(
+        self,
+        scenario: Scenario,
+        dataset: ImageDataset,
+        pools: Pools,
+        seed: int,
+        schedule: ContextSchedule | None = None,
+    ):
         self.scenario = scenario
         self.dataset = dataset
         self.pools = pools
         self.seed = seed
+        self.schedule = schedule
 
     def _prior(self, device: int):
         data = self.scenario.data
@@ -54,6 +63,8 @@ class DeviceStreams:
         rng = rng_for(self.seed, *key)
         pool = self.pools.device_test_by_class if test else self.pools.device_train_by_class
         shifts = active_shifts(self.scenario.shifts, profile, time_s, self.seed)
+        if self.schedule is not None:
+            shifts += self.schedule.active(profile, time_s)
         prior = shifted_prior(
             self._prior(profile.index),
             shifts,
