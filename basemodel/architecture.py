@@ -94,7 +94,13 @@ class EditableHead(nn.Module):
         return [self.layers[0].in_features] + [layer.out_features for layer in self.layers]
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
-        return head_forward(features, self.weights())
+        # Through the modules (not ``head_forward``), so FLOP-counting hooks see every layer.
+        h = features
+        for i, layer in enumerate(self.layers):
+            h = layer(h)
+            if i < len(self.layers) - 1:
+                h = torch.relu(h)
+        return h
 
 
 def head_forward(features: torch.Tensor, weights: HeadWeights) -> torch.Tensor:

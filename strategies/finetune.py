@@ -9,6 +9,7 @@ recent samples and keeps the result. No weights travel in either direction.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Literal
 
 from flwr.app import ArrayRecord, ConfigRecord, Message, MetricRecord, RecordDict
 from flwr.serverapp import Grid
@@ -24,11 +25,22 @@ from strategies.base import (
     TrainOutcome,
     messages_to,
 )
-from strategies.local_training import LocalTrainingParams, train_locally
+from strategies.local_training import (
+    LocalTrainingParams,
+    head_training_flops,
+    train_head,
+    train_locally,
+)
 
 
 class FinetuneParams(LocalTrainingParams):
-    """The device's training: ``local_epochs``, ``lr``, ``batch_size``."""
+    """The device's training: ``local_epochs``, ``lr``, ``batch_size``, and which weights.
+
+    ``train``: ``all`` (the whole network) or ``head`` (the editable head on the
+    frozen backbone: far fewer weights to fit from a few dozen samples).
+    """
+
+    train: Literal["all", "head"] = "all"
 
 
 class FinetuneStrategy(FleetStrategy):
@@ -53,11 +65,17 @@ class FinetuneDevice(PerDeviceHalf):
 
     def train_one(self, step: DeviceStep) -> TrainOutcome:
         assert isinstance(step.params, LocalTrainingParams)
+        assert isinstance(step.params, FinetuneParams)
         model = step.kit.load(step.view.held)
         x, y = step.labeled
-        _, passes = train_locally(model, x, y, step.params, step.seed)
-        held = {k: v.detach().clone() for k, v in model.state_dict().items()}
-        flops = training_flops(step.kit.forward_flops_per_sample, len(y), step.params.local_epochs)
+        epochs = step.params.local_epochs
+        if step.params.train == "head":
+            held, _, passes = train_head(model, x, y, step.params, step.seed)
+            flops = head_training_flops(step.kit.forward_flops_per_sample, held, len(y), epochs)
+        else:
+            _, passes = train_locally(model, x, y, step.params, step.seed)
+            held = {k: v.detach().clone() for k, v in model.state_dict().items()}
+            flops = training_flops(step.kit.forward_flops_per_sample, len(y), epochs)
         return TrainOutcome(RecordDict(), held if len(y) else None, flops, passes)
 
 

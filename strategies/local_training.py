@@ -11,6 +11,7 @@ import torch
 from flwr.app import MetricRecord, RecordDict
 from pydantic import Field
 
+from basemodel.flops import BACKWARD_FACTOR, head_forward_flops
 from strategies import wire
 from strategies.base import MethodParams, Weights
 from strategies.records import record_of
@@ -70,3 +71,46 @@ def update_reply(weights: Weights, examples: int, loss: float, **extra: int | fl
     metrics: dict[str, int | float] = {wire.NUM_EXAMPLES: examples, wire.TRAIN_LOSS: loss}
     metrics.update(extra)
     return RecordDict({wire.ARRAYS: record_of(weights), wire.METRICS: MetricRecord(metrics)})
+
+
+def train_head(
+    model: torch.nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    params: LocalTrainingParams,
+    seed: int,
+) -> tuple[Weights, float, int]:
+    """SGD on the editable head alone, the backbone frozen; returns the trained head.
+
+    The same minibatches in the same order as ``train_locally(..., only="head.")``
+    and so the same result, but the frozen backbone runs once, not once per
+    step: its features do not change while the head trains.
+    """
+    head = model.head  # type: ignore[attr-defined]
+    with torch.no_grad():
+        features = model.backbone(x)  # type: ignore[attr-defined]
+    optimizer = torch.optim.SGD(head.parameters(), lr=params.lr)
+    loss_fn = torch.nn.CrossEntropyLoss()
+    generator = torch.Generator().manual_seed(seed)
+    losses, passes = [], 0
+    for _ in range(params.local_epochs):
+        order = torch.randperm(len(y), generator=generator)
+        for start in range(0, len(order), params.batch_size):
+            batch = order[start : start + params.batch_size]
+            optimizer.zero_grad()
+            loss = loss_fn(head(features[batch]), y[batch])
+            loss.backward()
+            optimizer.step()
+            losses.append(loss.item())
+            passes += 1
+    trained = {f"head.{k}": v.detach().clone() for k, v in head.state_dict().items()}
+    return trained, (sum(losses) / len(losses) if losses else 0.0), passes
+
+
+def head_training_flops(
+    forward_per_sample: float, head: Weights, samples: int, epochs: int
+) -> float:
+    """A frozen backbone's forward once, plus forward and backward of the head per epoch."""
+    head_forward = head_forward_flops(head)
+    backbone = forward_per_sample - head_forward
+    return samples * (backbone + (1.0 + BACKWARD_FACTOR) * head_forward * epochs)

@@ -21,8 +21,7 @@ from flwr.serverapp import Grid
 from pydantic import Field
 from torch import nn
 
-from basemodel.architecture import HEAD_PREFIX, is_head_key
-from basemodel.flops import BACKWARD_FACTOR, head_forward_flops
+from basemodel.architecture import is_head_key
 from strategies import wire
 from strategies.base import (
     CloudSetup,
@@ -34,7 +33,12 @@ from strategies.base import (
     TrainOutcome,
     Weights,
 )
-from strategies.local_training import LocalTrainingParams, train_locally, update_reply
+from strategies.local_training import (
+    LocalTrainingParams,
+    head_training_flops,
+    train_head,
+    update_reply,
+)
 from strategies.records import record_of, weights_of
 
 
@@ -100,9 +104,7 @@ class PFedHNStrategy(FleetStrategy):
         for node in self._sample_nodes(server_round):
             with torch.no_grad():
                 head = self.network(self._device_of(node))
-            content = RecordDict(
-                {wire.ARRAYS: record_of(head)}
-            )
+            content = RecordDict({wire.ARRAYS: record_of(head)})
             messages.append(Message(content, dst_node_id=node, message_type=MessageType.TRAIN))
         return messages
 
@@ -146,13 +148,13 @@ class PFedHNDevice(PerDeviceHalf):
         head = step.arrays.torch(step.content[wire.ARRAYS])
         model = step.kit.load(head)
         x, y = step.labeled
-        loss, passes = train_locally(model, x, y, step.params, step.seed, only=HEAD_PREFIX)
-        trained = model.state_dict()
+        trained, loss, passes = train_head(model, x, y, step.params, step.seed)
         delta = {k: (trained[k] - head[k]).contiguous() for k in head}
         reply = update_reply(delta, len(y), loss)
-        # Forward through the whole model; backward (2x forward) through the head only.
-        per_sample = step.kit.forward_flops_per_sample + BACKWARD_FACTOR * head_forward_flops(head)
-        return TrainOutcome(reply, head, per_sample * len(y) * step.params.local_epochs, passes)
+        flops = head_training_flops(
+            step.kit.forward_flops_per_sample, head, len(y), step.params.local_epochs
+        )
+        return TrainOutcome(reply, head, flops, passes)
 
 
 def _cloud(setup: CloudSetup) -> PFedHNStrategy:

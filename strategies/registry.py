@@ -7,7 +7,21 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from strategies import fedavg, fedavg_ft, fedprox, finetune, ifca, persona, pfedhn, static
+from strategies import (
+    cloud_retrain,
+    em_prior,
+    fedavg,
+    fedavg_ft,
+    fedavg_head,
+    fedprox,
+    finetune,
+    ifca,
+    lame,
+    persona,
+    pfedhn,
+    static,
+    t3a,
+)
 from strategies.base import Method, MethodParams
 
 _METHODS: dict[str, Method] = {
@@ -16,10 +30,15 @@ _METHODS: dict[str, Method] = {
         static.METHOD,
         fedavg.METHOD,
         fedavg_ft.METHOD,
+        fedavg_head.METHOD,
         fedprox.METHOD,
         finetune.METHOD,
         ifca.METHOD,
         pfedhn.METHOD,
+        cloud_retrain.METHOD,
+        em_prior.METHOD,
+        t3a.METHOD,
+        lame.METHOD,
         *persona.METHODS,
     )
 }

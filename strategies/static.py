@@ -43,7 +43,8 @@ class StaticDevice(DeviceHalf):
         return [TrainOutcome(RecordDict(), None, 0.0, 0) for _ in cohort]
 
 
-def _cloud(setup: CloudSetup) -> StaticStrategy:
+def static_cloud(setup: CloudSetup) -> StaticStrategy:
+    """The cloud of every method whose devices never hear from it."""
     return StaticStrategy()
 
 
@@ -51,6 +52,6 @@ METHOD = Method(
     name="static",
     summary="pretrained model, never updated",
     params=StaticParams,
-    cloud=_cloud,
+    cloud=static_cloud,
     device=StaticDevice(),
 )

@@ -164,3 +164,74 @@ def test_pfedhn_runs_on_the_fleet_and_moves_only_the_head(tmp_path, tiny_documen
         r["replied"] for r in rounds["fedavg"]
     )
     assert head_bytes < full_bytes
+
+
+def test_fedavg_head_moves_only_the_head(tmp_path, tiny_document):
+    rows = _run(tmp_path, tiny_document, ["fedavg", "fedavg-head"])
+    head = rows["fedavg-head"]
+    assert sum(r["kept"] for r in head) > 0 and sum(r["backward_passes"] for r in head) > 0
+    per_round = {
+        m: sum(r["bytes_up"] for r in rs) / sum(r["replied"] for r in rs) for m, rs in rows.items()
+    }
+    # the digits model: 64x64 backbone layer plus a 64-64-10 head; the head is under half
+    assert per_round["fedavg-head"] < 0.6 * per_round["fedavg"]
+    flops = {
+        m: sum(r["flops"] for r in rs) / sum(r["replied"] for r in rs) for m, rs in rows.items()
+    }
+    assert flops["fedavg-head"] < flops["fedavg"]  # the frozen backbone runs forward only
+
+
+def test_finetune_can_train_the_head_alone(tmp_path, tiny_document):
+    document = dict(tiny_document, methods=[{"name": "finetune", "params": {"train": "head"}}])
+    plan = RunPlan(Scenario.model_validate(document), ["finetune"], [0], tmp_path)
+    folder = run_plan(plan, show_progress=False)
+    rounds = [r for r in read_rows(metrics_path(folder, "finetune", 0)) if r["kind"] == "round"]
+    assert sum(r["backward_passes"] for r in rounds) > 0
+
+
+def test_cloud_retrain_bills_the_download_once_per_device(tmp_path, tiny_document):
+    tiny_document["pretrain"]["family"] = [{"kind": "rotation", "severity": 45}]
+    tiny_document["rounds"]["deadline_s"] = 1e6  # every delivery arrives
+    rounds = _run(tmp_path, tiny_document, ["cloud-retrain"])["cloud-retrain"]
+    delivered = sum(r["train_metrics"]["delivered"] for r in rounds)
+    assert delivered == rounds[-1]["train_metrics"]["holders"] > 0  # nobody got it twice
+    assert all(r["bytes_up"] == 0 and r["backward_passes"] == 0 for r in rounds)
+    assert sum(r["bytes_down"] for r in rounds) > 10_000 * delivered  # a whole model each
+
+
+def test_label_free_rivals_send_nothing_and_run_backprop_free(tmp_path, tiny_document):
+    methods = ["em-prior", "t3a", "lame"]
+    document = dict(tiny_document, methods=[{"name": m} for m in methods])
+    plan = RunPlan(Scenario.model_validate(document), methods, [0], tmp_path)
+    folder = run_plan(plan, show_progress=False)
+    for method in methods:
+        rows = read_rows(metrics_path(folder, method, 0))
+        assert all(r["sampled"] == 0 for r in rows if r["kind"] == "round"), method
+        assert any(r["kind"] == "eval" and r["accs"] for r in rows), method
+
+
+def test_label_free_rivals_change_the_factory_models_predictions():
+    """On a skewed batch of real digits, each rival's logits differ from the model's."""
+    from flwr.app import RecordDict
+    from sklearn.datasets import load_digits
+
+    from basemodel.pretraining import PretrainConfig, train_supervised
+    from strategies.base import DeviceKit, DeviceView, ServeStep
+    from strategies.registry import get_method
+
+    bunch = load_digits()
+    images = torch.from_numpy(bunch.images / 16.0).float().unsqueeze(1)
+    labels = torch.from_numpy(bunch.target).long()
+    model = build_model("mlp", (1, 8, 8), 10)
+    train_supervised(model, images[:1000], labels[:1000], PretrainConfig(epochs=3), seed=0)
+    weights = {k: v.clone() for k, v in model.state_dict().items()}
+    skewed = torch.cat([images[1000:1100][labels[1000:1100] == 3], images[1100:1110]])
+    kit = DeviceKit(model, weights, 1.0, 1.0)
+    with torch.inference_mode():
+        plain = kit.load()(skewed)
+        for name in ("em-prior", "t3a", "lame"):
+            method = get_method(name)
+            step = ServeStep(DeviceView(None, RecordDict()), skewed, kit, method.params())
+            (logits,) = method.device.predict([step])
+            assert logits.shape == plain.shape
+            assert not torch.allclose(logits.softmax(dim=1), plain.softmax(dim=1)), name

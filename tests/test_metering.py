@@ -8,7 +8,7 @@ from flwr.app import ArrayRecord, ConfigRecord, RecordDict
 from torch import nn
 
 from basemodel.architecture import build_model
-from basemodel.flops import count_forward_flops, training_flops
+from basemodel.flops import count_forward_flops, flops_per_sample, training_flops
 from simulator.engine.metering import wire_bytes
 
 
@@ -64,3 +64,11 @@ def test_wire_bytes_equal_flowers_own_serialized_size():
     ):
         nested = get_all_nested_objects(content).values()
         assert wire_bytes(content) == sum(len(obj.deflate()) for obj in nested)
+
+
+def test_model_flops_count_the_head_too():
+    """The head's linear layers are part of a forward pass (2 FLOPs per weight per sample)."""
+    model = build_model("mlp", (1, 8, 8), 10)
+    backbone = flops_per_sample(model.backbone, (1, 8, 8))
+    head = 2 * (64 * 64 + 64 * 10)
+    assert flops_per_sample(model, (1, 8, 8)) >= backbone + head
