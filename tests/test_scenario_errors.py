@@ -53,8 +53,9 @@ def test_unknown_method_lists_valid_methods(tmp_path, tiny_document):
     tiny_document["methods"].append({"name": "fedsgd"})
     assert _error_for(tmp_path, tiny_document) == (
         f"{tmp_path / 'bad.yaml'}: methods[2].name: unknown method 'fedsgd'; "
-        "valid methods: fedavg, fedavg-ft, fedprox, finetune, ifca, persona, persona-nocross, "
-        "persona-noproto, persona-norefine, pfedhn, static"
+        "valid methods: cloud-retrain, em-prior, fedavg, fedavg-ft, fedavg-head, fedprox, "
+        "finetune, ifca, lame, persona, persona-nocross, persona-noproto, persona-norefine, "
+        "pfedhn, static, t3a"
     )
 
 
