@@ -11,7 +11,7 @@ from typing import Any
 
 from reports.plots import FIGURES, colour, write_plots
 from reports.statistics import mean_ci95
-from reports.table import COLUMNS, reading, table
+from reports.table import COLUMNS, METRIC_NAMES, points, reading, table, value
 from simulator.run.reader import RunResults, load_run
 
 STYLE = """
@@ -63,11 +63,40 @@ def _html_table(results: RunResults) -> str:
     for method in results.methods:
         swatch = f'<span class="swatch" style="background:{_css(colour(method))}"></span>'
         tds = "".join(
-            f"<td>{'<b>' if c.best else ''}{html.escape(c.text)}{'</b>' if c.best else ''}</td>"
-            for c in (cells[method][col] for col, *_ in COLUMNS)
+            f"<td>{html.escape(c.text)}</td>" for c in (cells[method][col] for col, *_ in COLUMNS)
         )
         rows.append(f"<tr><td>{swatch}{html.escape(method)}</td>{tds}</tr>")
     return f"<table><tr><th>method</th>{head}</tr>{''.join(rows)}</table>"
+
+
+def paired_lines(results: RunResults) -> list[list[str]]:
+    """The paired comparisons as table rows: method, reference, metric, difference, CI, verdict."""
+    return [
+        [
+            row["method"],
+            row["reference"],
+            METRIC_NAMES.get(row["metric"], row["metric"]),
+            f"{points(row['difference']):+.2f}",
+            f"{points(row['low']):+.2f} to {points(row['high']):+.2f}",
+            row["verdict"],
+        ]
+        for row in results.paired
+    ]
+
+
+PAIRED_HEAD = ["method", "vs", "metric", "difference (points)", "95% CI (points)", "verdict"]
+
+
+def _html_paired(results: RunResults) -> str:
+    lines = paired_lines(results)
+    if not lines:
+        return "<p><i>One seed: no paired comparison (run with --seeds 2 or more).</i></p>"
+    head = "".join(f"<th>{html.escape(h)}</th>" for h in PAIRED_HEAD)
+    body = "".join(
+        "<tr>" + "".join(f"<td>{html.escape(cell)}</td>" for cell in line) + "</tr>"
+        for line in lines
+    )
+    return f"<table><tr>{head}</tr>{body}</table>"
 
 
 def _css(value: Any) -> str:
@@ -105,7 +134,9 @@ def write_html(results: RunResults, plots: dict[str, Path], path: Path) -> None:
         f"<style>{STYLE}</style></head><body>"
         f"<h1>{html.escape(results.name)}</h1>"
         f"<table class='settings'>{settings}<tr><td>seeds</td><td>{seeds}</td></tr></table>"
-        f"<h2>Results (mean ± 95% CI over seeds; best in bold)</h2>{_html_table(results)}"
+        f"<h2>Results (mean ± 95% t-interval over seeds)</h2>{_html_table(results)}"
+        f"<h2>Paired differences (within seeds; bootstrap over seeds and devices)</h2>"
+        f"{_html_paired(results)}"
         f"<h2>Reading</h2><ul>{text}</ul><h2>Figures</h2>{''.join(figures)}"
         f"</body></html>"
     )
@@ -119,17 +150,22 @@ def write_markdown(results: RunResults, plots: dict[str, Path], path: Path) -> N
     lines += [
         f"- **seeds**: {', '.join(str(s) for s in results.seeds)}",
         "",
-        "## Results (mean ± 95% CI over seeds; best in bold)",
+        "## Results (mean ± 95% t-interval over seeds)",
         "",
     ]
     lines.append("| method | " + " | ".join(h for _, h, _, _ in COLUMNS) + " |")
     lines.append("|---" * (len(COLUMNS) + 1) + "|")
     for method in results.methods:
-        row = [
-            f"**{c.text}**" if c.best else c.text
-            for c in (cells[method][col] for col, *_ in COLUMNS)
-        ]
+        row = [c.text for c in (cells[method][col] for col, *_ in COLUMNS)]
         lines.append(f"| {method} | " + " | ".join(row) + " |")
+    lines += ["", "## Paired differences (within seeds; bootstrap over seeds and devices)", ""]
+    paired = paired_lines(results)
+    if paired:
+        lines.append("| " + " | ".join(PAIRED_HEAD) + " |")
+        lines.append("|---" * len(PAIRED_HEAD) + "|")
+        lines += ["| " + " | ".join(line) + " |" for line in paired]
+    else:
+        lines.append("One seed: no paired comparison (run with --seeds 2 or more).")
     lines += ["", "## Reading", ""] + [f"- {line}" for line in reading(results)]
     lines += ["", "## Figures", ""]
     for name, (title, _) in FIGURES.items():
@@ -169,10 +205,10 @@ def compare_runs(folders: list[str | Path], out: Path) -> Path:
                 linestyle=styles[i % len(styles)],
                 label=f"{method} / {label}",
             )
-            acc, half = mean_ci95([float(r["acc_mean"]) for r in results.summary_of(method)])
+            acc, half = mean_ci95([value(r, "acc_mean") for r in results.summary_of(method)])
             moved = mean_ci95(
                 [
-                    float(r["bytes_up_per_device"]) + float(r["bytes_down_per_device"])
+                    value(r, "bytes_up_per_device") + value(r, "bytes_down_per_device")
                     for r in results.summary_of(method)
                 ]
             )[0]

@@ -7,6 +7,7 @@ report says so instead of showing an empty panel).
 
 from __future__ import annotations
 
+import math
 import zlib
 from collections.abc import Callable
 from pathlib import Path
@@ -26,6 +27,7 @@ from reports.series import (  # noqa: E402
     prototype_members,
 )
 from reports.statistics import mean_ci95  # noqa: E402
+from reports.table import value  # noqa: E402
 from simulator.run.reader import RunResults  # noqa: E402
 
 KNOWN_COLOURS = {
@@ -127,8 +129,13 @@ def recovery_bars(results: RunResults) -> Figure | None:
     fig, ax = plt.subplots(figsize=(7, 4))
     for i, method in enumerate(results.methods):
         rows = results.summary_of(method)
-        mean, half = mean_ci95([float(r["recovery_s"]) / 60 for r in rows])
+        mean, half = mean_ci95([value(r, "recovery_s") / 60 for r in rows])
         censored = any(int(r.get("recovery_censored") or 0) > 0 for r in rows)
+        if not math.isfinite(mean):
+            mean, half, note = 0.0, 0.0, "not\nmeasurable"
+        else:
+            half = half if math.isfinite(half) else 0.0
+            note = f"{mean:.1f} min" if mean > 0 else "no dip beyond\ntolerance"
         ax.bar(
             i,
             mean,
@@ -139,7 +146,6 @@ def recovery_bars(results: RunResults) -> Figure | None:
             linewidth=0.5,
             capsize=4,
         )
-        note = f"{mean:.1f} min" if mean > 0 else "no dip beyond\ntolerance"
         ax.annotate(
             note,
             (i, mean + half),
@@ -166,7 +172,7 @@ def traffic_and_compute(results: RunResults) -> Figure | None:
         (-0.2, "bytes_up_per_device", "up"),
         (0.2, "bytes_down_per_device", "down"),
     ):
-        values = [mean_ci95([float(r[column]) for r in results.summary_of(m)])[0] for m in methods]
+        values = [mean_ci95([value(r, column) for r in results.summary_of(m)])[0] for m in methods]
         left.bar(
             x + offset,
             np.maximum(values, 1.0),
@@ -180,7 +186,7 @@ def traffic_and_compute(results: RunResults) -> Figure | None:
     for i, m in enumerate(methods):
         rows = results.summary_of(m)
         if all(
-            float(r["bytes_up_per_device"]) + float(r["bytes_down_per_device"]) <= 0 for r in rows
+            value(r, "bytes_up_per_device") + value(r, "bytes_down_per_device") <= 0 for r in rows
         ):
             left.annotate(
                 "no traffic",
@@ -195,7 +201,7 @@ def traffic_and_compute(results: RunResults) -> Figure | None:
     left.set_ylabel("bytes per device over the run (log; 1 = none)")
     left.set_title("Traffic (solid: up, light: down)")
     flops = [
-        mean_ci95([float(r["device_flops_per_round"]) for r in results.summary_of(m)])[0]
+        mean_ci95([value(r, "device_flops_per_round") for r in results.summary_of(m)])[0]
         for m in methods
     ]
     right.bar(
@@ -211,6 +217,51 @@ def traffic_and_compute(results: RunResults) -> Figure | None:
     for ax in (left, right):
         ax.set_xticks(x, methods, rotation=20, ha="right")
         ax.grid(alpha=0.3, axis="y")
+    fig.tight_layout()
+    return fig
+
+
+def energy_per_device(results: RunResults) -> Figure | None:
+    """Joules per device over the run, compute and radio stacked."""
+    methods = results.methods
+    compute = [
+        mean_ci95([value(r, "energy_compute_j_per_device") for r in results.summary_of(m)])[0]
+        for m in methods
+    ]
+    radio = [
+        mean_ci95([value(r, "energy_radio_j_per_device") for r in results.summary_of(m)])[0]
+        for m in methods
+    ]
+    if not any(math.isfinite(c) and c > 0 for c in compute + radio):
+        return None
+    compute = [c if math.isfinite(c) else 0.0 for c in compute]
+    radio = [r if math.isfinite(r) else 0.0 for r in radio]
+    fig, ax = plt.subplots(figsize=(8, 4))
+    x = np.arange(len(methods))
+    ax.bar(
+        x,
+        compute,
+        color=[colour(m) for m in methods],
+        edgecolor="black",
+        linewidth=0.5,
+        label="compute",
+    )
+    ax.bar(
+        x,
+        radio,
+        bottom=compute,
+        color=[colour(m) for m in methods],
+        alpha=0.45,
+        edgecolor="black",
+        linewidth=0.5,
+        hatch="..",
+        label="radio",
+    )
+    ax.set_xticks(x, methods, rotation=20, ha="right")
+    ax.set_ylabel("energy per device over the run (J)")
+    ax.set_title("Device energy (solid: compute, dotted: radio; figures cited in world/energy.py)")
+    ax.grid(alpha=0.3, axis="y")
+    ax.legend(fontsize=8)
     fig.tight_layout()
     return fig
 
@@ -326,6 +377,7 @@ FIGURES: dict[str, tuple[str, Callable[[RunResults], Figure | None]]] = {
     "device_accuracy": ("Per-device accuracy distribution", device_accuracy_ecdf),
     "recovery": ("Adaptation latency after shift onsets", recovery_bars),
     "traffic_compute": ("Traffic and on-device compute per method", traffic_and_compute),
+    "energy": ("Device energy per method", energy_per_device),
     "prototypes": ("Prototypes over time", prototypes_over_time),
     "fleet": ("The simulated fleet", fleet_profile),
     "rounds": ("Round durations and dropped devices", rounds_and_drops),

@@ -1,24 +1,40 @@
-"""The report's table (mean and 95% CI over seeds, best in bold) and its written reading."""
+"""The report's tables and its written reading, computed from the run's files.
+
+The results table is descriptive: each method's mean over seeds, with a 95%
+t-interval when there are several seeds. Which method leads another is only
+said from ``paired.csv`` (differences within seeds, bootstrap intervals):
+where the interval excludes 0 the reading says so, otherwise it says "no
+detectable difference". With one seed nothing is claimed.
+"""
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Any
 
 from reports.statistics import mean_ci95
 from simulator.run.reader import RunResults
 
-# (summary column, heading, higher is better, format)
+# (summary column, heading, format, scale)
 COLUMNS = [
-    ("acc_mean", "accuracy (time-avg)", True, "{:.4f}"),
-    ("acc_worst10", "worst-10% accuracy", True, "{:.4f}"),
-    ("recovery_s", "recovery (s)", False, "{:,.0f}"),
-    ("bytes_up_per_device", "bytes up / device", False, "{:,.0f}"),
-    ("bytes_down_per_device", "bytes down / device", False, "{:,.0f}"),
-    ("device_flops_per_round", "device FLOPs / round", False, "{:.3g}"),
-    ("device_backward_passes", "device backward passes", False, "{:,.0f}"),
-    ("wall_s", "wall (s)", False, "{:,.1f}"),
+    ("acc_mean", "accuracy (time-avg)", "{:.4f}", 1.0),
+    ("acc_pre_shift", "pre-shift", "{:.4f}", 1.0),
+    ("acc_post_shift", "post-shift", "{:.4f}", 1.0),
+    ("acc_worst10", "worst-10% devices", "{:.4f}", 1.0),
+    ("recovery_s", "recovery (s)", "{:,.0f}", 1.0),
+    ("bytes_up_per_device", "bytes up / device", "{:,.0f}", 1.0),
+    ("bytes_down_per_device", "bytes down / device", "{:,.0f}", 1.0),
+    ("energy_j_per_device", "energy / device (J)", "{:,.1f}", 1.0),
+    ("device_flops_per_round", "device FLOPs / round", "{:.3g}", 1.0),
+    ("device_backward_passes", "device backward passes", "{:,.0f}", 1.0),
+    ("wall_s", "wall (s)", "{:,.1f}", 1.0),
 ]
+METRIC_NAMES = {
+    "acc_mean": "time-averaged accuracy",
+    "acc_post_shift": "post-shift accuracy",
+    "acc_worst10": "worst-10% accuracy",
+}
 
 
 @dataclass(frozen=True)
@@ -26,71 +42,93 @@ class Cell:
     mean: float
     half: float
     text: str
-    best: bool
+
+
+def value(row: dict[str, Any], column: str) -> float:
+    try:
+        value = float(row.get(column))  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return math.nan
+    return value
 
 
 def table(results: RunResults) -> dict[str, dict[str, Cell]]:
-    """method -> column -> cell; ``best`` marks the best mean of each column."""
-    raw = {
-        method: {
-            col: mean_ci95([float(r[col]) for r in results.summary_of(method)])
-            for col, *_ in COLUMNS
-        }
-        for method in results.methods
-    }
-    out: dict[str, dict[str, Cell]] = {m: {} for m in results.methods}
-    for col, _, higher, fmt in COLUMNS:
-        means = [raw[m][col][0] for m in results.methods if math.isfinite(raw[m][col][0])]
-        best = (max(means) if higher else min(means)) if means else None
-        for method in results.methods:
-            mean, half = raw[method][col]
+    """method -> column -> cell: the mean over seeds, with its 95% t-interval (n/a if none)."""
+    out: dict[str, dict[str, Cell]] = {}
+    for method in results.methods:
+        out[method] = {}
+        for column, _, fmt, _ in COLUMNS:
+            mean, half = mean_ci95([value(r, column) for r in results.summary_of(method)])
             text = fmt.format(mean) if math.isfinite(mean) else "n/a"
-            if half > 0:
+            if math.isfinite(mean) and math.isfinite(half) and half > 0:
                 text += " ± " + fmt.format(half)
-            out[method][col] = Cell(mean, half, text, best is not None and mean == best)
+            out[method][column] = Cell(mean, half, text)
     return out
 
 
+def headline_metric(results: RunResults) -> str:
+    """Post-shift accuracy where the data shifts, else time-averaged accuracy."""
+    return "acc_post_shift" if results.onsets_s else "acc_mean"
+
+
+def paired_rows(results: RunResults, metric: str) -> list[dict[str, Any]]:
+    return [row for row in results.paired if row.get("metric") == metric]
+
+
+def points(value: str | float) -> float:
+    return 100.0 * float(value)
+
+
+def paired_sentence(row: dict[str, Any]) -> str:
+    """One comparison in words; a lead only where the interval excludes 0."""
+    metric = METRIC_NAMES.get(str(row["metric"]), str(row["metric"]))
+    method, reference, verdict = row["method"], row["reference"], row["verdict"]
+    interval = f"95% CI {points(row['low']):+.2f} to {points(row['high']):+.2f} points"
+    if verdict == "lead":
+        return (
+            f"**{method}** leads {reference} on {metric} by "
+            f"{points(row['difference']):.2f} points ({interval})."
+        )
+    if verdict == "behind":
+        return (
+            f"{method} is behind {reference} on {metric} by "
+            f"{-points(row['difference']):.2f} points ({interval})."
+        )
+    return f"No detectable difference between {method} and {reference} on {metric} ({interval})."
+
+
 def reading(results: RunResults) -> list[str]:
-    """A few sentences computed from the numbers: who wins, by how much, at what cost."""
-    cells = table(results)
+    """Sentences computed from the numbers: paired leads with intervals, then costs."""
     methods = results.methods
     if not methods:
         return ["No method finished a round."]
-    acc = {m: cells[m]["acc_mean"].mean for m in methods}
-    ranked = sorted(methods, key=lambda m: acc[m], reverse=True)
-    best = ranked[0]
-    lines = [f"**{best}** has the highest time-averaged accuracy ({acc[best]:.4f})."]
-    for other in ranked[1:]:
-        gap = 100 * (acc[best] - acc[other])
-        lines.append(f"It leads {other} ({acc[other]:.4f}) by {gap:.2f} points.")
+    lines: list[str] = []
+    metric = headline_metric(results)
+    if len(results.seeds) < 2 or not results.paired:
+        lines.append(
+            "One seed only: differences between methods are not tested, so none is "
+            "claimed; run with --seeds 2 or more for paired 95% intervals."
+        )
+    else:
+        lines += [paired_sentence(row) for row in paired_rows(results, metric)]
+    cells = table(results)
     moved = {
         m: cells[m]["bytes_up_per_device"].mean + cells[m]["bytes_down_per_device"].mean
         for m in methods
     }
-    busiest = max(methods, key=lambda m: moved[m])
-    if moved[busiest] > 0 and best != busiest:
-        share = 100 * moved[best] / moved[busiest]
-        line = (
-            f"Over the run, {best} moves {share:.1f}% of the bytes per device that {busiest} moves"
-        )
-        per_round = {
-            m: mean_ci95(
-                [float(r.get("bytes_per_device_round") or 0.0) for r in results.summary_of(m)]
-            )[0]
-            for m in (best, busiest)
-        }
-        if per_round[busiest] > 0:
-            line += f" ({100 * per_round[best] / per_round[busiest]:.1f}% per device-round)"
-        lines.append(line + ".")
-    worst = {m: cells[m]["acc_worst10"].mean for m in methods}
-    fairest = max(methods, key=lambda m: worst[m])
-    lines.append(
-        f"The worst-served 10% of devices fare best under {fairest} ({worst[fairest]:.4f})."
-    )
+    finite = {m: v for m, v in moved.items() if math.isfinite(v)}
+    busiest = max(finite, key=lambda m: finite[m], default=None)
+    if busiest is not None and finite[busiest] > 0:
+        for method in methods:
+            if method != busiest and method in finite and method.startswith("persona"):
+                lines.append(
+                    f"Over the run, {method} moves {100 * finite[method] / finite[busiest]:.1f}% "
+                    f"of the bytes per device that {busiest} moves."
+                )
+    silent = [m for m in methods if finite.get(m) == 0]
+    if silent:
+        lines.append("No byte moves for: " + ", ".join(silent) + ".")
     backward = [m for m in methods if cells[m]["device_backward_passes"].mean > 0]
     if backward:
         lines.append("Backpropagation runs on devices for: " + ", ".join(backward) + ".")
-    if len(results.seeds) == 1:
-        lines.append("One seed only: no confidence intervals; run with --seeds N for them.")
     return lines

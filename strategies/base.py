@@ -131,6 +131,17 @@ class FleetStrategy(Strategy):
         """Log the method's settings (Flower's hook; default: the class name)."""
         log.debug("cloud half: %s", type(self).__name__)
 
+    _cloud_flops: float = 0.0
+
+    def spend(self, flops: float) -> None:
+        """Count FLOPs of the cloud's own work (aggregation, an adapter pass, training)."""
+        self._cloud_flops = self._cloud_flops + float(flops)
+
+    def take_cloud_flops(self) -> float:
+        """The FLOPs spent since the last call (the loop calls it after each phase)."""
+        spent, self._cloud_flops = self._cloud_flops, 0.0
+        return spent
+
 
 class TwoPhaseStrategy(FleetStrategy):
     """A cloud half that answers its devices within the round (Persona).

@@ -10,6 +10,7 @@ samples, upload the full weights; the device runs the downloaded global model.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 
 from flwr.app import ArrayRecord, ConfigRecord, Message, MetricRecord, RecordDict
@@ -85,6 +86,8 @@ class FleetSampling:
             for r in replies
             if r.has_error() or int(r.content[wire.METRICS][wire.NUM_EXAMPLES]) > 0
         ]
+        parameters = sum(math.prod(shape) for shape in self._expected.values())
+        self.spend(2.0 * parameters * len(useful))  # type: ignore[attr-defined]
         return super().aggregate_train(server_round, useful)  # type: ignore[misc]
 
 

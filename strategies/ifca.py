@@ -106,6 +106,8 @@ class IFCAStrategy(FleetStrategy):
         for cluster, contents in members.items():
             averaged = aggregate_arrayrecords(contents, wire.NUM_EXAMPLES)
             self.models[cluster] = weights_of(averaged)
+            parameters = sum(v.numel() for v in self.models[cluster].values())
+            self.spend(2.0 * parameters * len(contents))  # a weighted sum per cluster
         sizes = {f"members-{k}": len(members.get(k, [])) for k in range(len(self.models))}
         return None, MetricRecord(sizes)
 

@@ -24,6 +24,7 @@ import torch
 from flwr.app import ArrayRecord, ConfigRecord, Message, MetricRecord, RecordDict
 from flwr.serverapp import Grid
 from pydantic import Field
+from torch.utils.flop_counter import FlopCounterMode
 
 from basemodel.architecture import head_forward, head_keys
 from basemodel.threads import fixed_threads
@@ -147,8 +148,9 @@ class PersonaStrategy(TwoPhaseStrategy):
         if not parsed:
             return None, MetricRecord({"prototypes": len(self.cloud.bank), "malformed": malformed})
         summaries = torch.stack([summary for _, summary, _ in parsed])
-        with fixed_threads():
+        with fixed_threads(), FlopCounterMode(display=False) as counter:
             answers, report = self.cloud.respond(summaries, server_round)
+        self.spend(counter.get_total_flops())
         downloads = 0
         for (reply, summary, holds), answer in zip(parsed, answers, strict=True):
             needs_head = holds != (answer.proto_id, answer.version)

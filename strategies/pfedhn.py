@@ -22,6 +22,7 @@ from pydantic import Field
 from torch import nn
 
 from basemodel.architecture import is_head_key
+from basemodel.flops import training_flops
 from strategies import wire
 from strategies.base import (
     CloudSetup,
@@ -67,6 +68,13 @@ class HeadHypernetwork(nn.Module):
                 layer.weight.copy_(0.01 * torch.randn(layer.weight.shape, generator=generator))
                 layer.bias.zero_()
             self.out.bias.copy_(flat)
+
+    def forward_flops(self) -> float:
+        """FLOPs of generating one device's head (two linear layers)."""
+        return 2.0 * (
+            self.hidden.in_features * self.hidden.out_features
+            + self.out.in_features * self.out.out_features
+        )
 
     def forward(self, device: int) -> Weights:
         flat = self.out(torch.relu(self.hidden(self.embeddings[device])))
@@ -126,6 +134,7 @@ class PFedHNStrategy(FleetStrategy):
         pull = sum((generated[n] * (-delta[n])).sum() for n in self.network.names)
         pull.backward()  # gradient = (d theta / d phi)^T (theta - theta_trained)
         self.optimizer.step()
+        self.spend(training_flops(self.network.forward_flops(), 1, 1))
 
     def aggregate_train(
         self, server_round: int, replies: Iterable[Message]

@@ -22,6 +22,7 @@ SIM_KEYS = (SIM_CONFIG, SIM_METER)
 ROUND = "round"
 START_S = "start-s"
 DEADLINE_S = "deadline-s"
+CLOUD_S = "cloud-s"  # second phase only: simulated seconds the cloud took to answer
 
 # Fields of SIM_METER.
 DEVICE = "device"
@@ -37,6 +38,8 @@ COMPUTE_S = "compute-s"
 UPLOAD_S = "upload-s"
 LATENCY_S = "latency-s"
 TOTAL_S = "total-s"
+ENERGY_J = "energy-j"  # compute and radio, joules
+ENERGY_COMPUTE_J = "energy-compute-j"
 ACCURACY = "accuracy"
 SAMPLES = "samples"
 

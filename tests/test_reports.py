@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import csv
 import json
 import re
 import shutil
@@ -14,6 +15,7 @@ import pytest
 from reports.build import build_report, compare_runs
 from reports.table import COLUMNS
 from simulator.cli import main
+from simulator.run.reader import read_rows
 
 
 @pytest.fixture(scope="module")
@@ -62,20 +64,21 @@ def test_a_run_writes_every_report_file(run_folder):
         "device_accuracy",
         "recovery",
         "traffic_compute",
+        "energy",
         "fleet",
         "rounds",
     ):
         assert (run_folder / "plots" / f"{name}.png").stat().st_size > 5_000
         assert (run_folder / "plots" / f"{name}.svg").exists()
     assert not (run_folder / "plots" / "prototypes.png").exists()  # no Persona in this run
-    assert (run_folder / "report.md").read_text().count("![") == 7
+    assert (run_folder / "report.md").read_text().count("![") == 8
 
 
 def test_html_embeds_the_images_and_is_well_formed(run_folder):
     parser = _Collect()
     parser.feed((run_folder / "report.html").read_text())
     assert parser.stack == ["html"] or parser.stack == []
-    assert len(parser.images) == 7
+    assert len(parser.images) == 8
     for src in parser.images:
         assert src.startswith("data:image/png;base64,")
         assert base64.b64decode(src.split(",", 1)[1])[:8] == b"\x89PNG\r\n\x1a\n"
@@ -97,13 +100,66 @@ def test_table_numbers_equal_the_summary(run_folder):
     assert all(heading in md for _, heading, _, _ in COLUMNS)
 
 
-def test_reading_is_computed_from_the_numbers(run_folder):
-    summary = json.loads((run_folder / "summary.json").read_text())
-    best = max(
-        ("static", "fedavg"), key=lambda m: sum(r["acc_mean"] for r in summary if r["method"] == m)
-    )
+def _device_means(rows: list[dict]) -> dict[int, float]:
+    per_device: dict[int, list[float]] = {}
+    for row in rows:
+        if row["kind"] == "eval" and row["acc_mean"] is not None:
+            for device, acc in zip(row["devices"], row["accs"], strict=True):
+                per_device.setdefault(device, []).append(acc)
+    return {d: sum(v) / len(v) for d, v in per_device.items()}
+
+
+def test_paired_differences_equal_a_hand_computation_from_the_rows(run_folder):
+    with (run_folder / "paired.csv").open() as handle:
+        paired = list(csv.DictReader(handle))
+    (row,) = [
+        r
+        for r in paired
+        if (r["metric"], r["method"], r["reference"]) == ("acc_mean", "fedavg", "static")
+    ]
+    differences = []
+    for seed in (0, 1):
+        ours = _device_means(read_rows(run_folder / "metrics" / f"fedavg__seed{seed}.jsonl"))
+        theirs = _device_means(read_rows(run_folder / "metrics" / f"static__seed{seed}.jsonl"))
+        shared = sorted(set(ours) & set(theirs))
+        differences.append(sum(ours[d] - theirs[d] for d in shared) / len(shared))
+    assert float(row["difference"]) == pytest.approx(sum(differences) / 2, abs=1e-12)
+    assert float(row["low"]) <= float(row["difference"]) <= float(row["high"])
+    assert int(row["seeds"]) == 2
+    verdict = "lead" if float(row["low"]) > 0 else "behind" if float(row["high"]) < 0 else None
+    assert row["verdict"] == (verdict or "no detectable difference")
+
+
+def test_the_reading_claims_only_what_the_intervals_support(run_folder):
     html_text = (run_folder / "report.html").read_text()
-    assert re.search(rf"<b>{best}</b> has the highest time-averaged accuracy", html_text)
+    with (run_folder / "paired.csv").open() as handle:
+        paired = [r for r in csv.DictReader(handle) if r["metric"] == "acc_post_shift"]
+    assert paired
+    for row in paired:
+        if row["verdict"] == "no detectable difference":
+            expected = f"No detectable difference between {row['method']} and {row['reference']}"
+        elif row["verdict"] == "lead":
+            expected = f"<b>{row['method']}</b> leads {row['reference']}"
+        else:
+            expected = f"{row['method']} is behind {row['reference']}"
+        assert expected in html_text
+    visible = re.sub(r'src="data:[^"]*"', "", html_text)
+    assert not re.search(r"\bnan\b", visible.lower())
+
+
+def test_a_method_compared_with_itself_shows_no_detectable_difference(run_folder):
+    from reports.table import paired_sentence
+    from simulator.run.accuracy import answered
+    from simulator.run.paired import METRICS, compare
+
+    rows = {
+        s: answered(read_rows(run_folder / "metrics" / f"fedavg__seed{s}.jsonl")) for s in (0, 1)
+    }
+    for metric in METRICS:
+        same = compare(rows, rows, metric, [240.0], 600.0, ("fedavg", "fedavg"))
+        assert same.difference == 0.0 and same.verdict == "no detectable difference"
+        sentence = paired_sentence({**same.__dict__, "verdict": same.verdict})
+        assert sentence.startswith("No detectable difference between fedavg and fedavg")
 
 
 def test_report_command_rebuilds_and_compare_joins_runs(run_folder, tmp_path, capsys):
@@ -140,7 +196,7 @@ def test_report_renders_in_headless_chromium(run_folder, tmp_path):
         timeout=120,
     )
     assert result.returncode == 0, result.stderr[-500:]
-    assert result.stdout.count("<img") == 7 and "Results (mean" in result.stdout
+    assert result.stdout.count("<img") == 8 and "Results (mean" in result.stdout
     build_report(run_folder)  # and the screenshot path works as well
     subprocess.run(
         [

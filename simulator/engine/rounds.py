@@ -59,6 +59,7 @@ class RoundLoop:
         self.deployment = deployment
         self.world = deployment.world
         self.rounds = self.world.scenario.rounds
+        self.cloud_flops_per_s = self.world.scenario.cloud.flops_per_s
         self.rows = rows
         self.on_progress = on_progress or (lambda r, t, acc: None)
         self.initial_arrays = initial_arrays
@@ -192,20 +193,26 @@ class RoundLoop:
         messages = list(strategy.configure_train(round_index, arrays, ConfigRecord(), grid))
         outcome = self._exchange(grid, messages, context)
         new_arrays, metrics = strategy.aggregate_train(round_index, outcome.kept)
+        cloud_flops = strategy.take_cloud_flops()
         if isinstance(strategy, TwoPhaseStrategy):  # the cloud answers within the round
+            # Devices wait while the cloud computes its answers (at cloud.flops_per_s).
+            context.config = ConfigRecord(
+                {**dict(config), wire.CLOUD_S: cloud_flops / self.cloud_flops_per_s}
+            )
             second = self._exchange(
                 grid, list(strategy.configure_apply(round_index, grid)), context
             )
             apply_metrics = strategy.aggregate_apply(round_index, second.kept)
+            cloud_flops += strategy.take_cloud_flops()
             outcome = outcome.followed_by(second)
             if apply_metrics is not None:
                 metrics = {**dict(metrics or {}), **dict(apply_metrics)}
         target = self.sampler.target_per_round
         duration_s = round_duration(outcome, self.rounds, target)
         wall_s = time.perf_counter() - started
-        self.rows.append(
-            round_row(round_index, start_s, duration_s, len(messages), outcome, metrics, wall_s)
-        )
+        row = round_row(round_index, start_s, duration_s, len(messages), outcome, metrics, wall_s)
+        row["cloud_flops"] = cloud_flops
+        self.rows.append(row)
         return (new_arrays if new_arrays is not None else arrays), duration_s, context.sent_to
 
     def _exchange(self, grid: Grid, messages: list[Message], context: RoundContext) -> RoundOutcome:

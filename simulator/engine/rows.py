@@ -41,6 +41,8 @@ def round_row(
         "bytes_up": total(wire.UPLOAD_BYTES),
         "bytes_down": total(wire.DOWNLOAD_BYTES),
         "flops": total(wire.FLOPS),
+        "energy_j": total(wire.ENERGY_J),
+        "energy_compute_j": total(wire.ENERGY_COMPUTE_J),
         "backward_passes": int(total(wire.BACKWARD_PASSES)),
         "compute_s": total(wire.COMPUTE_S),
         "train_metrics": dict(metrics) if metrics is not None else {},

@@ -34,6 +34,7 @@ from simulator.engine.faults import MessageDropped, corrupt, draw_fault
 from simulator.engine.metering import wire_bytes
 from simulator.engine.state import StateStore, decode_state, encode_state
 from simulator.world.build import new_model
+from simulator.world.energy import device_energy
 from simulator.world.fleet import crashes
 from simulator.world.network import round_timing
 from simulator.world.seeding import torch_seed_for
@@ -225,8 +226,9 @@ class DeviceRuntime:
         """
         sim = message.content[wire.SIM_CONFIG]
         upload_bytes = wire_bytes(outcome.reply)
+        profile = self.world.fleet[device]
         timing = round_timing(
-            self.world.fleet[device],
+            profile,
             self.world.links,
             start_s + elapsed_s,
             download_bytes,
@@ -235,6 +237,14 @@ class DeviceRuntime:
         )
         total_s = elapsed_s + timing.total_s + stall_s
         on_time = total_s <= float(sim[wire.DEADLINE_S])
+        energy = device_energy(
+            profile,
+            outcome.flops,
+            download_bytes,
+            upload_bytes,
+            timing.download_s,
+            timing.upload_s,
+        )
         if on_time:
             state = self.store.get(device)
             if final:
@@ -258,6 +268,8 @@ class DeviceRuntime:
             wire.UPLOAD_S: timing.upload_s,
             wire.LATENCY_S: timing.latency_s,
             wire.TOTAL_S: total_s,
+            wire.ENERGY_J: energy.total_j,
+            wire.ENERGY_COMPUTE_J: energy.compute_j,
         }
         return _meter_reply(message, meter, outcome.reply)
 
@@ -301,10 +313,13 @@ class DeviceRuntime:
             try:
                 if isinstance(outcomes, Exception):
                     raise outcomes
-                start_s = float(message.content[wire.SIM_CONFIG][wire.START_S])
+                sim = message.content[wire.SIM_CONFIG]
+                start_s = float(sim[wire.START_S])
+                waited_s = float(sim[wire.CLOUD_S]) if wire.CLOUD_S in sim else 0.0
                 download = wire_bytes(message.content, exclude=wire.SIM_KEYS)
+                elapsed_s = phases[k] + waited_s  # the first phase, then the cloud's answer
                 replies[j] = self._finish(
-                    device, message, outcomes[k], start_s, phases[k], download, True
+                    device, message, outcomes[k], start_s, elapsed_s, download, True
                 )
             except Exception as err:
                 replies[j] = self._failed(message, err)

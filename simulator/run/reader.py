@@ -13,8 +13,13 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from pydantic import ValidationError
 
 from simulator.scenario.errors import UserError
+from simulator.scenario.schema import Scenario
+from simulator.world.schedule import onsets
+
+PAIRED_FILE = "paired.csv"
 
 
 class RunFolderError(UserError):
@@ -54,6 +59,7 @@ class RunResults:
     summary: list[dict[str, Any]]
     runs: dict[tuple[str, int], MethodRun]
     fleets: dict[int, list[dict[str, Any]]] = field(default_factory=dict)
+    paired: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def name(self) -> str:
@@ -77,7 +83,11 @@ class RunResults:
 
     @property
     def onsets_s(self) -> list[float]:
-        return sorted({float(s["onset_s"]) for s in self.scenario.get("shifts", [])})
+        """Every onset within the horizon (recurrences and schedule changes included)."""
+        try:
+            return onsets(Scenario.model_validate(self.scenario))
+        except ValidationError:  # a scenario this version cannot read: its plain onsets
+            return sorted({float(s["onset_s"]) for s in self.scenario.get("shifts", [])})
 
 
 def load_run(folder: str | Path) -> RunResults:
@@ -107,4 +117,8 @@ def load_run(folder: str | Path) -> RunResults:
     for path in sorted((folder / "fleet").glob("seed*.csv")):
         with path.open(encoding="utf-8") as handle:
             fleets[int(path.stem.removeprefix("seed"))] = list(csv.DictReader(handle))
-    return RunResults(folder, scenario, summary, runs, fleets)
+    paired = []
+    if (folder / PAIRED_FILE).exists():
+        with (folder / PAIRED_FILE).open(encoding="utf-8") as handle:
+            paired = list(csv.DictReader(handle))
+    return RunResults(folder, scenario, summary, runs, fleets, paired)

@@ -31,9 +31,11 @@ from simulator.engine.failures import EngineFailure
 from simulator.engine.launch import EngineSession, engine_session
 from simulator.engine.rounds import RoundLoop
 from simulator.engine.stop import StopRequested, StopSwitch
+from simulator.run.accuracy import answered
 from simulator.run.checkpoints import Checkpointer, load_checkpoint, run_key
 from simulator.run.folder import checkpoint_path, create_run_folder, metrics_path, write_fleet
 from simulator.run.metrics_log import MetricsLog
+from simulator.run.paired import paired_table, references, write_paired
 from simulator.run.plan import RunPlan, read_plan, write_plan
 from simulator.run.reader import read_rows
 from simulator.run.stopping import graceful_interrupts
@@ -42,6 +44,7 @@ from simulator.scenario.errors import UserError
 from simulator.scenario.loading import load_scenario, scenario_to_document
 from simulator.world.build import WorldSpec
 from simulator.world.cloud import pretrain_for
+from simulator.world.schedule import onsets
 
 
 @dataclass
@@ -74,26 +77,32 @@ def progress_bar(enabled: bool, console: Console) -> Iterator[Progress | None]:
 
 
 def summarize_folder(folder: Path, plan: RunPlan) -> list[dict]:
-    """Summary rows for every method-seed file present in ``folder``."""
-    scenario = plan.scenario
-    onsets = [s.onset_s for s in scenario.shifts]
-    rows = []
-    for seed in plan.seeds:
-        for method in plan.methods:
-            path = metrics_path(folder, method, seed)
-            if path.exists():
-                rows.append(
-                    summarize_file(
-                        path,
-                        method,
-                        seed,
-                        scenario.fleet.devices,
-                        onsets,
-                        scenario.rounds.horizon_s,
-                        scenario.rounds.recovery_tolerance,
-                    )
-                )
+    """Summary rows for every method-seed file present in ``folder``; with two seeds or
+    more, the paired comparisons too (``paired.csv``)."""
+    present = [
+        (method, seed)
+        for seed in plan.seeds
+        for method in plan.methods
+        if metrics_path(folder, method, seed).exists()
+    ]
+    rows = [
+        summarize_file(metrics_path(folder, method, seed), method, seed, plan.scenario)
+        for method, seed in present
+    ]
     write_summary(rows, folder)
+    if len({seed for _, seed in present}) >= 2:
+        evals: dict[str, dict[int, list]] = {}
+        for method, seed in present:
+            evals.setdefault(method, {})[seed] = answered(
+                read_rows(metrics_path(folder, method, seed))
+            )
+        comparisons = paired_table(
+            evals,
+            [r for r in references(plan.methods) if r in evals],
+            onsets(plan.scenario),
+            plan.scenario.rounds.post_shift_window_s,
+        )
+        write_paired(comparisons, folder)
     return rows
 
 

@@ -15,7 +15,19 @@ from typing import Any
 
 import numpy as np
 
+from simulator.run.accuracy import (
+    after_each,
+    answered,
+    before,
+    device_means,
+    recovery_times,
+    tick_mean,
+    worst_share_mean,
+)
 from simulator.run.reader import read_rows
+from simulator.scenario.schema import Scenario
+from simulator.world.build import pretrain_seed
+from simulator.world.schedule import onsets
 
 SUMMARY_COLUMNS = [
     "method",
@@ -32,114 +44,81 @@ SUMMARY_COLUMNS = [
     "sim_duration_s",
     "wall_s",
     # Further columns (may grow; the ones above are stable).
-    "acc_final",
+    "acc_pre_shift",
     "acc_post_shift",
+    "acc_final",
     "recovery_censored",
+    "energy_j_per_device",
+    "energy_compute_j_per_device",
+    "energy_radio_j_per_device",
+    "cloud_flops_per_round",
+    "bytes_per_device_round",
     "late_device_rounds",
     "failed_device_rounds",
     "device_rounds",
     "round_duration_mean_s",
-    "bytes_per_device_round",
     "prototypes_final",
+    "pretrain_seed",
     "complete",
 ]
 
 
 def _mean(values: list[float]) -> float:
     finite = [v for v in values if v is not None and math.isfinite(v)]
-    return float(np.mean(finite)) if finite else float("nan")
+    return float(np.mean(finite)) if finite else math.nan
 
 
-def worst_fraction_mean(evals: list[dict[str, Any]], fraction: float = 0.1) -> float:
-    """Mean time-averaged accuracy of the worst ``fraction`` of evaluated devices."""
-    per_device: dict[int, list[float]] = {}
-    for row in evals:
-        for device, acc in zip(row["devices"], row["accs"], strict=True):
-            per_device.setdefault(device, []).append(acc)
-    if not per_device:
-        return float("nan")
-    averages = sorted(float(np.mean(v)) for v in per_device.values())
-    count = max(1, math.ceil(fraction * len(averages)))
-    return float(np.mean(averages[:count]))
+def _per(total: float, count: float) -> float:
+    return total / count if count else 0.0
 
 
-def recovery_times(
-    evals: list[dict[str, Any]], onsets: list[float], horizon_s: float, tolerance: float
-) -> tuple[list[float], int]:
-    """Seconds from each shift onset until accuracy is back within ``tolerance`` of before.
-
-    The level before an onset is the mean of up to three ticks before it. A shift
-    that never dips below that level minus ``tolerance`` recovers in 0 s. One that
-    has not recovered by the horizon counts the time to the horizon (a lower
-    bound) and is counted in the second return value.
-    """
-    times, censored = [], 0
-    series = [(float(r["time_s"]), float(r["acc_mean"])) for r in evals]
-    for onset in sorted(set(onsets)):
-        before = [acc for t, acc in series if t < onset][-3:]
-        after = [(t, acc) for t, acc in series if t >= onset]
-        if not before or not after:
-            continue
-        floor = float(np.mean(before)) - tolerance
-        dip = next((i for i, (_, acc) in enumerate(after) if acc < floor), None)
-        if dip is None:
-            times.append(0.0)
-            continue
-        back = next((t for t, acc in after[dip:] if acc >= floor), None)
-        if back is None:
-            censored += 1
-            times.append(horizon_s - onset)
-        else:
-            times.append(back - onset)
-    return times, censored
-
-
-def summarize_file(
-    path: Path,
-    method: str,
-    seed: int,
-    devices: int,
-    onsets: list[float],
-    horizon_s: float,
-    tolerance: float,
-) -> dict[str, Any]:
+def summarize_file(path: Path, method: str, seed: int, scenario: Scenario) -> dict[str, Any]:
     """One summary row from one method-seed metrics file."""
     rows = read_rows(path)
     rounds = [r for r in rows if r["kind"] == "round"]
-    # a tick at which no device answered measured nothing (acc_mean is null)
-    evals = [r for r in rows if r["kind"] == "eval" and r.get("acc_mean") is not None]
+    evals = answered(rows)
     end = next((r for r in rows if r["kind"] == "end"), None)
+    devices = scenario.fleet.devices
     replied = sum(r["replied"] for r in rounds)
-    recovery, censored = recovery_times(evals, onsets, horizon_s, tolerance)
-    first_onset = min(onsets) if onsets else None
-    post = [e["acc_mean"] for e in evals if first_onset is not None and e["time_s"] >= first_onset]
+    onset_list = onsets(scenario)
+    horizon = scenario.rounds.horizon_s
+    recovery, censored = recovery_times(
+        evals, onset_list, horizon, scenario.rounds.recovery_tolerance
+    )
+    post = after_each(onset_list, scenario.rounds.post_shift_window_s)
     last_round_end = max((r["start_s"] + r["duration_s"] for r in rounds), default=0.0)
+    sampled = [r["duration_s"] for r in rounds if r["sampled"]]
+
+    def total(key: str) -> float:
+        return float(sum(r.get(key, 0.0) for r in rounds))
+
     return {
         "method": method,
         "seed": seed,
-        "acc_mean": _mean([e["acc_mean"] for e in evals]),
-        "acc_worst10": worst_fraction_mean(evals),
-        "recovery_s": _mean(recovery) if recovery else 0.0,
-        "bytes_up_per_device": sum(r["bytes_up"] for r in rounds) / devices,
-        "bytes_down_per_device": sum(r["bytes_down"] for r in rounds) / devices,
-        "device_flops_per_round": sum(r["flops"] for r in rounds) / replied if replied else 0.0,
-        "device_backward_passes": sum(r["backward_passes"] for r in rounds),
+        "acc_mean": tick_mean(evals),
+        "acc_worst10": worst_share_mean(list(device_means(evals).values())),
+        "recovery_s": _mean(recovery),
+        "bytes_up_per_device": total("bytes_up") / devices,
+        "bytes_down_per_device": total("bytes_down") / devices,
+        "device_flops_per_round": _per(total("flops"), replied),
+        "device_backward_passes": int(total("backward_passes")),
         "rounds": len(rounds),
-        "dropped_device_rounds": sum(r["late"] + r["failed"] for r in rounds),
+        "dropped_device_rounds": int(total("late") + total("failed")),
         "sim_duration_s": end["sim_duration_s"] if end else last_round_end,
         "wall_s": end["wall_s"] if end else (rounds[-1]["wall_s"] if rounds else 0.0),
+        "acc_pre_shift": tick_mean(evals, before(onset_list)) if onset_list else math.nan,
+        "acc_post_shift": tick_mean(evals, post) if onset_list else math.nan,
         "acc_final": _mean([e["acc_mean"] for e in evals[-3:]]),
-        "acc_post_shift": _mean(post) if post else float("nan"),
         "recovery_censored": censored,
-        "late_device_rounds": sum(r["late"] for r in rounds),
-        "failed_device_rounds": sum(r["failed"] for r in rounds),
-        "device_rounds": sum(r["sampled"] for r in rounds),
-        "round_duration_mean_s": _mean([r["duration_s"] for r in rounds if r["sampled"]])
-        if any(r["sampled"] for r in rounds)
-        else 0.0,
-        "bytes_per_device_round": (
-            sum(r["bytes_up"] + r["bytes_down"] for r in rounds) / replied if replied else 0.0
-        ),
+        "energy_j_per_device": total("energy_j") / devices,
+        "energy_compute_j_per_device": total("energy_compute_j") / devices,
+        "energy_radio_j_per_device": (total("energy_j") - total("energy_compute_j")) / devices,
+        "cloud_flops_per_round": _per(total("cloud_flops"), len(rounds)),
+        "bytes_per_device_round": _per(total("bytes_up") + total("bytes_down"), replied),
+        "late_device_rounds": int(total("late")),
+        "failed_device_rounds": int(total("failed")),
+        "device_rounds": int(total("sampled")),
+        "round_duration_mean_s": _mean(sampled) if sampled else 0.0,
         "prototypes_final": next(
             (
                 r["train_metrics"]["prototypes"]
@@ -148,6 +127,7 @@ def summarize_file(
             ),
             None,
         ),
+        "pretrain_seed": pretrain_seed(scenario, seed),
         "complete": end is not None,
     }
 

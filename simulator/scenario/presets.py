@@ -18,6 +18,9 @@ rounded published medians (units in the key names; 1 kbit = 1,000 bits):
 - Availability and crash rates are modelling choices, not measurements: lower
   for cheap phones on poor links (battery, coverage), per FedScale's finding
   that device availability is far from uniform.
+- Energy: each class's radio names a row of ``simulator.world.energy.RADIOS``
+  (sources there); joules per FLOP are modelling choices (100 / 50 / 30 pJ for
+  low / mid / high-end CPUs), bracketed by the published bounds cited there.
 """
 
 from __future__ import annotations
@@ -32,6 +35,8 @@ PRESETS: dict[str, dict[str, Any]] = {
         "rtt_ms": {"median": 600, "sigma": 0.3},
         "availability": 0.6,
         "crash_rate": 0.02,
+        "radio": "2g",
+        "joules_per_flop": 100e-12,
     },
     "3g-midrange": {
         "compute_flops": {"median": 5.0e9, "sigma": 0.3},
@@ -40,6 +45,8 @@ PRESETS: dict[str, dict[str, Any]] = {
         "rtt_ms": {"median": 150, "sigma": 0.3},
         "availability": 0.75,
         "crash_rate": 0.01,
+        "radio": "3g",
+        "joules_per_flop": 50e-12,
     },
     "4g-highend": {
         "compute_flops": {"median": 2.0e10, "sigma": 0.3},
@@ -48,6 +55,8 @@ PRESETS: dict[str, dict[str, Any]] = {
         "rtt_ms": {"median": 50, "sigma": 0.3},
         "availability": 0.85,
         "crash_rate": 0.005,
+        "radio": "4g",
+        "joules_per_flop": 30e-12,
     },
     "wifi-midrange": {
         "compute_flops": {"median": 5.0e9, "sigma": 0.3},
@@ -56,6 +65,8 @@ PRESETS: dict[str, dict[str, Any]] = {
         "rtt_ms": {"median": 20, "sigma": 0.4},
         "availability": 0.9,
         "crash_rate": 0.005,
+        "radio": "wifi",
+        "joules_per_flop": 50e-12,
     },
     "wifi-highend": {
         "compute_flops": {"median": 2.0e10, "sigma": 0.3},
@@ -64,6 +75,8 @@ PRESETS: dict[str, dict[str, Any]] = {
         "rtt_ms": {"median": 15, "sigma": 0.4},
         "availability": 0.9,
         "crash_rate": 0.002,
+        "radio": "wifi",
+        "joules_per_flop": 30e-12,
     },
 }
 

@@ -29,6 +29,8 @@ class DeviceProfile:
     rtt_s: float
     availability: float
     crash_rate: float
+    radio: str = "4g"
+    joules_per_flop: float = 1e-10
 
 
 def class_counts(classes: list[DeviceClass], devices: int) -> list[int]:
@@ -74,6 +76,8 @@ def build_fleet(scenario: Scenario, seed: int) -> list[DeviceProfile]:
                 rtt_s=1e-3 * _lognormal(spec.rtt_ms.median, spec.rtt_ms.sigma, z_rtt),
                 availability=spec.availability,
                 crash_rate=spec.crash_rate,
+                radio=spec.radio,
+                joules_per_flop=spec.joules_per_flop,
             )
         )
     return fleet

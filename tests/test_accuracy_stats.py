@@ -1,0 +1,118 @@
+"""Accuracy windows, recovery times and paired intervals on hand-made evaluation rows."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from simulator.run.accuracy import after_each, before, recovery_times, tick_mean, worst_share_mean
+from simulator.run.paired import METRICS, compare
+
+
+def _tick(time_s: float, accs: list[float]) -> dict:
+    return {
+        "kind": "eval",
+        "time_s": time_s,
+        "devices": list(range(len(accs))),
+        "accs": accs,
+        "acc_mean": float(np.mean(accs)),
+    }
+
+
+def _series(values: list[float], step: float = 10.0) -> list[dict]:
+    return [_tick(i * step, [v]) for i, v in enumerate(values)]
+
+
+def test_windows_split_ticks_at_the_onset():
+    rows = _series([0.9, 0.9, 0.5, 0.7, 0.9])  # ticks at 0..40 s, onset at 20 s
+    assert tick_mean(rows, before([20.0])) == pytest.approx(0.9)
+    assert tick_mean(rows, after_each([20.0], 20.0)) == pytest.approx(0.6)
+    assert math.isnan(tick_mean(rows, after_each([100.0], 20.0)))
+
+
+def test_recovery_counts_time_back_to_the_level_before_the_onset():
+    rows = _series([0.9, 0.9, 0.9, 0.5, 0.7, 0.89, 0.9])
+    times, censored = recovery_times(rows, [30.0], horizon_s=70.0, tolerance=0.02)
+    assert times == [20.0] and censored == 0
+
+
+def test_a_shift_that_never_dips_recovers_at_once():
+    rows = _series([0.9, 0.9, 0.9, 0.895, 0.9])
+    assert recovery_times(rows, [30.0], horizon_s=50.0, tolerance=0.02) == ([0.0], 0)
+
+
+def test_never_recovering_is_censored_not_zero():
+    rows = _series([0.9, 0.9, 0.5, 0.5, 0.5])
+    times, censored = recovery_times(rows, [20.0], horizon_s=50.0, tolerance=0.02)
+    assert times == [30.0] and censored == 1
+
+
+def test_an_onset_without_ticks_around_it_is_not_measured():
+    rows = _series([0.9, 0.9, 0.9])
+    assert recovery_times(rows, [500.0], horizon_s=600.0, tolerance=0.02) == ([], 0)
+    assert recovery_times(rows, [0.0], horizon_s=30.0, tolerance=0.02) == ([], 0)
+
+
+def test_each_onset_of_a_recurring_shift_is_measured_until_the_next():
+    rows = _series([0.9, 0.9, 0.5, 0.9, 0.9, 0.4, 0.4, 0.9])
+    times, censored = recovery_times(rows, [20.0, 50.0], horizon_s=80.0, tolerance=0.02)
+    assert times == [10.0, 20.0] and censored == 0
+
+
+def test_worst_share_takes_at_least_one_value():
+    assert worst_share_mean([0.3, 0.9, 0.8]) == pytest.approx(0.3)
+    assert worst_share_mean(list(np.linspace(0, 1, 20))) == pytest.approx(np.mean([0, 1 / 19]))
+    assert math.isnan(worst_share_mean([]))
+
+
+def _runs(per_seed_accs: dict[int, list[float]]) -> dict[int, list[dict]]:
+    return {seed: [_tick(0.0, accs), _tick(10.0, accs)] for seed, accs in per_seed_accs.items()}
+
+
+MEAN = next(m for m in METRICS if m.name == "acc_mean")
+WORST = next(m for m in METRICS if m.name == "acc_worst10")
+
+
+def test_identical_methods_show_no_difference():
+    rng = np.random.default_rng(1)
+    a = _runs({s: list(rng.uniform(0.5, 1.0, 30)) for s in range(3)})
+    result = compare(a, a, MEAN, [], 60.0, ("x", "y"))
+    assert result.difference == 0.0 and result.low == 0.0 and result.high == 0.0
+    assert result.verdict == "no detectable difference"
+
+
+def test_a_consistent_gain_on_every_device_is_a_lead_with_a_tight_interval():
+    rng = np.random.default_rng(2)
+    base = {s: list(rng.uniform(0.5, 0.8, 40)) for s in range(3)}
+    better = {s: [v + 0.05 for v in accs] for s, accs in base.items()}
+    result = compare(_runs(better), _runs(base), MEAN, [], 60.0, ("x", "y"))
+    assert result.difference == pytest.approx(0.05)
+    assert result.low == pytest.approx(0.05) and result.high == pytest.approx(0.05)
+    assert result.verdict == "lead" and result.seeds == 3 and result.devices == 120
+    flipped = compare(_runs(base), _runs(better), MEAN, [], 60.0, ("y", "x"))
+    assert flipped.verdict == "behind"
+
+
+def test_noisy_differences_that_cancel_are_not_a_lead():
+    rng = np.random.default_rng(3)
+    base = {s: list(rng.uniform(0.4, 0.9, 20)) for s in range(2)}
+    noisy = {s: list(np.array(accs) + rng.normal(0, 0.1, 20)) for s, accs in base.items()}
+    result = compare(_runs(noisy), _runs(base), MEAN, [], 60.0, ("x", "y"))
+    assert result.low < result.difference < result.high
+    assert result.verdict == "no detectable difference"
+    again = compare(_runs(noisy), _runs(base), MEAN, [], 60.0, ("x", "y"))
+    assert again == result  # the bootstrap is seeded: same rows, same interval
+
+
+def test_only_devices_both_methods_evaluated_are_paired():
+    ours = {0: [_tick(0.0, [0.9, 0.9, 0.1])]}
+    theirs = {0: [{**_tick(0.0, [0.8, 0.8]), "devices": [0, 1]}]}
+    result = compare(ours, theirs, WORST, [], 60.0, ("x", "y"))
+    assert result.devices == 2 and result.difference == pytest.approx(0.1)
+
+
+def test_no_shared_seed_gives_no_figure():
+    result = compare(_runs({0: [0.5]}), _runs({1: [0.5]}), MEAN, [], 60.0, ("x", "y"))
+    assert math.isnan(result.difference) and result.verdict == "no detectable difference"
