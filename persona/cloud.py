@@ -34,11 +34,13 @@ class DeployRules:
 
     ``assignment`` is ``"nearest"`` (nearest centroid) or ``"smallest-edit"``
     (the prototype whose clipped edit is smallest); prototype heads take their
-    members' accumulated edits every ``head_refresh_rounds`` rounds.
+    members' accumulated edits every ``head_refresh_rounds`` rounds. With
+    ``edits`` off (an ablation) devices get their prototype head and a zero edit.
     """
 
     assignment: str = "nearest"
     head_refresh_rounds: int = 10
+    edits: bool = True
 
 
 @dataclass
@@ -68,6 +70,7 @@ class PersonaCloud:
         self.bank = bank
         self.refine_config = refine
         self.assignment = rules.assignment
+        self.edits = rules.edits
         self.head_refresh_rounds = max(1, rules.head_refresh_rounds)
         self._pending = [(torch.zeros_like(w), torch.zeros_like(b)) for w, b in bank.heads]
         self._pending_count = torch.zeros(len(bank))
@@ -146,6 +149,8 @@ class PersonaCloud:
         if self.refine_config.enabled:
             self._spawn(codes, assigned, report)
         edits = self.adapter.generators(layer_codes, assigned)
+        if not self.edits:
+            edits = [(torch.zeros_like(dw), torch.zeros_like(db)) for dw, db in edits]
         heads = {
             k: [(w.clone(), b.clone()) for w, b in self.bank.head(k)]
             for k in set(assigned.tolist())

@@ -15,16 +15,19 @@ import torch
 from torch import nn
 
 from basemodel.architecture import HeadWeights
-from basemodel.cache import cache_key, default_cache_dir, save_atomically
+from basemodel.cache import cache_key, default_cache_dir, load_entry, save_atomically
 from basemodel.resources import Transform
 from persona.adapter import AdapterConfig, PersonaAdapter
 from persona.prototypes import PrototypeBank
 from persona.training import (
+    AdapterDiagnostics,
     EpisodeSampler,
+    HeldOutEpisodes,
     PersonaTrainConfig,
     build_prototypes,
     context_features,
     expiry_distance,
+    split_images,
     train_adapter,
 )
 
@@ -40,6 +43,7 @@ class PersonaCloudState:
     expiry_distance: float
     final_loss: float
     cache_path: Path
+    diagnostics: AdapterDiagnostics | None = None
 
 
 def head_weights(head: nn.Module) -> HeadWeights:
@@ -68,31 +72,29 @@ def pretrain_persona(
             "adapter": asdict(adapter_config),
             "train": asdict(train_config),
             "seed": seed,
-            "format": 3,
+            "format": 4,
         }
     )
     path = cache_dir / f"persona-{key}.pt"
-    if path.exists():
-        saved = torch.load(path, weights_only=True)
-        bank = PrototypeBank.from_state(saved["bank"])
-        adapter = PersonaAdapter(adapter_config, prototypes=len(bank))
-        adapter.load_state_dict(saved["adapter"])
-        return PersonaCloudState(
-            adapter.eval(),
-            bank,
-            saved["spawn"],
-            saved["merge"],
-            saved["expiry"],
-            saved["loss"],
-            path,
-        )
+    saved = load_entry(path, ("adapter", "bank", "spawn", "merge", "expiry", "loss"))
+    cached = _from_cache(saved, adapter_config, path) if saved is not None else None
+    if cached is not None:
+        return cached
     with torch.random.fork_rng():
         torch.manual_seed(seed)
         features = context_features(backbone, images, contexts)
-        sampler = EpisodeSampler(features, labels, num_classes, train_config.dirichlet_alpha, seed)
+        alpha = train_config.dirichlet_alpha
+        trained, held = split_images(len(labels), train_config.heldout_fraction, seed)
+        sampler = EpisodeSampler(features, labels, num_classes, alpha, seed, images=trained)
+        heldout = None
+        if len(held):
+            held_sampler = EpisodeSampler(
+                features, labels, num_classes, alpha, seed + 1, images=held
+            )
+            heldout = HeldOutEpisodes.draw(held_sampler, train_config)
         adapter = PersonaAdapter(adapter_config)
         base = head_weights(head)
-        losses = train_adapter(adapter, base, sampler, train_config)
+        losses, diagnostics = train_adapter(adapter, base, sampler, train_config, heldout)
         bank, spawn, merge = build_prototypes(adapter, base, sampler, train_config, seed)
         expiry = expiry_distance(sampler, train_config)
     final_loss = float(sum(losses[-50:]) / max(1, len(losses[-50:])))
@@ -104,7 +106,57 @@ def pretrain_persona(
             "merge": merge,
             "expiry": expiry,
             "loss": final_loss,
+            "diagnostics": _diagnostics_state(diagnostics) if diagnostics else {},
         },
         path,
     )
-    return PersonaCloudState(adapter.eval(), bank, spawn, merge, expiry, final_loss, path)
+    return PersonaCloudState(
+        adapter.eval(), bank, spawn, merge, expiry, final_loss, path, diagnostics
+    )
+
+
+def _from_cache(saved: dict, config: AdapterConfig, path: Path) -> PersonaCloudState | None:
+    """The cached state, or None if the entry does not fit (then it is rebuilt)."""
+    try:
+        bank = PrototypeBank.from_state(saved["bank"])
+        adapter = PersonaAdapter(config, prototypes=len(bank))
+        adapter.load_state_dict(saved["adapter"])
+        diagnostics = saved.get("diagnostics")
+        return PersonaCloudState(
+            adapter.eval(),
+            bank,
+            float(saved["spawn"]),
+            float(saved["merge"]),
+            float(saved["expiry"]),
+            float(saved["loss"]),
+            path,
+            _diagnostics_from(diagnostics) if diagnostics else None,
+        )
+    except (KeyError, RuntimeError, TypeError, ValueError, AttributeError, IndexError):
+        return None
+
+
+def _diagnostics_state(d: AdapterDiagnostics) -> dict:
+    """Plain numbers and tensors (the cache loads with ``weights_only``)."""
+    return {
+        "curve": torch.tensor(d.curve, dtype=torch.float64),
+        "best_step": d.best_step,
+        "stopped_at": d.stopped_at,
+        "heldout": torch.tensor([d.heldout_loss, d.heldout_acc_edited, d.heldout_acc_base]),
+        "per_context": torch.tensor(
+            [[c, edited, base] for c, (edited, base) in sorted(d.per_context.items())]
+        ),
+    }
+
+
+def _diagnostics_from(state: dict) -> AdapterDiagnostics:
+    loss, edited, base = state["heldout"].tolist()
+    return AdapterDiagnostics(
+        [(int(s), tl, hl) for s, tl, hl in state["curve"].tolist()],
+        int(state["best_step"]),
+        int(state["stopped_at"]),
+        loss,
+        edited,
+        base,
+        {int(c): (e, b) for c, e, b in state["per_context"].tolist()},
+    )

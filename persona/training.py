@@ -6,14 +6,24 @@
    draw an unlabeled support window and a labeled query batch from it; the
    adapter maps the support window to an edit; the loss is the task loss of the
    edited head on the query batch. Only the adapter learns.
-3. Prototypes: codes of many episodes are clustered with k-means; each
-   cluster's head ``P(k)`` is the base head fine-tuned on its episodes' data,
-   and each cluster's copy of the generators is fine-tuned with ``P(k)`` as the
-   base (the encoder and cross-layer GRU stay shared and frozen).
+   A held-out share of the cloud's images never enters a training episode:
+   episodes drawn from it score the adapter every ``eval_every`` steps (loss,
+   and accuracy with and without the edit, per context), training stops when
+   the held-out loss has not improved for ``patience`` scores, and the best
+   scored adapter is kept.
+3. Prototypes: codes of many episodes are clustered with k-means. By default
+   (``prototype_heads="generated"``, as in the authors' public code) a
+   cluster's head ``P(k)`` is the base head plus the clipped generator output
+   at the cluster's centroid code: bounded, and of the same kind as the edits
+   the generators learned to add. ``"finetuned"`` instead fine-tunes the base
+   head on the cluster's episodes (unbounded). Each cluster's copy of the
+   generators is then fine-tuned with ``P(k)`` as the base (the encoder and
+   cross-layer GRU stay shared and frozen).
 """
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
 
 import numpy as np
@@ -49,6 +59,11 @@ class PersonaTrainConfig:
     spawn_factor: float = 2.0
     merge_factor: float = 0.25
     expiry_factor: float = 1.0
+    prototype_heads: str = "generated"
+    heldout_fraction: float = 0.2
+    eval_every: int = 100
+    eval_episodes: int = 256
+    patience: int = 4
 
 
 @torch.no_grad()
@@ -77,6 +92,7 @@ class EpisodeSampler:
         alpha: float,
         seed: int,
         contexts: list[int] | None = None,
+        images: np.ndarray | None = None,
     ):
         self.features = features
         self.labels = labels
@@ -85,7 +101,12 @@ class EpisodeSampler:
         self.rng = np.random.default_rng(seed)
         self.contexts = contexts if contexts is not None else list(range(features.shape[0]))
         labels_np = labels.numpy()
-        self.by_class = [np.flatnonzero(labels_np == c) for c in range(num_classes)]
+        allowed = (
+            np.ones(len(labels_np), bool)
+            if images is None
+            else np.isin(np.arange(len(labels_np)), images)
+        )
+        self.by_class = [np.flatnonzero((labels_np == c) & allowed) for c in range(num_classes)]
 
     def _draw(self, prior: np.ndarray, count: int) -> np.ndarray:
         classes = self.rng.choice(self.num_classes, size=count, p=prior)
@@ -139,27 +160,126 @@ def episode_loss(
     return nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), qy.reshape(-1))
 
 
+@dataclass(frozen=True)
+class HeldOutEpisodes:
+    """A fixed set of episodes from images no training episode uses, per context."""
+
+    context: torch.Tensor  # (E,) context index of each episode
+    support: torch.Tensor
+    qx: torch.Tensor
+    qy: torch.Tensor
+
+    @classmethod
+    def draw(cls, sampler: EpisodeSampler, config: PersonaTrainConfig) -> HeldOutEpisodes:
+        per_context = max(1, config.eval_episodes // len(sampler.contexts))
+        context, support, qx, qy = [], [], [], []
+        for c in sampler.contexts:
+            fixed = EpisodeSampler.__new__(EpisodeSampler)
+            fixed.__dict__.update(sampler.__dict__, contexts=[c])
+            s, x, y = fixed.sample(per_context, config.window, config.query)
+            context += [c] * per_context
+            support.append(s)
+            qx.append(x)
+            qy.append(y)
+        return cls(torch.tensor(context), torch.cat(support), torch.cat(qx), torch.cat(qy))
+
+
+@dataclass
+class AdapterDiagnostics:
+    """The adapter's held-out record: what a reader needs to trust (or not) its edits.
+
+    ``curve`` holds ``(step, train_loss, heldout_loss)`` at every score;
+    ``per_context`` the best adapter's held-out accuracy with and without the
+    edit, by context index. ``stopped_at`` is the step training ended.
+    """
+
+    curve: list[tuple[int, float, float]]
+    best_step: int
+    stopped_at: int
+    heldout_loss: float
+    heldout_acc_edited: float
+    heldout_acc_base: float
+    per_context: dict[int, tuple[float, float]]
+
+
+@torch.no_grad()
+def score_heldout(
+    adapter: PersonaAdapter, head: HeadWeights, episodes: HeldOutEpisodes
+) -> tuple[float, torch.Tensor, torch.Tensor]:
+    """Held-out loss, and per-episode accuracy with and without the edit."""
+    count = len(episodes.qy)
+    bases = head_as_batch(head, count)
+    proto = torch.zeros(count, dtype=torch.long)
+    edits = adapter(summaries_of(episodes.support, adapter.config.summary), proto)
+    edited = batched_head_forward(episodes.qx, edited_heads(bases, edits))
+    plain = batched_head_forward(episodes.qx, bases)
+    loss = nn.functional.cross_entropy(
+        edited.reshape(-1, edited.shape[-1]), episodes.qy.reshape(-1)
+    )
+    accuracy = lambda logits: (logits.argmax(-1) == episodes.qy).float().mean(dim=1)  # noqa: E731
+    return float(loss), accuracy(edited), accuracy(plain)
+
+
 def train_adapter(
     adapter: PersonaAdapter,
     head: HeadWeights,
     sampler: EpisodeSampler,
     config: PersonaTrainConfig,
-    parameters=None,
-    steps: int | None = None,
-) -> list[float]:
-    """Episodic training of the adapter on a single base head; returns the loss curve."""
-    optimizer = torch.optim.Adam(parameters or adapter.parameters(), lr=config.lr)
+    heldout: HeldOutEpisodes | None = None,
+) -> tuple[list[float], AdapterDiagnostics | None]:
+    """Episodic training of the adapter on a single base head.
+
+    With ``heldout`` episodes, training is scored on them every
+    ``config.eval_every`` steps, stops early after ``config.patience`` scores
+    without improvement, and ends with the best scored weights. Returns the
+    training loss curve and the diagnostics (None without held-out episodes).
+    """
+    optimizer = torch.optim.Adam(adapter.parameters(), lr=config.lr)
     proto = torch.zeros(config.episodes_per_step, dtype=torch.long)
     bases = head_as_batch(head, config.episodes_per_step)
-    losses = []
-    for _ in range(steps if steps is not None else config.steps):
+    losses: list[float] = []
+    curve: list[tuple[int, float, float]] = []
+    best = (float("inf"), 0, copy.deepcopy(adapter.state_dict()))
+    stale, step = 0, 0
+    for step in range(1, config.steps + 1):
         support, qx, qy = sampler.sample(config.episodes_per_step, config.window, config.query)
         optimizer.zero_grad()
         loss = episode_loss(adapter, bases, proto, support, qx, qy)
         loss.backward()
         optimizer.step()
         losses.append(loss.item())
-    return losses
+        if heldout is None or (step % config.eval_every and step != config.steps):
+            continue
+        held, _, _ = score_heldout(adapter, head, heldout)
+        curve.append((step, float(np.mean(losses[-config.eval_every :])), held))
+        if held < best[0]:
+            best, stale = (held, step, copy.deepcopy(adapter.state_dict())), 0
+        else:
+            stale += 1
+            if stale >= config.patience:
+                break
+    if heldout is None:
+        return losses, None
+    adapter.load_state_dict(best[2])
+    held, edited, plain = score_heldout(adapter, head, heldout)
+    per_context = {
+        int(c): (
+            float(edited[heldout.context == c].mean()),
+            float(plain[heldout.context == c].mean()),
+        )
+        for c in heldout.context.unique()
+    }
+    diagnostics = AdapterDiagnostics(
+        curve, best[1], step, held, float(edited.mean()), float(plain.mean()), per_context
+    )
+    return losses, diagnostics
+
+
+def split_images(count: int, heldout_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Image indices for training episodes and for held-out ones (seeded, disjoint)."""
+    order = np.random.default_rng([seed, 7]).permutation(count)
+    cut = int(round(heldout_fraction * count))
+    return np.sort(order[cut:]), np.sort(order[:cut])
 
 
 def _finetune_head(head: HeadWeights, x: torch.Tensor, y: torch.Tensor, epochs: int, seed: int):
@@ -198,16 +318,27 @@ def build_prototypes(
     k = max(1, min(config.prototypes, len(codes)))
     kmeans = KMeans(n_clusters=k, n_init=10, random_state=seed).fit(codes.numpy())
     labels = torch.as_tensor(kmeans.labels_, dtype=torch.long)
-    heads = []
-    for cluster in range(k):
-        mask = labels == cluster
-        x, y = qx[mask].reshape(-1, qx.shape[-1]), qy[mask].reshape(-1)
-        heads.append(_finetune_head(head, x, y, config.head_epochs, seed + cluster))
-    stacked = [
-        (torch.stack([h[layer][0] for h in heads]), torch.stack([h[layer][1] for h in heads]))
-        for layer in range(len(head))
-    ]
     centroids = torch.as_tensor(kmeans.cluster_centers_, dtype=torch.float32)
+    if config.prototype_heads == "generated":
+        with torch.no_grad():
+            layer_codes = centroids.view(k, adapter.config.layers, adapter.config.code_dim)
+            edits = adapter.generators(layer_codes, torch.zeros(k, dtype=torch.long))
+        stacked = edited_heads(head_as_batch(head, k), edits)
+        stacked = [(w.clone(), b.clone()) for w, b in stacked]
+    elif config.prototype_heads == "finetuned":
+        heads = []
+        for cluster in range(k):
+            mask = labels == cluster
+            x, y = qx[mask].reshape(-1, qx.shape[-1]), qy[mask].reshape(-1)
+            heads.append(_finetune_head(head, x, y, config.head_epochs, seed + cluster))
+        stacked = [
+            (torch.stack([h[layer][0] for h in heads]), torch.stack([h[layer][1] for h in heads]))
+            for layer in range(len(head))
+        ]
+    else:
+        raise ValueError(
+            f"unknown prototype_heads {config.prototype_heads!r}; valid: generated, finetuned"
+        )
     distances = (codes - centroids[labels]).norm(dim=1)
     typical = float(torch.quantile(distances, 0.99)) if len(distances) > 1 else 1.0
     bank = PrototypeBank(

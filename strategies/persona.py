@@ -10,7 +10,8 @@ the device does not hold that version. The device sets its head to
 
 Variants (same parameters, some fixed): ``persona-noproto`` (one base head, a
 DUET-style edit), ``persona-nocross`` (independent per-layer codes),
-``persona-norefine`` (prototypes frozen after pretraining).
+``persona-norefine`` (prototypes frozen after pretraining), ``persona-noedit``
+(prototype heads only: what the per-device edit adds).
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ from persona.adapter import AdapterConfig, summarize_window
 from persona.cloud import Assignment, DeployRules, PersonaCloud
 from persona.pretraining import pretrain_persona
 from persona.prototypes import RefineConfig
-from persona.training import PersonaTrainConfig
+from persona.training import AdapterDiagnostics, PersonaTrainConfig
 from strategies import wire
 from strategies.base import (
     CloudSetup,
@@ -79,6 +80,10 @@ class PersonaParams(MethodParams):
     eta: float = Field(default=_library(RefineConfig, "eta"), ge=0, le=1)
     head_refresh_rounds: int = Field(default=_library(DeployRules, "head_refresh_rounds"), ge=1)
     expiry: bool = True
+    edits: bool = True
+    prototype_heads: Literal["generated", "finetuned"] = _library(
+        PersonaTrainConfig, "prototype_heads"
+    )
     expiry_factor: float = Field(default=_library(PersonaTrainConfig, "expiry_factor"), gt=0)
     spawn_factor: float = Field(default=_library(PersonaTrainConfig, "spawn_factor"), gt=0)
     merge_factor: float = Field(default=_library(PersonaTrainConfig, "merge_factor"), ge=0)
@@ -363,6 +368,7 @@ def build_cloud(setup: CloudSetup, params: PersonaParams) -> PersonaStrategy:
         spawn_factor=params.spawn_factor,
         merge_factor=params.merge_factor,
         expiry_factor=params.expiry_factor,
+        prototype_heads=params.prototype_heads,
     )
     family = resources.family
     description = {"base": resources.pretrained_key, "contexts": family.context_names}
@@ -391,10 +397,30 @@ def build_cloud(setup: CloudSetup, params: PersonaParams) -> PersonaStrategy:
         merge_distance=state.merge_distance,
         max_prototypes=params.max_prototypes,
     )
-    rules = DeployRules(params.assignment, params.head_refresh_rounds)
+    if state.diagnostics is not None:
+        _log_diagnostics(state.diagnostics, family.context_names)
+    rules = DeployRules(params.assignment, params.head_refresh_rounds, params.edits)
     cloud = PersonaCloud(state.adapter, state.bank, refine, rules)
     dtype = torch.float16 if params.edit_precision == "float16" else torch.float32
     return PersonaStrategy(cloud, setup.sample_nodes, params.summary, state.expiry_distance, dtype)
+
+
+def _log_diagnostics(d: AdapterDiagnostics, names: list[str]) -> None:
+    """The adapter's held-out record in the run log: do its edits help on unseen images?"""
+    per_context = ", ".join(
+        f"{names[c] if c < len(names) else c} {100 * edited:.1f}% (unedited {100 * base:.1f}%)"
+        for c, (edited, base) in sorted(d.per_context.items())
+    )
+    log.info(
+        "persona adapter on held-out episodes: loss %.3f, accuracy %.1f%% with its edits, "
+        "%.1f%% without; best at step %d (stopped at %d); by context: %s",
+        d.heldout_loss,
+        100 * d.heldout_acc_edited,
+        100 * d.heldout_acc_base,
+        d.best_step,
+        d.stopped_at,
+        per_context,
+    )
 
 
 def _variant(name: str, summary: str, forced: dict) -> Method:
@@ -414,4 +440,5 @@ METHODS = [
     ),
     _variant("persona-nocross", "independent per-layer codes", {"cross_layer": False}),
     _variant("persona-norefine", "prototypes frozen after pretraining", {"refine": False}),
+    _variant("persona-noedit", "prototype heads only, no per-device edit", {"edits": False}),
 ]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import numpy as np
+import pytest
 import torch
 
 from basemodel.architecture import build_model
@@ -10,10 +12,13 @@ from persona.adapter import AdapterConfig, PersonaAdapter
 from persona.pretraining import head_weights
 from persona.training import (
     EpisodeSampler,
+    HeldOutEpisodes,
     PersonaTrainConfig,
+    build_prototypes,
     context_features,
     episode_loss,
     head_as_batch,
+    split_images,
     train_adapter,
 )
 from simulator.world.corruptions import rotate
@@ -36,7 +41,7 @@ def test_edits_reduce_query_loss_on_a_held_out_context():
     held_out = EpisodeSampler(features, labels, 10, 0.3, seed=2, contexts=[len(angles)])
     adapter = PersonaAdapter(AdapterConfig(feature_dim=64, head_widths=(64, 64, 10), clip=0.1))
     base = head_weights(model.head)
-    losses = train_adapter(adapter, base, train, config)
+    losses, _ = train_adapter(adapter, base, train, config)
     assert sum(losses[-50:]) / 50 < sum(losses[:50]) / 50  # it learned on its contexts
 
     support, qx, qy = held_out.sample(64, 32, 32)
@@ -89,3 +94,64 @@ def test_pretraining_gives_the_same_weights_in_any_thread(tmp_path):
     there = results["state"]
     for key, value in here.adapter.state_dict().items():
         assert torch.equal(value, there.adapter.state_dict()[key]), key
+
+
+def _digits_setup(steps: int, **config):
+    data = load_dataset("digits")
+    images, labels = data.images[:600], data.labels[:600]
+    torch.manual_seed(0)
+    model = build_model("mlp", data.input_shape, data.num_classes)
+    train_supervised(model, images, labels, PretrainConfig(epochs=5), seed=0)
+    contexts = [lambda x: x, lambda x: rotate(x, 40)]
+    features = context_features(model.backbone, images, contexts)
+    train_config = PersonaTrainConfig(steps=steps, window=16, query=16, **config)
+    adapter = PersonaAdapter(AdapterConfig(feature_dim=64, head_widths=(64, 64, 10), clip=0.1))
+    return model, features, labels, train_config, adapter
+
+
+def test_held_out_images_never_enter_training_episodes():
+    trained, held = split_images(600, 0.2, seed=3)
+    assert len(held) == 120 and not set(trained) & set(held)
+    assert len(trained) + len(held) == 600
+    _, features, labels, _, _ = _digits_setup(0)
+    sampler = EpisodeSampler(features, labels, 10, 0.5, seed=0, images=held)
+    drawn = set(np.concatenate([sampler._draw(np.full(10, 0.1), 50) for _ in range(20)]).tolist())
+    assert drawn <= set(held.tolist())
+
+
+def test_early_stopping_keeps_the_best_scored_adapter():
+    model, features, labels, config, adapter = _digits_setup(
+        400, eval_every=20, patience=2, eval_episodes=64, lr=3e-2
+    )
+    trained, held = split_images(len(labels), 0.3, seed=0)
+    sampler = EpisodeSampler(features, labels, 10, 0.5, seed=0, images=trained)
+    heldout = HeldOutEpisodes.draw(
+        EpisodeSampler(features, labels, 10, 0.5, 1, images=held), config
+    )
+    _, diagnostics = train_adapter(adapter, head_weights(model.head), sampler, config, heldout)
+    assert diagnostics is not None
+    best = min(loss for _, _, loss in diagnostics.curve)
+    assert diagnostics.heldout_loss == pytest.approx(best, rel=1e-5)
+    assert diagnostics.best_step == next(s for s, _, loss in diagnostics.curve if loss == best)
+    if diagnostics.stopped_at < 400:  # stopped early: exactly `patience` scores after the best
+        assert [s for s, _, _ in diagnostics.curve][-1] == diagnostics.best_step + 2 * 20
+    assert set(diagnostics.per_context) == {0, 1}
+
+
+def test_generated_prototype_heads_are_the_base_plus_a_clipped_edit():
+    model, features, labels, config, adapter = _digits_setup(
+        30, prototypes=3, prototype_episodes=64, generator_steps=0
+    )
+    sampler = EpisodeSampler(features, labels, 10, 0.5, seed=0)
+    base = head_weights(model.head)
+    train_adapter(adapter, base, sampler, config)
+    bank, _, _ = build_prototypes(adapter, base, sampler, config, seed=0)
+    for k in range(len(bank)):
+        for (w, b), (w0, b0) in zip(bank.head(k), base, strict=True):
+            assert (w - w0).abs().max() <= 0.1 + 1e-6 and (b - b0).abs().max() <= 0.1 + 1e-6
+    codes = bank.centroids.view(len(bank), 2, -1)
+    expected = adapter.generators(codes, torch.zeros(len(bank), dtype=torch.long))
+    assert torch.allclose(bank.heads[0][0][1] - base[0][0], expected[0][0][1], atol=1e-6)
+    finetuned = PersonaTrainConfig(**{**config.__dict__, "prototype_heads": "finetuned"})
+    other, _, _ = build_prototypes(adapter, base, sampler, finetuned, seed=0)
+    assert not torch.allclose(other.heads[0][0], bank.heads[0][0])

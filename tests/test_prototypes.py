@@ -127,3 +127,21 @@ def test_persona_cloud_skips_malformed_summaries():
     assert metrics["malformed"] == 3
     assert sorted(strategy._answers) == [10]
     assert len(list(strategy.configure_apply(1, grid=None))) == 1
+
+
+def test_the_noedit_ablation_serves_prototype_heads_with_zero_edits():
+    torch.manual_seed(0)
+    bank = _bank([[0.0] * 4, [9.0] * 4])
+    adapter = PersonaAdapter(CONFIG, prototypes=2)
+    with torch.no_grad():
+        for offsets in adapter.generators.weight_offsets:
+            offsets.fill_(0.3)  # every edit would be non-zero
+    summaries = torch.randn(3, 5, 4)
+    plain = PersonaCloud(adapter, bank, RefineConfig(enabled=False), DeployRules())
+    ablated = PersonaCloud(adapter, bank, RefineConfig(enabled=False), DeployRules(edits=False))
+    edited, _ = plain.respond(summaries, 1)
+    zeroed, _ = ablated.respond(summaries, 1)
+    assert all(a.edit[0][0].abs().max() > 0 for a in edited)
+    for with_edit, without in zip(edited, zeroed, strict=True):
+        assert with_edit.proto_id == without.proto_id
+        assert all(dw.abs().max() == 0 and db.abs().max() == 0 for dw, db in without.edit)
