@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 from pathlib import Path
 from typing import Any
@@ -39,9 +40,41 @@ def cache_key(description: dict) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
 
 
+class CacheError(Exception):
+    """The cache folder cannot be written; the message names it and how to move it."""
+
+
 def save_atomically(document: Any, path: Path) -> None:
     """``torch.save`` to ``path`` through a temporary file and a rename."""
-    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(f".tmp{os.getpid()}")
-    torch.save(document, tmp)
-    os.replace(tmp, path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        torch.save(document, tmp)
+        os.replace(tmp, path)
+    except OSError as err:
+        tmp.unlink(missing_ok=True) if tmp.parent.is_dir() else None
+        raise CacheError(
+            f"cannot write the cache entry {path} ({err.strerror or err}); "
+            "point PERSONA_FLEET_CACHE at a writable folder"
+        ) from None
+
+
+def load_entry(path: Path, expected: tuple[str, ...] = ()) -> Any | None:
+    """A cache entry, or None when it is missing or unreadable (then it is rebuilt).
+
+    A torn, foreign or hand-edited file under a valid name is a miss, not a
+    crash: the caller recomputes the entry and replaces it atomically.
+    ``expected`` are keys a dictionary entry must hold.
+    """
+    if not path.exists():
+        return None
+    try:
+        entry = torch.load(path, weights_only=True)
+        if expected and not (isinstance(entry, dict) and all(k in entry for k in expected)):
+            raise ValueError(f"missing {[k for k in expected if k not in (entry or {})]}")
+        return entry
+    except Exception as err:  # any unreadable content is a miss, whatever raised it
+        logging.getLogger("persona_fleet").warning(
+            "cache entry %s is unreadable (%s); rebuilding it", path, type(err).__name__
+        )
+        return None

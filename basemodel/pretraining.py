@@ -13,7 +13,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from basemodel.cache import cache_key, default_cache_dir, save_atomically
+from basemodel.cache import cache_key, default_cache_dir, load_entry, save_atomically
 
 
 @dataclass(frozen=True)
@@ -62,10 +62,13 @@ def pretrained_state(
     cache_dir = cache_dir or default_cache_dir()
     key = cache_key({**description, "config": asdict(config), "seed": seed})
     path = cache_dir / f"pretrained-{key}.pt"
-    if path.exists():
-        state = torch.load(path, weights_only=True)
-        model.load_state_dict(state)
-        return state, path
+    state = load_entry(path)
+    if state is not None:
+        try:
+            model.load_state_dict(state)
+            return state, path
+        except (RuntimeError, TypeError, AttributeError):  # a foreign entry: rebuild it
+            pass
     train_supervised(model, images, labels, config, seed)
     state = {k: v.detach().clone() for k, v in model.state_dict().items()}
     save_atomically(state, path)

@@ -18,6 +18,7 @@ import os
 import sys
 from pathlib import Path
 
+from basemodel.cache import CacheError
 from simulator.engine.stop import StopRequested
 from simulator.run.plan import DEFAULT_CHECKPOINT_BUDGET, DEFAULT_CHECKPOINT_EVERY
 from simulator.run.stopping import EXIT_INTERRUPTED
@@ -143,11 +144,18 @@ def _validate(argv: list[str]) -> int:
 
     args = build_validate_parser().parse_args(argv)
     scenario = load_scenario(args.scenario, args.overrides)
+    _warn(scenario)
     print(
         f"{args.scenario}: valid ({scenario.fleet.devices} devices, "
         f"{len(scenario.methods)} methods, {scenario.rounds.count} rounds)"
     )
     return 0
+
+
+def _warn(scenario: Scenario) -> None:
+    """The scenario's warnings, one line each on stderr (they do not stop the run)."""
+    for note in scenario.warnings():
+        print(f"warning: {note}", file=sys.stderr)
 
 
 def _run(argv: list[str]) -> int:
@@ -173,8 +181,16 @@ def _run(argv: list[str]) -> int:
     methods = [m.name for m in scenario.methods]
     if args.methods:
         wanted = [m.strip() for m in args.methods.split(",") if m.strip()]
+        repeated = sorted({m for m in wanted if wanted.count(m) > 1})
+        if repeated:
+            raise UserError(
+                f"--methods: each method may appear once; repeated: {', '.join(repeated)}"
+            )
+        if not wanted:
+            raise UserError("--methods: name at least one method")
         scenario = with_methods(scenario, wanted, args.scenario)
         methods = wanted
+    _warn(scenario)
     seeds_count = args.seeds or scenario.seeds
     plan = RunPlan(
         scenario=scenario,
@@ -254,6 +270,9 @@ def main(argv: list[str] | None = None) -> int:
     except UserError as error:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_USAGE
+    except CacheError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
     except StopRequested as stopped:
         folder = str(stopped)
         print(

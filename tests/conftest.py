@@ -17,7 +17,7 @@ TINY: dict[str, Any] = {
         "classes": [
             {
                 "name": "slow",
-                "share": 1,
+                "share": 0.5,
                 "compute_flops": {"median": 2.0e9, "sigma": 0.2},
                 "uplink_kbps": {"median": 300, "sigma": 0.3},
                 "downlink_kbps": {"median": 1000, "sigma": 0.3},
@@ -27,7 +27,7 @@ TINY: dict[str, Any] = {
             },
             {
                 "name": "fast",
-                "share": 1,
+                "share": 0.5,
                 "compute_flops": {"median": 2.0e10},
                 "uplink_kbps": {"median": 10000},
                 "downlink_kbps": {"median": 30000},

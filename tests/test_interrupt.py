@@ -9,10 +9,12 @@ import subprocess
 import sys
 import time
 
+import pytest
 from conftest import write_yaml
 
 
-def test_sigint_leaves_valid_metrics_and_a_summary(tmp_path, tiny_document):
+@pytest.mark.parametrize("how", [signal.SIGINT, signal.SIGTERM], ids=["sigint", "sigterm"])
+def test_a_stop_signal_leaves_valid_metrics_and_a_summary(tmp_path, tiny_document, how):
     tiny_document["rounds"]["count"] = 5000
     tiny_document["methods"] = [{"name": "fedavg"}]
     scenario = write_yaml(tmp_path / "long.yaml", tiny_document)
@@ -34,7 +36,7 @@ def test_sigint_leaves_valid_metrics_and_a_summary(tmp_path, tiny_document):
             break
         time.sleep(0.2)
     assert metrics is not None, "the run never wrote three rounds"
-    process.send_signal(signal.SIGINT)
+    process.send_signal(how)
     _, stderr = process.communicate(timeout=60)
     assert process.returncode == 130
     assert "interrupted" in stderr and "Traceback" not in stderr

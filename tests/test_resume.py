@@ -168,11 +168,34 @@ def test_resume_refuses_a_checkpoint_of_another_run(tmp_path, tiny_document, mon
     (folder,) = (tmp_path / scenario.name).iterdir()
     text = (folder / "scenario.yaml").read_text().replace("severity: 45", "severity: 50")
     (folder / "scenario.yaml").write_text(text)
+    with pytest.raises(UserError, match="changed since this run started.*start afresh: simulate "):
+        resume_run(folder, show_progress=False)
+    plan = json.loads((folder / "run.json").read_text())
+    del plan["scenario_sha256"]  # a folder from before fingerprints: the checkpoint key catches it
+    (folder / "run.json").write_text(json.dumps(plan))
     with pytest.raises(UserError, match="belongs to another scenario"):
         resume_run(folder, show_progress=False)
     checkpoint_path(folder, "fedavg", 0).write_bytes(b"not a checkpoint")
     with pytest.raises(UserError, match="checkpoint"):
         resume_run(folder, show_progress=False)
+
+
+def test_metrics_shorter_than_the_checkpoint_start_that_run_over(
+    tmp_path, tiny_document, monkeypatch, caplog
+):
+    """A power cut can lose rows the checkpoint counted; resume redoes the run, not refuse."""
+    scenario = Scenario.model_validate(_document(tiny_document, "fedavg"))
+    full = run_plan(RunPlan(scenario, ["fedavg"], [0], tmp_path / "full", EVERY, None), False)
+    with monkeypatch.context() as patch:
+        _cut_at(patch, CUT_AT)
+        with pytest.raises(StopRequested):
+            run_plan(RunPlan(scenario, ["fedavg"], [0], tmp_path / "cut", EVERY, None), False)
+    (folder,) = (tmp_path / "cut" / scenario.name).iterdir()
+    rows = metrics_path(folder, "fedavg", 0)
+    rows.write_bytes(rows.read_bytes()[:40])  # most rows lost, a torn line left
+    resume_run(folder, show_progress=False)
+    assert "starting this method and seed over" in caplog.text
+    assert stable_rows(rows) == stable_rows(metrics_path(full, "fedavg", 0))
 
 
 def test_checkpoints_keep_to_their_share_of_wall_time(tmp_path):

@@ -54,7 +54,8 @@ def test_unknown_method_lists_valid_methods(tmp_path, tiny_document):
     assert _error_for(tmp_path, tiny_document) == (
         f"{tmp_path / 'bad.yaml'}: methods[2].name: unknown method 'fedsgd'; "
         "valid methods: cloud-retrain, em-prior, fedavg, fedavg-ft, fedavg-head, fedprox, "
-        "finetune, ifca, lame, persona, persona-nocross, persona-noproto, persona-norefine, "
+        "finetune, ifca, lame, persona, persona-nocross, persona-noedit, persona-noproto, "
+        "persona-norefine, "
         "pfedhn, static, t3a"
     )
 
@@ -177,7 +178,7 @@ def test_unknown_device_class_preset_lists_the_presets(tmp_path, tiny_document):
 
 
 def test_a_preset_field_can_be_overridden(tmp_path, tiny_document):
-    tiny_document["fleet"]["classes"][0] = {"preset": "2g-lowend", "share": 1, "crash_rate": 0.3}
+    tiny_document["fleet"]["classes"][0] = {"preset": "2g-lowend", "share": 0.5, "crash_rate": 0.3}
     scenario = load_scenario(write_yaml(tmp_path / "ok.yaml", tiny_document))
     first = scenario.fleet.classes[0]
     assert (first.name, first.crash_rate, first.uplink_kbps.median) == ("2g-lowend", 0.3, 60)

@@ -16,7 +16,6 @@ warnings. A lost or frozen Ray worker raises ``EngineFailure`` (see
 from __future__ import annotations
 
 import logging
-import os
 from typing import Any
 
 from flwr.app import Context
@@ -25,6 +24,7 @@ from flwr.simulation import run_simulation
 
 from simulator.engine.clientapp import make_device_app
 from simulator.engine.deployment import DeploymentSpec, ServerBody
+from simulator.engine.resources import check_cpus, check_reachable, local_cpus
 from simulator.engine.worker_guard import WorkerGuardGrid
 from simulator.scenario.schema import Engine
 
@@ -39,7 +39,7 @@ def backend_config(engine: Engine) -> dict[str, Any]:
     if engine.ray_address:
         init_args["address"] = engine.ray_address
     else:  # a private, local Ray: bound to loopback
-        init_args["num_cpus"] = engine.num_cpus or os.cpu_count() or 1
+        init_args["num_cpus"] = local_cpus(engine)
         init_args["_node_ip_address"] = "127.0.0.1"
     return {
         "client_resources": {"num_cpus": engine.cpus_per_device, "num_gpus": 0.0},
@@ -49,6 +49,10 @@ def backend_config(engine: Engine) -> dict[str, Any]:
 
 def run_on_flower(spec: DeploymentSpec, devices: int, body: ServerBody, engine: Engine) -> None:
     """Run the cloud body in a Flower ServerApp against ``devices`` simulated SuperNodes."""
+    if engine.ray_address:
+        check_reachable(engine.ray_address)
+    else:
+        check_cpus(engine, local_cpus(engine), "the local Ray")
     errors: list[BaseException] = []
     server_app = ServerApp()
 

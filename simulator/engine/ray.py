@@ -33,6 +33,7 @@ from ray.exceptions import GetTimeoutError, RayActorError, RayError
 from simulator.engine.deployment import Deployment, DeploymentSpec, ServerBody
 from simulator.engine.failures import EngineFailure
 from simulator.engine.inline import BatchGrid, use_cloud_identity
+from simulator.engine.resources import check_cpus, check_reachable, local_cpus
 from simulator.engine.runtime import DeviceRuntime
 from simulator.engine.state import MemoryStore
 from simulator.scenario.schema import Engine
@@ -125,7 +126,7 @@ def init_args(engine: Engine) -> dict[str, Any]:
     if engine.ray_address:
         args["address"] = engine.ray_address
     else:
-        args["num_cpus"] = engine.num_cpus or os.cpu_count() or 1
+        args["num_cpus"] = local_cpus(engine)
         args["_node_ip_address"] = "127.0.0.1"
     return args
 
@@ -141,7 +142,13 @@ class RaySession:
     def __enter__(self) -> RaySession:
         self.started_here = not ray.is_initialized()
         if self.started_here:
+            if self.engine.ray_address:
+                check_reachable(self.engine.ray_address)
+            else:
+                check_cpus(self.engine, local_cpus(self.engine), "the local Ray")
             ray.init(**init_args(self.engine))
+        if self.engine.ray_address:
+            check_cpus(self.engine, ray.cluster_resources().get("CPU", 0), "the Ray cluster")
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -48,9 +48,15 @@ class MetricsLog:
         self._file: TextIO | None = path.open("a", encoding="utf-8")
 
     def offset(self) -> int:
-        """Bytes written so far (every row is flushed)."""
+        """Bytes written so far, forced to disk first.
+
+        A checkpoint records this offset, so the rows it counts must survive a
+        power cut: otherwise the file could come back shorter than recorded.
+        """
         if self._file is None:
             raise ValueError(f"{self.path} is closed")
+        self._file.flush()
+        os.fsync(self._file.fileno())
         return self._file.tell()
 
     def append(self, row: dict[str, Any]) -> None:

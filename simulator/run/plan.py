@@ -7,6 +7,7 @@ negative seeds and the like are one-line errors naming the file and key.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -53,6 +54,9 @@ class PlanFile(BaseModel):
     seeds: Annotated[list[Annotated[int, Field(ge=0, le=MAX_SEED)]], Field(min_length=1)]
     checkpoint_every: Annotated[int, Field(ge=0)]
     checkpoint_budget: Annotated[float, Field(gt=0, le=1)] | None
+    # The scenario the run started with (sha256 of its canonical JSON): a resumed
+    # run refuses a scenario.yaml edited since. Absent in folders of older versions.
+    scenario_sha256: Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")] | None = None
 
     @field_validator("methods")
     @classmethod
@@ -75,6 +79,14 @@ class PlanFile(BaseModel):
         return seeds
 
 
+def scenario_digest(scenario: Scenario) -> str:
+    """A fingerprint of every value of a scenario (key order and formatting do not matter)."""
+    from simulator.scenario.loading import scenario_to_document
+
+    canonical = json.dumps(scenario_to_document(scenario), sort_keys=True, default=str)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
 def write_plan(folder: Path, plan: RunPlan) -> None:
     """What ``simulate --resume`` needs besides the scenario."""
     document = PlanFile(
@@ -83,6 +95,7 @@ def write_plan(folder: Path, plan: RunPlan) -> None:
         seeds=plan.seeds,
         checkpoint_every=plan.checkpoint_every,
         checkpoint_budget=plan.checkpoint_budget,
+        scenario_sha256=scenario_digest(plan.scenario),
     ).model_dump()
     (folder / PLAN_FILE).write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
 

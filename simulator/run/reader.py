@@ -27,16 +27,34 @@ class RunFolderError(UserError):
 
 
 def read_rows(path: Path) -> list[dict[str, Any]]:
-    """All complete JSON lines of a metrics file (a torn final line is skipped)."""
+    """Every row of a metrics file, or a one-line error naming the file and the bad line.
+
+    Only the final line may be torn (a run killed mid-write): it is skipped.
+    A line that is not a JSON object anywhere else means the file was damaged
+    or edited; dropping it and the rows after it would change the results
+    silently, so it is refused instead.
+    """
+    try:
+        lines = path.read_text(encoding="utf-8").split("\n")
+    except UnicodeDecodeError:
+        raise RunFolderError(f"{path}: not a metrics file (binary content)") from None
+    except OSError as err:
+        raise RunFolderError(f"{path}: unreadable ({err.strerror or err})") from None
     rows = []
-    with path.open(encoding="utf-8") as handle:
-        for line in handle:
-            if not line.endswith("\n"):
-                break
-            try:
-                rows.append(json.loads(line))
-            except json.JSONDecodeError:
-                break
+    last = len(lines) - 1  # the text after the final newline: empty unless torn
+    for number, line in enumerate(lines):
+        if number == last:
+            break  # a torn final line (no newline yet) is skipped
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError:
+            row = None
+        if not isinstance(row, dict) or "kind" not in row:
+            raise RunFolderError(
+                f"{path}: line {number + 1} is not a metrics row ({line[:60]!r}); "
+                "the file was damaged or edited"
+            )
+        rows.append(row)
     return rows
 
 

@@ -36,7 +36,7 @@ from simulator.run.checkpoints import Checkpointer, load_checkpoint, run_key
 from simulator.run.folder import checkpoint_path, create_run_folder, metrics_path, write_fleet
 from simulator.run.metrics_log import MetricsLog
 from simulator.run.paired import paired_table, references, write_paired
-from simulator.run.plan import RunPlan, read_plan, write_plan
+from simulator.run.plan import RunPlan, read_plan, scenario_digest, write_plan
 from simulator.run.reader import read_rows
 from simulator.run.stopping import graceful_interrupts
 from simulator.run.summary import summarize_file, write_summary
@@ -128,6 +128,12 @@ def resume_run(folder: Path, show_progress: bool = True, console: Console | None
     """Continue an interrupted run in ``folder``; finished method-seed runs are kept."""
     stored = read_plan(folder)
     scenario = load_scenario(folder / "scenario.yaml")
+    if stored.scenario_sha256 is not None and stored.scenario_sha256 != scenario_digest(scenario):
+        raise UserError(
+            f"{folder / 'scenario.yaml'}: changed since this run started (its rows were computed "
+            f"under the old one); to run the edited scenario, start afresh: "
+            f"simulate {folder / 'scenario.yaml'}"
+        )
     plan = RunPlan(
         scenario,
         list(stored.methods),
@@ -190,6 +196,19 @@ def _checkpointer(spec: DeploymentSpec, context: RunContext, resuming: bool) -> 
     path = checkpoint_path(context.folder, spec.method, seed)
     key = run_key(spec.world.scenario_json, spec.method, seed)
     resume_from = load_checkpoint(path, key) if resuming and path.exists() else None
+    rows = metrics_path(context.folder, spec.method, seed)
+    written = rows.stat().st_size if rows.exists() else 0
+    if resume_from is not None and written < resume_from.log_offset:
+        log.warning(
+            "%s seed %d: %s holds %d bytes, fewer than the %d its checkpoint recorded "
+            "(lost in a crash); starting this method and seed over",
+            spec.method,
+            seed,
+            rows,
+            written,
+            resume_from.log_offset,
+        )
+        resume_from = None
     if resume_from is not None:
         log.info(
             "%s seed %d: resuming after round %d",

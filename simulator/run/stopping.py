@@ -1,4 +1,4 @@
-"""Ctrl-C: stop at the next round boundary, with a checkpoint, on every engine.
+"""Ctrl-C (and SIGTERM): stop at the next round boundary, with a checkpoint, on every engine.
 
 A plain ``KeyboardInterrupt`` cannot stop a Ray run: Flower's simulation
 engine keeps the main thread waiting on its worker threads, where the
@@ -43,8 +43,10 @@ def graceful_interrupts(switch: StopSwitch) -> Iterator[None]:
         sys.stderr.write("interrupt: stopping after the current round (Ctrl-C again: now)\n")
         sys.stderr.flush()
 
-    previous = signal.signal(signal.SIGINT, on_interrupt)
+    # SIGTERM (a scheduler's or `kill`'s polite stop) ends a run like Ctrl-C does.
+    previous = {sig: signal.signal(sig, on_interrupt) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         yield
     finally:
-        signal.signal(signal.SIGINT, previous)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)

@@ -91,4 +91,10 @@ class Fleet(Strict):
         duplicated = sorted({n for n in names if names.count(n) > 1})
         if duplicated:
             raise ValueError(f"device class names must be unique; repeated: {duplicated}")
+        total = sum(c.share for c in self.classes)
+        if abs(total - 1) > 1e-6:
+            raise ValueError(
+                f"classes: shares add up to {total:g}; they are fractions of the fleet and "
+                "must add up to 1"
+            )
         return self

@@ -35,11 +35,33 @@ def check_methods(methods: list[MethodSpec]) -> None:
             raise ValueError(f"methods[{i}].params: {err}") from None
 
 
+MAX_VALUES = 100_000  # values in a scenario document once YAML aliases are expanded
+
+
+def _count_values(document: Any, budget: int) -> int:
+    """Values in ``document`` counting every alias use, stopping once past ``budget``."""
+    count, stack = 0, [document]
+    while stack and count <= budget:
+        value = stack.pop()
+        count += 1
+        if isinstance(value, dict):
+            stack.extend(value.keys())
+            stack.extend(value.values())
+        elif isinstance(value, list):
+            stack.extend(value)
+    return count
+
+
 def parse_scenario(document: Any, source: str = "<scenario>") -> Scenario:
     """Validate a decoded document; every failure becomes one ``ScenarioError``."""
     if not isinstance(document, dict):
         found = type(document).__name__ if document is not None else "an empty document"
         raise ScenarioError(f"{source}: expected a mapping of scenario keys, found {found}")
+    if _count_values(document, MAX_VALUES) > MAX_VALUES:
+        raise ScenarioError(
+            f"{source}: the document expands to more than {MAX_VALUES:,} values "
+            "(nested YAML aliases?); a scenario is far smaller"
+        )
     try:
         scenario = Scenario.model_validate(document)
     except ValidationError as err:

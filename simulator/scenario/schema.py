@@ -16,6 +16,7 @@ Units are SI and in the field names: seconds (``_s``), bits per second
 
 from __future__ import annotations
 
+import math
 from typing import Annotated, Any, Literal
 
 from pydantic import Field, model_validator
@@ -30,9 +31,11 @@ from simulator.scenario.drift import (
 )
 from simulator.scenario.fleet import DeviceClass, Faults, Fleet, LogNormal, NetworkTrace
 from simulator.scenario.types import Fraction, PositiveFloat, Strict
-from simulator.world.datasets import DATASET_NAMES
+from simulator.world.datasets import DATASET_NAMES, DATASETS
 
 DatasetName = Literal[DATASET_NAMES]  # type: ignore[valid-type]
+MAX_EVAL_TICKS = 100_000  # evaluation ticks over a horizon: more is a typo, not an experiment
+MIN_SAMPLES_PER_CLASS = 10  # in each device pool (train and test), on average
 EngineName = Literal["inline", "ray", "flower"]
 
 __all__ = [
@@ -114,7 +117,7 @@ class Pretrain(Strict):
     base: list[KnownContext] = Field(default_factory=list)
     family: list[KnownContext] = Field(default_factory=list)
     family_fraction: Annotated[float, Field(ge=0, lt=1)] = 0.4
-    seed: Annotated[int, Field(ge=0)] | None = None
+    seed: Annotated[int, Field(ge=0, le=2**62)] | None = None
 
     @model_validator(mode="before")
     @classmethod
@@ -168,7 +171,7 @@ class Scenario(Strict):
         ),
     ]
     description: str = ""
-    seed: Annotated[int, Field(ge=0)] = 0
+    seed: Annotated[int, Field(ge=0, le=2**62)] = 0  # seeds (+ up to 100 more) feed 64-bit RNGs
     seeds: Annotated[int, Field(ge=1, le=100)] = 1
     fleet: Fleet
     data: Data = Data()
@@ -201,4 +204,68 @@ class Scenario(Strict):
         names = [m.name for m in self.methods]
         if len(set(names)) != len(names):
             raise ValueError(f"methods: each method may appear once; got {names}")
+        self._check_grid()
+        self._check_pools()
         return self
+
+    def _check_grid(self) -> None:
+        horizon = self.rounds.horizon_s
+        if not math.isfinite(horizon):
+            raise ValueError("rounds: count * period_s is not a finite number of seconds")
+        if self.rounds.eval_every_s > horizon:
+            raise ValueError(
+                f"rounds.eval_every_s: {self.rounds.eval_every_s:g} s is longer than the horizon "
+                f"(rounds.count * rounds.period_s = {horizon:g} s): only t=0 would be evaluated"
+            )
+        ticks = horizon / self.rounds.eval_every_s
+        if ticks > MAX_EVAL_TICKS:
+            raise ValueError(
+                f"rounds.eval_every_s: {self.rounds.eval_every_s:g} s gives {ticks:.3g} evaluation "
+                f"ticks over the horizon; at most {MAX_EVAL_TICKS:,}"
+            )
+        if self.rounds.eval_devices > self.fleet.devices:
+            raise ValueError(
+                f"rounds.eval_devices: {self.rounds.eval_devices} evaluated devices, but the fleet "
+                f"has {self.fleet.devices} (fleet.devices)"
+            )
+
+    def _check_pools(self) -> None:
+        """Every device needs samples: the cloud and test shares must leave enough behind."""
+        spec = DATASETS[self.data.dataset]
+        device_share = 1 - self.data.cloud_fraction
+        pools = {
+            "train": spec.samples * device_share * (1 - self.data.test_fraction),
+            "test": spec.samples * device_share * self.data.test_fraction,
+        }
+        need = MIN_SAMPLES_PER_CLASS * spec.num_classes
+        for pool, size in pools.items():
+            if size < need:
+                raise ValueError(
+                    f"data.cloud_fraction / data.test_fraction: the devices' {pool} pool would "
+                    f"hold about {size:.0f} of {spec.name}'s {spec.samples} images; at least "
+                    f"{need} ({MIN_SAMPLES_PER_CLASS} per class) are needed"
+                )
+
+    def warnings(self) -> list[str]:
+        """Settings that run but probably do not mean what their author intended."""
+        notes = []
+        horizon = self.rounds.horizon_s
+        for i, shift in enumerate(self.shifts):
+            if shift.onset_s >= horizon:
+                notes.append(
+                    f"shifts[{i}].onset_s: {shift.onset_s:g} s is at or after the horizon "
+                    f"({horizon:g} s): this shift never happens"
+                )
+        if self.schedule is not None:
+            for i, segment in enumerate(self.schedule.segments):
+                if segment.from_s >= horizon:
+                    notes.append(
+                        f"schedule.segments[{i}].from_s: {segment.from_s:g} s is at or after "
+                        f"the horizon ({horizon:g} s): this segment never starts"
+                    )
+        if self.rounds.eval_every_s > self.rounds.period_s:
+            notes.append(
+                f"rounds.eval_every_s: {self.rounds.eval_every_s:g} s is coarser than the round "
+                f"period ({self.rounds.period_s:g} s): recovery times are rounded up to it"
+            )
+        return notes

@@ -11,6 +11,10 @@ Fraction = Annotated[float, Field(ge=0, le=1)]
 
 
 class Strict(BaseModel):
-    """Base for every scenario section: unknown keys are errors, values are frozen."""
+    """Base for every scenario section: unknown keys are errors, values are frozen.
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    No float may be infinite or NaN: every quantity in a scenario is a finite
+    amount (an infinite period or severity means nothing and would never end).
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)

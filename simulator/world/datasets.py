@@ -61,13 +61,14 @@ class DatasetSpec:
     input_shape: tuple[int, ...]
     backbone: str
     num_classes: int
+    samples: int  # how many labeled images it holds (the schema checks splits against it)
 
 
 DATASETS: dict[str, DatasetSpec] = {
     spec.name: spec
     for spec in (
-        DatasetSpec("mnist", _mnist, (1, 28, 28), "conv28", 10),
-        DatasetSpec("digits", _digits, (1, 8, 8), "mlp", 10),
+        DatasetSpec("mnist", _mnist, (1, 28, 28), "conv28", 10, 5000),
+        DatasetSpec("digits", _digits, (1, 8, 8), "mlp", 10, 1797),
     )
 }
 DATASET_NAMES: tuple[str, ...] = tuple(DATASETS)

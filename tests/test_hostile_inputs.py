@@ -1,0 +1,170 @@
+"""Hostile inputs: each is refused in one line, survived, or warned about; never silent."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import socket
+import time
+
+import pytest
+import torch
+from conftest import write_yaml
+
+from basemodel.cache import CacheError, load_entry, save_atomically
+from simulator.cli import main
+from simulator.engine.resources import check_cpus, check_reachable
+from simulator.run.reader import RunFolderError, read_rows
+from simulator.scenario.errors import ScenarioError, UserError
+from simulator.scenario.loading import load_scenario, parse_scenario
+from simulator.scenario.schema import Engine
+
+
+def _refusal(tmp_path, document, capsys, *extra: str) -> str:
+    path = write_yaml(tmp_path / "hostile.yaml", document)
+    code = main(["validate", str(path), *extra])
+    err = capsys.readouterr().err.strip()
+    assert code != 0 and "\n" not in err and "Traceback" not in err, err
+    return err
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "expected"),
+    [
+        (("rounds", "period_s"), math.inf, "rounds.period_s: expected a finite number"),
+        (("shifts", 0, "severity"), math.nan, "shifts[0].severity: expected a finite number"),
+        (("rounds", "eval_every_s"), 1e-300, "evaluation ticks over the horizon; at most 100,000"),
+        (("rounds", "eval_every_s"), 10_000, "longer than the horizon"),
+        (("rounds", "eval_devices"), 500, "the fleet has 12 (fleet.devices)"),
+        (("data", "cloud_fraction"), 0.999, "devices' train pool would hold about"),
+        (("seed",), 2**70, "seed: expected less than or equal to"),
+    ],
+)
+def test_values_that_would_hang_or_mislead_are_refused(
+    tmp_path, tiny_document, capsys, key, value, expected
+):
+    target = tiny_document
+    for part in key[:-1]:
+        target = target[part]
+    target[key[-1]] = value
+    assert expected in _refusal(tmp_path, tiny_document, capsys)
+
+
+def test_class_shares_must_add_up_to_one(tmp_path, tiny_document, capsys):
+    tiny_document["fleet"]["classes"][0]["share"] = 0.3
+    assert "shares add up to 0.8; they are fractions of the fleet" in _refusal(
+        tmp_path, tiny_document, capsys
+    )
+
+
+def test_a_shift_after_the_horizon_is_warned_about(tmp_path, tiny_document, capsys):
+    tiny_document["shifts"][0]["onset_s"] = 5000
+    path = write_yaml(tmp_path / "late.yaml", tiny_document)
+    assert main(["validate", str(path)]) == 0
+    err = capsys.readouterr().err
+    assert "warning: shifts[0].onset_s: 5000 s is at or after the horizon (480 s)" in err
+
+
+def test_yaml_alias_bombs_are_refused_quickly(tmp_path):
+    lines = ["a0: &a0 [x, x, x, x, x, x, x, x, x, x]"]
+    lines += [f"a{i}: &a{i} [{', '.join(['*a' + str(i - 1)] * 10)}]" for i in range(1, 9)]
+    lines += ["name: *a8"]
+    path = tmp_path / "bomb.yaml"
+    path.write_text("\n".join(lines) + "\n")
+    started = time.perf_counter()
+    with pytest.raises(ScenarioError, match="expands to more than 100,000 values"):
+        load_scenario(path)
+    assert time.perf_counter() - started < 5
+
+
+def test_duplicate_methods_on_the_command_line_are_refused(tmp_path, tiny_document, capsys):
+    path = write_yaml(tmp_path / "tiny.yaml", tiny_document)
+    assert main([str(path), "--methods", "fedavg,fedavg", "--out", str(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == "error: --methods: each method may appear once; repeated: fedavg"
+    assert not (tmp_path / "tiny-test").exists()
+
+
+def test_a_garbled_metrics_line_is_named_not_dropped(tmp_path):
+    path = tmp_path / "metrics.jsonl"
+    rows = [{"kind": "round", "round": i} for i in range(3)]
+    text = [json.dumps(r) for r in rows]
+    path.write_text("\n".join([text[0], "{garbled", text[2]]) + "\n")
+    with pytest.raises(RunFolderError, match=r"metrics.jsonl: line 2 is not a metrics row"):
+        read_rows(path)
+    path.write_text("\n".join(text) + '\n{"kind": "rou')  # a torn final line: skipped
+    assert read_rows(path) == rows
+    path.write_bytes(b"\x89PNG\r\n\x1a\n\xff\xfe")
+    with pytest.raises(RunFolderError, match="binary content"):
+        read_rows(path)
+
+
+@pytest.mark.parametrize("content", [b"", b"garbage", None])
+def test_a_corrupt_cache_entry_is_a_miss(tmp_path, content, caplog):
+    path = tmp_path / "entry.pt"
+    if content is None:
+        torch.save({"unexpected": 1}, path)  # readable, wrong keys
+    else:
+        path.write_bytes(content)
+    assert load_entry(path, ("adapter",)) is None
+    assert "rebuilding it" in caplog.text
+    save_atomically({"adapter": torch.ones(2)}, path)
+    assert torch.equal(load_entry(path, ("adapter",))["adapter"], torch.ones(2))
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root may write anywhere")
+def test_an_unwritable_cache_folder_names_the_variable(tmp_path):
+    folder = tmp_path / "locked"
+    folder.mkdir()
+    folder.chmod(0o500)
+    with pytest.raises(CacheError, match="PERSONA_FLEET_CACHE"):
+        save_atomically({"x": 1}, folder / "entry.pt")
+
+
+def test_a_cache_folder_that_is_a_file_names_the_variable(tmp_path):
+    blocker = tmp_path / "cache"
+    blocker.write_text("not a folder")
+    with pytest.raises(CacheError, match="point PERSONA_FLEET_CACHE at a writable folder"):
+        save_atomically({"x": 1}, blocker / "entry.pt")
+
+
+def test_a_corrupt_pretraining_cache_is_rebuilt_by_a_run(tmp_path, tiny_document, capsys):
+    path = write_yaml(tmp_path / "tiny.yaml", tiny_document)
+    cache = tmp_path / "cache"
+    os.environ["PERSONA_FLEET_CACHE"] = str(cache)
+    args = [str(path), "--methods", "static", "--out", str(tmp_path / "runs"), "--no-progress"]
+    assert main(args) == 0
+    (entry,) = cache.glob("pretrained-*.pt")
+    entry.write_bytes(b"\x00garbage")
+    assert main(args) == 0
+    assert torch.load(entry, weights_only=True)  # replaced by a valid entry
+
+
+def test_unsatisfiable_ray_requests_are_refused_before_starting():
+    with pytest.raises(UserError, match="engine.cpus_per_device: 64 CPUs per device, but"):
+        check_cpus(Engine(kind="flower", cpus_per_device=64), 2, "the local Ray")
+    with pytest.raises(UserError, match="engine.shards: 9 shard actors need one CPU each"):
+        check_cpus(Engine(kind="ray", shards=9), 2, "the local Ray")
+    check_cpus(Engine(kind="ray", shards=2), 2, "the local Ray")  # fits
+
+
+def test_an_unreachable_ray_address_gives_up_within_its_timeout():
+    with socket.socket() as probe:  # a port nobody listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    started = time.perf_counter()
+    with pytest.raises(UserError, match=f"cannot reach 127.0.0.1:{port} within 1 s"):
+        check_reachable(f"127.0.0.1:{port}", timeout_s=1.0)
+    assert time.perf_counter() - started < 5
+    with pytest.raises(UserError, match="expected HOST:PORT"):
+        check_reachable("nonsense")
+
+
+def test_documents_decoded_elsewhere_meet_the_same_bound(tiny_document):
+    shared = list(range(10))
+    for _ in range(6):
+        shared = [shared] * 10
+    tiny_document["description"] = shared
+    with pytest.raises(ScenarioError, match="expands to more than"):
+        parse_scenario(tiny_document)
