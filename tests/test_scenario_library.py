@@ -31,8 +31,15 @@ LIBRARY = {
 def test_the_library_is_complete_and_each_file_explains_itself():
     assert {p.stem for p in SCENARIOS} >= LIBRARY
     for path in SCENARIOS:
-        header = path.read_text().splitlines()[0]
-        assert header.startswith(f"# {path.stem}:"), path
+        lines = path.read_text().splitlines()
+        assert lines[0].startswith(f"# {path.stem}:"), path
+        header = " ".join(line for line in lines if line.startswith("#"))
+        assert "Tests" in header and "Should win:" in header, path  # what it tests, who wins
+
+
+def test_shipped_scenarios_raise_no_warnings():
+    for path in SCENARIOS:
+        assert load_scenario(path).warnings() == [], path
 
 
 def _reduced(path: Path) -> list[str]:
