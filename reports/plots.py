@@ -36,7 +36,7 @@ KNOWN_COLOURS = {
     "persona": "#d62728",
     "persona-noproto": "#ff9896",
     "persona-nocross": "#9467bd",
-    "persona-norefine": "#e377c2",
+    "persona-refine": "#e377c2",
     "finetune": "#2ca02c",
     "fedprox": "#17becf",
 }

@@ -10,7 +10,8 @@ the device does not hold that version. The device sets its head to
 
 Variants (same parameters, some fixed): ``persona-noproto`` (one base head, a
 DUET-style edit), ``persona-nocross`` (independent per-layer codes),
-``persona-norefine`` (prototypes frozen after pretraining), ``persona-noedit``
+``persona-refine`` (label-free refinement of the prototypes during deployment:
+off in ``persona``, where it did not help on the flagship's tuning seed), ``persona-noedit``
 (prototype heads only: what the per-device edit adds).
 """
 
@@ -439,6 +440,6 @@ METHODS = [
         "persona-noproto", "one base head, DUET-style edit", {"prototypes": 1, "refine": False}
     ),
     _variant("persona-nocross", "independent per-layer codes", {"cross_layer": False}),
-    _variant("persona-norefine", "prototypes frozen after pretraining", {"refine": False}),
+    _variant("persona-refine", "prototypes refined without labels", {"refine": True}),
     _variant("persona-noedit", "prototype heads only, no per-device edit", {"edits": False}),
 ]
