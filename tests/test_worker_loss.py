@@ -58,7 +58,7 @@ def _gone(pid: int) -> bool:
         (signal.SIGKILL, "Ray worker was lost", "ray"),
         (signal.SIGSTOP, "a frozen worker", "ray"),
         (signal.SIGKILL, "Ray worker was lost", "flower"),
-    ],  # a frozen Flower worker goes through the same reply timeout as a frozen shard
+    ],  # frozen-flower (passed at 005fd83) is left out to keep CI within its 20 minutes
     ids=["killed-ray", "frozen-ray", "killed-flower"],
 )
 def test_lost_ray_worker_restarts_the_engine_and_loses_nothing(
