@@ -179,7 +179,7 @@ def _run(argv: list[str]) -> int:
         raise UserError("--checkpoint-budget must be a fraction in (0, 1]")
     scenario = load_scenario(args.scenario, _overrides(args))
     methods = [m.name for m in scenario.methods]
-    if args.methods:
+    if args.methods is not None:
         wanted = [m.strip() for m in args.methods.split(",") if m.strip()]
         repeated = sorted({m for m in wanted if wanted.count(m) > 1})
         if repeated:

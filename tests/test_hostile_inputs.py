@@ -168,3 +168,16 @@ def test_documents_decoded_elsewhere_meet_the_same_bound(tiny_document):
     tiny_document["description"] = shared
     with pytest.raises(ScenarioError, match="expands to more than"):
         parse_scenario(tiny_document)
+
+
+def test_a_device_file_is_not_read_forever(capsys):
+    assert main(["validate", "/dev/zero"]) == 2
+    assert capsys.readouterr().err.strip() == (
+        "error: /dev/zero: not a regular file, expected a scenario file (.yaml)"
+    )
+
+
+def test_an_empty_methods_option_is_refused(tmp_path, tiny_document, capsys):
+    path = write_yaml(tmp_path / "tiny.yaml", tiny_document)
+    assert main([str(path), "--methods", "", "--out", str(tmp_path)]) == 2
+    assert capsys.readouterr().err.strip() == "error: --methods: name at least one method"

@@ -9,6 +9,8 @@ from pydantic import Field, model_validator
 from simulator.scenario.types import Fraction, PositiveFloat, Strict
 from simulator.world.shifts import COVARIATE_NAMES, FRACTION_NAMES, SHIFT_NAMES
 
+# In the kind's own unit (degrees, pixels, ...); nothing means more than a thousand of them.
+Severity = Annotated[float, Field(ge=0, le=1000)]
 CovariateKind = Literal[COVARIATE_NAMES]  # type: ignore[valid-type]
 ShiftKindName = Literal[SHIFT_NAMES]  # type: ignore[valid-type]
 
@@ -42,7 +44,7 @@ class Shift(Strict):
     """
 
     kind: ShiftKindName
-    severity: Annotated[float, Field(ge=0)]
+    severity: Severity
     onset_s: Annotated[float, Field(ge=0)]
     ramp_s: Annotated[float, Field(ge=0)] = 0.0
     every_s: PositiveFloat | None = None
@@ -64,14 +66,14 @@ class KnownContext(Strict):
     """A covariate shift the cloud knows before deployment (it has data under it)."""
 
     kind: CovariateKind
-    severity: Annotated[float, Field(ge=0)]
+    severity: Severity
 
 
 class ContextShift(Strict):
     """One shift of a named context, in force at full severity while the context is."""
 
     kind: ShiftKindName
-    severity: Annotated[float, Field(ge=0)]
+    severity: Severity
 
     @model_validator(mode="after")
     def _fraction(self) -> ContextShift:

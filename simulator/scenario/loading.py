@@ -35,6 +35,7 @@ def check_methods(methods: list[MethodSpec]) -> None:
             raise ValueError(f"methods[{i}].params: {err}") from None
 
 
+MAX_FILE_BYTES = 1_000_000  # a scenario is a page of YAML
 MAX_VALUES = 100_000  # values in a scenario document once YAML aliases are expanded
 
 
@@ -80,6 +81,13 @@ def read_document(path: str | Path) -> dict[str, Any]:
         raise ScenarioError(f"{path}: scenario file not found")
     if path.is_dir():
         raise ScenarioError(f"{path}: is a folder, expected a scenario file (.yaml)")
+    if not path.is_file():  # a device or a pipe (/dev/zero) would be read forever
+        raise ScenarioError(f"{path}: not a regular file, expected a scenario file (.yaml)")
+    if path.stat().st_size > MAX_FILE_BYTES:
+        raise ScenarioError(
+            f"{path}: {path.stat().st_size:,} bytes; a scenario file is at most "
+            f"{MAX_FILE_BYTES:,} (is this the right file?)"
+        )
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as err:
