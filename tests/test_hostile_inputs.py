@@ -88,7 +88,9 @@ def test_duplicate_methods_on_the_command_line_are_refused(tmp_path, tiny_docume
 
 def test_a_garbled_metrics_line_is_named_not_dropped(tmp_path):
     path = tmp_path / "metrics.jsonl"
-    rows = [{"kind": "round", "round": i} for i in range(3)]
+    rows = [
+        {"kind": "eval", "time_s": i, "acc_mean": 0.5, "devices": [], "accs": []} for i in range(3)
+    ]
     text = [json.dumps(r) for r in rows]
     path.write_text("\n".join([text[0], "{garbled", text[2]]) + "\n")
     with pytest.raises(RunFolderError, match=r"metrics.jsonl: line 2 is not a metrics row"):
@@ -181,3 +183,46 @@ def test_an_empty_methods_option_is_refused(tmp_path, tiny_document, capsys):
     path = write_yaml(tmp_path / "tiny.yaml", tiny_document)
     assert main([str(path), "--methods", "", "--out", str(tmp_path)]) == 2
     assert capsys.readouterr().err.strip() == "error: --methods: name at least one method"
+
+
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory):
+    from conftest import TINY
+
+    from simulator.run.plan import RunPlan
+    from simulator.run.runner import run_plan
+    from simulator.scenario.schema import Scenario
+
+    document = {**TINY, "rounds": {**TINY["rounds"], "count": 2}}
+    scenario = Scenario.model_validate(document)
+    out = tmp_path_factory.mktemp("finished")
+    return run_plan(RunPlan(scenario, ["static"], [0], out), show_progress=False)
+
+
+@pytest.mark.parametrize(
+    ("damage", "expected"),
+    [
+        (lambda f: (f / "summary.json").write_text("[{\n"), r"summary.json: not valid JSON"),
+        (lambda f: (f / "summary.json").write_text("[{}]"), r"summary.json: expected a list"),
+        (lambda f: (f / "scenario.yaml").write_text("a: [\n"), r"scenario.yaml: line 2.*YAML"),
+        (
+            lambda f: (f / "metrics" / "zzz__seed0.jsonl").write_text('{"kind":"end"}\n'),
+            r"zzz__seed0.jsonl: not a metrics file of this run",
+        ),
+        (
+            lambda f: (f / "paired.csv").write_text("metric,method\nacc_mean,x\n"),
+            r"paired.csv: not a paired table",
+        ),
+    ],
+    ids=["truncated-summary", "summary-rows", "invalid-scenario", "stray-metrics", "paired"],
+)
+def test_damaged_run_folders_are_named_by_report(finished_run, tmp_path, capsys, damage, expected):
+    import re
+    import shutil
+
+    folder = tmp_path / "copy"
+    shutil.copytree(finished_run, folder)
+    damage(folder)
+    assert main(["report", str(folder)]) != 0
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and "Traceback" not in err and re.search(expected, err), err

@@ -12,10 +12,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pydantic import ValidationError
 
 from simulator.scenario.errors import UserError
+from simulator.scenario.loading import read_document
 from simulator.scenario.schema import Scenario
 from simulator.world.schedule import onsets
 
@@ -24,6 +24,25 @@ PAIRED_FILE = "paired.csv"
 
 class RunFolderError(UserError):
     """A run folder is missing something or holds something unreadable; the message says what."""
+
+
+# What every row of each kind holds (rows may hold more; older versions' rows
+# lack some later columns, which readers treat as absent).
+ROW_KEYS = {
+    "round": ("round", "start_s", "duration_s", "sampled", "kept", "replied", "bytes_up"),
+    "eval": ("time_s", "acc_mean", "devices", "accs"),
+    "end": ("rounds",),
+}
+
+
+def _missing_keys(row: object) -> str:
+    """Why ``row`` is not a metrics row ('' when it is one)."""
+    if not isinstance(row, dict):
+        return "not a JSON object"
+    if row.get("kind") not in ROW_KEYS:
+        return f"unknown kind {row.get('kind')!r}"
+    absent = [key for key in ROW_KEYS[row["kind"]] if key not in row]
+    return f"missing {', '.join(absent)}" if absent else ""
 
 
 def read_rows(path: Path) -> list[dict[str, Any]]:
@@ -49,9 +68,10 @@ def read_rows(path: Path) -> list[dict[str, Any]]:
             row = json.loads(line)
         except json.JSONDecodeError:
             row = None
-        if not isinstance(row, dict) or "kind" not in row:
+        missing = _missing_keys(row)
+        if missing:
             raise RunFolderError(
-                f"{path}: line {number + 1} is not a metrics row ({line[:60]!r}); "
+                f"{path}: line {number + 1} is not a metrics row ({missing}: {line[:60]!r}); "
                 "the file was damaged or edited"
             )
         rows.append(row)
@@ -108,6 +128,44 @@ class RunResults:
             return sorted({float(s["onset_s"]) for s in self.scenario.get("shifts", [])})
 
 
+PAIRED_KEYS = ("metric", "method", "reference", "difference", "low", "high", "verdict")
+
+
+def _read_paired(path: Path) -> list[dict[str, Any]]:
+    """``paired.csv``'s rows, or a one-line error if it is not one (the report quotes it)."""
+    try:
+        with path.open(encoding="utf-8", newline="") as handle:
+            reader = csv.DictReader(handle)
+            rows = list(reader)
+            header = reader.fieldnames or []
+    except (UnicodeDecodeError, csv.Error) as err:
+        raise RunFolderError(
+            f"{path}: unreadable ({err}); rebuild it with simulate --resume"
+        ) from None
+    if rows and not all(key in header for key in PAIRED_KEYS):
+        raise RunFolderError(
+            f"{path}: not a paired table (needs {', '.join(PAIRED_KEYS)}); "
+            "rebuild it with simulate --resume"
+        )
+    return rows
+
+
+def _read_summary(path: Path) -> list[dict[str, Any]]:
+    """``summary.json``: a list of rows, each naming its method and seed."""
+    try:
+        summary = json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise RunFolderError(
+            f"{path}: not valid JSON ({err}); rebuild it with simulate --resume"
+        ) from None
+    rows_ok = isinstance(summary, list) and all(
+        isinstance(r, dict) and "method" in r and "seed" in r for r in summary
+    )
+    if not rows_ok:
+        raise RunFolderError(f"{path}: expected a list of rows with 'method' and 'seed'")
+    return summary
+
+
 def load_run(folder: str | Path) -> RunResults:
     """Load a run folder written by ``simulate``; errors say which file is missing."""
     folder = Path(folder)
@@ -117,11 +175,21 @@ def load_run(folder: str | Path) -> RunResults:
     for path in needed:
         if not path.exists():
             raise RunFolderError(f"{folder}: missing {path.name} (is this a run folder?)")
-    scenario = yaml.safe_load((folder / "scenario.yaml").read_text(encoding="utf-8")) or {}
-    summary = json.loads((folder / "summary.json").read_text(encoding="utf-8"))
+    # Read, not validated: a folder written by an older version stays reportable.
+    scenario = read_document(folder / "scenario.yaml")
+    listed = scenario.get("methods")
+    if not isinstance(listed, list) or not all(isinstance(m, dict) and "name" in m for m in listed):
+        raise RunFolderError(f"{folder / 'scenario.yaml'}: methods: expected a list of methods")
+    summary = _read_summary(folder / "summary.json")
+    methods = {str(m["name"]) for m in listed}
     runs = {}
     for path in sorted((folder / "metrics").glob("*__seed*.jsonl")):
         method, seed_text = path.stem.rsplit("__seed", 1)
+        if method not in methods or not seed_text.isdigit():
+            listed_names = ", ".join(sorted(methods))
+            raise RunFolderError(
+                f"{path}: not a metrics file of this run (methods: {listed_names})"
+            )
         rows = read_rows(path)
         runs[(method, int(seed_text))] = MethodRun(
             method,
@@ -137,6 +205,5 @@ def load_run(folder: str | Path) -> RunResults:
             fleets[int(path.stem.removeprefix("seed"))] = list(csv.DictReader(handle))
     paired = []
     if (folder / PAIRED_FILE).exists():
-        with (folder / PAIRED_FILE).open(encoding="utf-8") as handle:
-            paired = list(csv.DictReader(handle))
+        paired = _read_paired(folder / PAIRED_FILE)
     return RunResults(folder, scenario, summary, runs, fleets, paired)
