@@ -24,8 +24,8 @@ from basemodel.architecture import HeadWeights
 class RefineConfig:
     """Label-free refinement rules; distances are in code space.
 
-    Off by default: on the flagship's tuning seed (100) it changed acc_mean by
-    -0.0007 (0.7558 with, 0.7565 without; benchmarks/tune_baselines.py).
+    Off by default: on the flagship's tuning seed it did not raise acc_mean
+    (benchmarks/tune_baselines.py, the sweep named in scenarios/lowbandwidth.yaml).
     """
 
     enabled: bool = False
