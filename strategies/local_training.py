@@ -7,6 +7,8 @@ model near the model it started from.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import torch
 from flwr.app import MetricRecord, RecordDict
 from pydantic import Field
@@ -42,28 +44,37 @@ def train_locally(
     trained = [p for name, p in model.named_parameters() if name.startswith(only)]
     optimizer = torch.optim.SGD(trained, lr=params.lr)
     loss_fn = torch.nn.CrossEntropyLoss()
-    generator = torch.Generator().manual_seed(seed)
     anchors = None
     if proximal_mu > 0 and anchor is not None:
         anchors = [(p, anchor[name].detach()) for name, p in model.named_parameters()]
     model.train()
     losses, passes = [], 0
-    for _ in range(params.local_epochs):
-        order = torch.randperm(len(y), generator=generator)
-        for start in range(0, len(order), params.batch_size):
-            batch = order[start : start + params.batch_size]
-            optimizer.zero_grad()
-            task_loss = loss_fn(model(x[batch]), y[batch])
-            loss = task_loss
-            if anchors is not None:
-                proximal = sum((p - a).pow(2).sum() for p, a in anchors)
-                loss = task_loss + 0.5 * proximal_mu * proximal
-            loss.backward()
-            optimizer.step()
-            losses.append(task_loss.item())
-            passes += 1
+    for batch in minibatches(len(y), params, seed):
+        optimizer.zero_grad()
+        task_loss = loss_fn(model(x[batch]), y[batch])
+        loss = task_loss
+        if anchors is not None:
+            proximal = sum((p - a).pow(2).sum() for p, a in anchors)
+            loss = task_loss + 0.5 * proximal_mu * proximal
+        loss.backward()
+        optimizer.step()
+        losses.append(task_loss.item())
+        passes += 1
     model.eval()
     return (sum(losses) / len(losses) if losses else 0.0), passes
+
+
+def minibatches(count: int, params: LocalTrainingParams, seed: int) -> Iterator[torch.Tensor]:
+    """Index batches for ``params.local_epochs`` seeded shuffles of ``count`` samples.
+
+    Both training loops draw from here, so head-only and whole-model training
+    see the same batches in the same order for the same seed.
+    """
+    generator = torch.Generator().manual_seed(seed)
+    for _ in range(params.local_epochs):
+        order = torch.randperm(count, generator=generator)
+        for start in range(0, count, params.batch_size):
+            yield order[start : start + params.batch_size]
 
 
 def update_reply(weights: Weights, examples: int, loss: float, **extra: int | float) -> RecordDict:
@@ -91,18 +102,14 @@ def train_head(
         features = model.backbone(x)  # type: ignore[attr-defined]
     optimizer = torch.optim.SGD(head.parameters(), lr=params.lr)
     loss_fn = torch.nn.CrossEntropyLoss()
-    generator = torch.Generator().manual_seed(seed)
     losses, passes = [], 0
-    for _ in range(params.local_epochs):
-        order = torch.randperm(len(y), generator=generator)
-        for start in range(0, len(order), params.batch_size):
-            batch = order[start : start + params.batch_size]
-            optimizer.zero_grad()
-            loss = loss_fn(head(features[batch]), y[batch])
-            loss.backward()
-            optimizer.step()
-            losses.append(loss.item())
-            passes += 1
+    for batch in minibatches(len(y), params, seed):
+        optimizer.zero_grad()
+        loss = loss_fn(head(features[batch]), y[batch])
+        loss.backward()
+        optimizer.step()
+        losses.append(loss.item())
+        passes += 1
     trained = {f"head.{k}": v.detach().clone() for k, v in head.state_dict().items()}
     return trained, (sum(losses) / len(losses) if losses else 0.0), passes
 
