@@ -10,6 +10,8 @@ devices, from the run's ``paired.csv``) and the verdict. Usage:
 
     python benchmarks/method_table.py --seeds 5 --scenarios scenarios/lowbandwidth.yaml
     python benchmarks/method_table.py --seeds 3            # every shipped scenario
+    python benchmarks/method_table.py --seeds 5 --scenarios scenarios/lowbandwidth.yaml \\
+        --methods static,persona,persona-noedit --params-from persona   # an ablation
 
 ``--engine`` picks the engine (inline by default; all engines give the same
 numbers). The table is also written as ``table-<scenario>.md`` under ``--out``.
@@ -24,6 +26,8 @@ from pathlib import Path
 
 import numpy as np
 
+from simulator.cli import with_methods
+from simulator.run.paired import references
 from simulator.run.plan import RunPlan
 from simulator.run.runner import run_plan
 from simulator.scenario.loading import load_scenario
@@ -84,15 +88,30 @@ def main() -> None:
     shipped = sorted(str(p) for p in Path(__file__).parent.parent.glob("scenarios/*.yaml"))
     parser.add_argument("--scenarios", nargs="+", default=shipped)
     parser.add_argument("--set", dest="overrides", action="append", default=[])
+    parser.add_argument(
+        "--methods", default="", help="comma-separated methods (default: the scenario's)"
+    )
+    parser.add_argument(
+        "--params-from",
+        default="",
+        help="give methods the scenario does not list this listed method's params "
+        "(an ablation then differs from its parent only in what it removes)",
+    )
     parser.add_argument("--engine", default="inline", choices=("inline", "ray", "flower"))
     parser.add_argument("--out", default="/tmp/persona-fleet-tables")
     args = parser.parse_args()
     for path in args.scenarios:
         scenario = load_scenario(path, [*args.overrides, f"engine.kind={args.engine}"])
         methods = [m.name for m in scenario.methods]
+        if args.methods:
+            methods = args.methods.split(",")
+            scenario = with_methods(scenario, methods, path, args.params_from or None)
         seeds = [scenario.seed + i for i in range(args.seeds)]
         folder = run_plan(RunPlan(scenario, methods, seeds, Path(args.out)), show_progress=False)
         lines = table(folder, methods)
+        if "persona" in references(methods):  # ablations beside full Persona
+            ablations = [m for m in methods if m.startswith("persona-")]
+            lines += ["", *table(folder, ablations, reference="persona")]
         text = "\n".join(
             [f"### {scenario.name}: {len(seeds)} seeds ({scenario.fleet.devices} devices)", *lines]
         )

@@ -113,8 +113,15 @@ def _compare(argv: list[str]) -> int:
     return 0
 
 
-def with_methods(scenario: Scenario, wanted: list[str], source: str) -> Scenario:
-    """The scenario with any registered method it does not list added, at default parameters."""
+def with_methods(
+    scenario: Scenario, wanted: list[str], source: str, params_from: str | None = None
+) -> Scenario:
+    """The scenario with any registered method it does not list added.
+
+    Added methods take default parameters, or those of the listed method
+    ``params_from`` (so an ablation differs from its parent only in what it
+    removes); the params schema of the added method still validates them.
+    """
     from strategies.registry import method_names
 
     unknown = [m for m in wanted if m not in method_names()]
@@ -123,8 +130,15 @@ def with_methods(scenario: Scenario, wanted: list[str], source: str) -> Scenario
             f"--methods: unknown method {', '.join(repr(m) for m in unknown)}; "
             f"valid methods: {', '.join(method_names())}"
         )
-    listed = {m.name for m in scenario.methods}
-    extra = [{"name": m} for m in wanted if m not in listed]
+    listed = {m.name: m for m in scenario.methods}
+    if params_from is not None and params_from not in listed:
+        raise UserError(f"params from {params_from!r}: the scenario does not list that method")
+    inherited = dict(listed[params_from].params) if params_from is not None else {}
+    extra = [
+        {"name": m, "params": inherited} if inherited else {"name": m}
+        for m in wanted
+        if m not in listed
+    ]
     if not extra:
         return scenario
     document = scenario_to_document(scenario)

@@ -166,13 +166,16 @@ def write_paired(rows: list[Comparison], folder: Path) -> None:
 
 
 def references(methods: list[str]) -> list[str]:
-    """What every method is compared with: ``static`` and the first baseline listed.
+    """What every method is compared with: ``static``, the first baseline, full Persona.
 
     The first baseline is the first method that is neither ``static`` nor a
-    Persona variant.
+    Persona variant. Full ``persona`` is a reference when one of its ablations
+    runs beside it, so each ablation's cost or gain has its own interval.
     """
     chosen = ["static"] if "static" in methods else []
     baseline = next((m for m in methods if m != "static" and not m.startswith("persona")), None)
     if baseline is not None:
         chosen.append(baseline)
+    if "persona" in methods and any(m.startswith("persona-") for m in methods):
+        chosen.append("persona")
     return chosen
