@@ -63,6 +63,13 @@ def summarize_window(features: torch.Tensor, kind: str) -> torch.Tensor:
     raise ValueError(f"unknown summary kind {kind!r}; valid kinds: features, stats")
 
 
+def window_means(summaries: torch.Tensor, kind: str) -> torch.Tensor:
+    """The mean backbone feature of each summarized window: ``(B, F)`` from a batch."""
+    if kind == "features":
+        return summaries.mean(dim=1)
+    return summaries[:, : summaries.shape[1] // 2]
+
+
 class SummaryEncoder(nn.Module):
     """Window summary -> code ``z0`` (permutation-invariant over the window's samples)."""
 

@@ -14,7 +14,8 @@ from dataclasses import dataclass, field
 import torch
 
 from basemodel.architecture import HeadWeights
-from persona.adapter import PersonaAdapter, edit_norms
+from persona.adapter import PersonaAdapter, edit_norms, window_means
+from persona.novelty import NoveltyDetector
 from persona.prototypes import PrototypeBank, RefineConfig
 
 
@@ -61,6 +62,7 @@ class PersonaCloud:
         bank: PrototypeBank,
         refine: RefineConfig,
         rules: DeployRules = DeployRules(),
+        novelty: NoveltyDetector | None = None,
     ):
         if rules.assignment not in ("nearest", "smallest-edit"):
             raise ValueError(
@@ -69,6 +71,7 @@ class PersonaCloud:
         self.adapter = adapter.eval()
         self.bank = bank
         self.refine_config = refine
+        self.novelty = novelty  # without one, refinement never spawns
         self.assignment = rules.assignment
         self.edits = rules.edits
         self.head_refresh_rounds = max(1, rules.head_refresh_rounds)
@@ -82,6 +85,7 @@ class PersonaCloud:
             "adapter": self.adapter.state_dict(),
             "pending": [[w, b] for w, b in self._pending],
             "pending_count": self._pending_count,
+            "novelty": self.novelty.state() if self.novelty is not None else {},
         }
 
     def load_state(self, state: dict) -> None:
@@ -91,6 +95,8 @@ class PersonaCloud:
         self.adapter.load_state_dict(state["adapter"])
         self._pending = [(w.clone(), b.clone()) for w, b in state["pending"]]
         self._pending_count = state["pending_count"].clone()
+        if state.get("novelty"):
+            self.novelty = NoveltyDetector.from_state(state["novelty"])
 
     def _assign(self, layer_codes: torch.Tensor, codes: torch.Tensor) -> torch.Tensor:
         if self.assignment == "nearest" or len(self.bank) == 1:
@@ -105,12 +111,24 @@ class PersonaCloud:
         )
         return norms.argmin(dim=1)
 
-    def _spawn(self, codes: torch.Tensor, assigned: torch.Tensor, report: RoundReport) -> None:
-        config = self.refine_config
-        _, distance = self.bank.nearest(codes)
-        for i in torch.nonzero(distance > config.spawn_distance).flatten().tolist():
-            if len(self.bank) >= config.max_prototypes:
+    def _spawn(
+        self, codes: torch.Tensor, means: torch.Tensor, assigned: torch.Tensor, report: RoundReport
+    ) -> None:
+        """A window unlike every known one gets its own prototype (one per new context).
+
+        Novelty is judged on window means (``persona.novelty``); the spawned
+        window joins the references, so its look-alikes in the same batch or
+        later rounds do not spawn again.
+        """
+        if self.novelty is None:
+            return
+        far = self.novelty.distance(means) > self.novelty.spawn_distance
+        for i in torch.nonzero(far).flatten().tolist():
+            if len(self.bank) >= self.refine_config.max_prototypes:
                 break
+            if not self.novelty.is_novel(means[i]):
+                continue  # an earlier spawn of this batch already covers it
+            self.novelty.remember(means[i])
             source = int(assigned[i])
             self.bank.spawn(codes[i], self.bank.head(source))
             self.adapter.generators.select(list(range(len(self.bank) - 1)) + [source])
@@ -147,7 +165,8 @@ class PersonaCloud:
         codes = layer_codes.flatten(1)
         assigned = self._assign(layer_codes, codes)
         if self.refine_config.enabled:
-            self._spawn(codes, assigned, report)
+            means = window_means(summaries, self.adapter.config.summary)
+            self._spawn(codes, means, assigned, report)
         edits = self.adapter.generators(layer_codes, assigned)
         if not self.edits:
             edits = [(torch.zeros_like(dw), torch.zeros_like(db)) for dw, db in edits]

@@ -18,6 +18,7 @@ from basemodel.architecture import HeadWeights
 from basemodel.cache import cache_key, default_cache_dir, load_entry, save_atomically
 from basemodel.resources import Transform
 from persona.adapter import AdapterConfig, PersonaAdapter
+from persona.novelty import NoveltyDetector, calibrate_novelty
 from persona.prototypes import PrototypeBank
 from persona.training import (
     AdapterDiagnostics,
@@ -34,11 +35,11 @@ from persona.training import (
 
 @dataclass
 class PersonaCloudState:
-    """A trained adapter, its prototype bank and the refinement distances."""
+    """A trained adapter, its prototype bank, the novelty test and the refinement distances."""
 
     adapter: PersonaAdapter
     bank: PrototypeBank
-    spawn_distance: float
+    novelty: NoveltyDetector
     merge_distance: float
     expiry_distance: float
     final_loss: float
@@ -72,11 +73,11 @@ def pretrain_persona(
             "adapter": asdict(adapter_config),
             "train": asdict(train_config),
             "seed": seed,
-            "format": 4,
+            "format": 5,
         }
     )
     path = cache_dir / f"persona-{key}.pt"
-    saved = load_entry(path, ("adapter", "bank", "spawn", "merge", "expiry", "loss"))
+    saved = load_entry(path, ("adapter", "bank", "novelty", "merge", "expiry", "loss"))
     cached = _from_cache(saved, adapter_config, path) if saved is not None else None
     if cached is not None:
         return cached
@@ -95,14 +96,15 @@ def pretrain_persona(
         adapter = PersonaAdapter(adapter_config)
         base = head_weights(head)
         losses, diagnostics = train_adapter(adapter, base, sampler, train_config, heldout)
-        bank, spawn, merge = build_prototypes(adapter, base, sampler, train_config, seed)
+        bank, merge = build_prototypes(adapter, base, sampler, train_config, seed)
+        novelty = calibrate_novelty(sampler, train_config.window, train_config.spawn_factor)
         expiry = expiry_distance(sampler, train_config)
     final_loss = float(sum(losses[-50:]) / max(1, len(losses[-50:])))
     save_atomically(
         {
             "adapter": adapter.state_dict(),
             "bank": bank.state(),
-            "spawn": spawn,
+            "novelty": novelty.state(),
             "merge": merge,
             "expiry": expiry,
             "loss": final_loss,
@@ -111,7 +113,7 @@ def pretrain_persona(
         path,
     )
     return PersonaCloudState(
-        adapter.eval(), bank, spawn, merge, expiry, final_loss, path, diagnostics
+        adapter.eval(), bank, novelty, merge, expiry, final_loss, path, diagnostics
     )
 
 
@@ -125,7 +127,7 @@ def _from_cache(saved: dict, config: AdapterConfig, path: Path) -> PersonaCloudS
         return PersonaCloudState(
             adapter.eval(),
             bank,
-            float(saved["spawn"]),
+            NoveltyDetector.from_state(saved["novelty"]),
             float(saved["merge"]),
             float(saved["expiry"]),
             float(saved["loss"]),

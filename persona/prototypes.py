@@ -22,7 +22,10 @@ from basemodel.architecture import HeadWeights
 
 @dataclass
 class RefineConfig:
-    """Label-free refinement rules; distances are in code space.
+    """Label-free refinement rules; the merge distance is in code space.
+
+    Spawning is judged by a ``persona.novelty.NoveltyDetector`` on window
+    means, with its own calibrated distance.
 
     Off by default: on the flagship's tuning seed it did not raise acc_mean
     (benchmarks/tune_baselines.py, the sweep named in scenarios/lowbandwidth.yaml).
@@ -30,7 +33,6 @@ class RefineConfig:
 
     enabled: bool = False
     eta: float = 0.05
-    spawn_distance: float = float("inf")
     merge_distance: float = 0.0
     max_prototypes: int = 32
 

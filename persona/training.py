@@ -305,12 +305,12 @@ def build_prototypes(
     sampler: EpisodeSampler,
     config: PersonaTrainConfig,
     seed: int,
-) -> tuple[PrototypeBank, float, float]:
+) -> tuple[PrototypeBank, float]:
     """k-means on episode codes, per-cluster heads and generator copies.
 
-    Returns the bank and the spawn and merge distances: multiples
-    (``spawn_factor``, ``merge_factor``) of the 99th percentile of the codes'
-    distance to their own centroid.
+    Returns the bank and the merge distance: ``merge_factor`` times the 99th
+    percentile of the codes' distance to their own centroid (the spawn
+    distance lives in feature space: ``persona.novelty``).
     """
     support, qx, qy = sampler.sample(config.prototype_episodes, config.window, config.query)
     with torch.no_grad():
@@ -350,7 +350,7 @@ def build_prototypes(
     )
     adapter.generators.select([0] * k)
     _finetune_generators(adapter, bank, sampler, config)
-    return bank, config.spawn_factor * typical, config.merge_factor * typical
+    return bank, config.merge_factor * typical
 
 
 def _finetune_generators(

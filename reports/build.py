@@ -9,6 +9,7 @@ import re
 from pathlib import Path
 from typing import Any
 
+from reports.adapter import ADAPTER_HEAD, adapter_lines, adapter_warnings
 from reports.plots import FIGURES, colour, write_plots
 from reports.statistics import mean_ci95
 from reports.table import COLUMNS, METRIC_NAMES, points, reading, table, value
@@ -24,6 +25,9 @@ th { background: #f3f3f3; }
 img { max-width: 100%; border: 1px solid #eee; }
 .settings td { text-align: left; }
 """
+
+
+ADAPTER_TITLE = "Persona's adapter on held-out episodes (pretraining's held-out images)"
 
 
 def key_settings(scenario: dict[str, Any]) -> list[tuple[str, str]]:
@@ -99,6 +103,18 @@ def _html_paired(results: RunResults) -> str:
     return f"<table><tr>{head}</tr>{body}</table>"
 
 
+def _html_adapter(results: RunResults) -> str:
+    lines = adapter_lines(results)
+    if not lines:
+        return ""
+    head = "".join(f"<th>{html.escape(h)}</th>" for h in ADAPTER_HEAD)
+    body = "".join(
+        "<tr>" + "".join(f"<td>{html.escape(cell)}</td>" for cell in line) + "</tr>"
+        for line in lines
+    )
+    return f"<h2>{ADAPTER_TITLE}</h2><table><tr>{head}</tr>{body}</table>"
+
+
 def _css(value: Any) -> str:
     if isinstance(value, str):
         return value
@@ -126,7 +142,9 @@ def write_html(results: RunResults, plots: dict[str, Path], path: Path) -> None:
             figures.append(
                 f"<h3>{html.escape(title)}</h3><p><i>No data for this figure in this run.</i></p>"
             )
-    text = "".join(f"<li>{_markdown_bold(line)}</li>" for line in reading(results))
+    text = "".join(
+        f"<li>{_markdown_bold(line)}</li>" for line in adapter_warnings(results) + reading(results)
+    )
     seeds = ", ".join(str(s) for s in results.seeds)
     document = (
         f"<!DOCTYPE html><html><head><meta charset='utf-8'>"
@@ -137,7 +155,8 @@ def write_html(results: RunResults, plots: dict[str, Path], path: Path) -> None:
         f"<h2>Results (mean ± 95% t-interval over seeds)</h2>{_html_table(results)}"
         f"<h2>Paired differences (within seeds; bootstrap over seeds and devices)</h2>"
         f"{_html_paired(results)}"
-        f"<h2>Reading</h2><ul>{text}</ul><h2>Figures</h2>{''.join(figures)}"
+        f"<h2>Reading</h2><ul>{text}</ul>{_html_adapter(results)}"
+        f"<h2>Figures</h2>{''.join(figures)}"
         f"</body></html>"
     )
     path.write_text(document, encoding="utf-8")
@@ -166,7 +185,13 @@ def write_markdown(results: RunResults, plots: dict[str, Path], path: Path) -> N
         lines += ["| " + " | ".join(line) + " |" for line in paired]
     else:
         lines.append("One seed: no paired comparison (run with --seeds 2 or more).")
-    lines += ["", "## Reading", ""] + [f"- {line}" for line in reading(results)]
+    lines += ["", "## Reading", ""]
+    lines += [f"- {line}" for line in adapter_warnings(results) + reading(results)]
+    adapter = adapter_lines(results)
+    if adapter:
+        lines += ["", f"## {ADAPTER_TITLE}", "", "| " + " | ".join(ADAPTER_HEAD) + " |"]
+        lines.append("|---" * len(ADAPTER_HEAD) + "|")
+        lines += ["| " + " | ".join(line) + " |" for line in adapter]
     lines += ["", "## Figures", ""]
     for name, (title, _) in FIGURES.items():
         if name in plots:

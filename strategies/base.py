@@ -131,6 +131,15 @@ class FleetStrategy(Strategy):
         """Log the method's settings (Flower's hook; default: the class name)."""
         log.debug("cloud half: %s", type(self).__name__)
 
+    def run_facts(self) -> dict[str, Any]:
+        """What the method reports about itself for the run folder (JSON-able; default none).
+
+        Written into the run's end row, read by the reports: for instance
+        Persona's adapter scores on held-out episodes, so that an adapter whose
+        edits do not help is visible in the report, not only in a log.
+        """
+        return {}
+
     _cloud_flops: float = 0.0
 
     def spend(self, flops: float) -> None:

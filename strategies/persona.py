@@ -30,7 +30,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from basemodel.architecture import head_forward, head_keys
 from basemodel.threads import fixed_threads
-from persona.adapter import AdapterConfig, summarize_window
+from persona.adapter import AdapterConfig, summarize_window, window_means
 from persona.cloud import Assignment, DeployRules, PersonaCloud
 from persona.pretraining import pretrain_persona
 from persona.prototypes import RefineConfig
@@ -81,6 +81,11 @@ class PersonaParams(MethodParams):
     eta: float = Field(default=_library(RefineConfig, "eta"), ge=0, le=1)
     head_refresh_rounds: int = Field(default=_library(DeployRules, "head_refresh_rounds"), ge=1)
     expiry: bool = True
+    # After expiry: serve P(k) (bounded, fitted to the cluster) or the factory head.
+    # On the flagship's tuning seed 100, P(k) gave acc_post_shift 0.6582 against 0.6557
+    # and a dip of 67.8% against 66.1% (benchmarks/tune_baselines.py
+    # --grid persona.on_expiry=prototype,factory).
+    on_expiry: Literal["prototype", "factory"] = "prototype"
     edits: bool = True
     prototype_heads: Literal["generated", "finetuned"] = _library(
         PersonaTrainConfig, "prototype_heads"
@@ -99,9 +104,7 @@ class PersonaParams(MethodParams):
 
 def window_mean(summary: torch.Tensor, kind: str) -> torch.Tensor:
     """The mean backbone feature of the window a summary describes."""
-    if kind == "features":
-        return summary.mean(dim=0)
-    return summary[: summary.shape[0] // 2]
+    return window_means(summary.unsqueeze(0), kind)[0]
 
 
 def _as_record(
@@ -123,8 +126,10 @@ class PersonaStrategy(TwoPhaseStrategy):
         summary: str,
         expiry_distance: float,
         edit_dtype: torch.dtype = torch.float16,
+        adapter_record: dict[str, Any] | None = None,
     ):
         self.cloud = cloud
+        self._adapter_record = adapter_record or {}
         self._edit_dtype = edit_dtype
         self._sample_nodes = sample_nodes
         self._summary = summary
@@ -218,8 +223,8 @@ class PersonaStrategy(TwoPhaseStrategy):
                     wire.EDIT_REF: record_of({"mean": mean}),
                 }
             )
-            if needs_head:
-                content[wire.PROTO_HEAD] = _as_record(answer.base)
+            if needs_head:  # P(k) travels at the edit's precision, like the edit itself
+                content[wire.PROTO_HEAD] = _as_record(answer.base, self._edit_dtype)
             messages.append(Message(content, dst_node_id=node, message_type=wire.TRAIN_APPLY))
         return messages
 
@@ -230,6 +235,10 @@ class PersonaStrategy(TwoPhaseStrategy):
         log.info(
             "Persona: %d prototypes, %s assignment", len(self.cloud.bank), self.cloud.assignment
         )
+
+    def run_facts(self) -> dict[str, Any]:
+        """The prototype count at the end and the adapter's held-out record (for the report)."""
+        return {"prototypes": len(self.cloud.bank), "adapter_heldout": self._adapter_record}
 
 
 class PersonaDevice(TwoPhaseDevice):
@@ -284,7 +293,7 @@ class PersonaDevice(TwoPhaseDevice):
         edit = weights_of(step.content[wire.EDIT])
         with torch.inference_mode():
             base_weights = weights_of(base)
-            head = {key: base_weights[key] + edit[key].float() for key in edit}
+            head = {key: base_weights[key].float() + edit[key].float() for key in edit}
         records = {
             wire.HELD_PROTO: ConfigRecord(
                 {
@@ -305,13 +314,16 @@ class PersonaDevice(TwoPhaseDevice):
         return self._serving(step, features)
 
     def _serving(self, step: ServeStep, features: torch.Tensor) -> Weights | None:
-        """The edited head while it is fresh, else the factory head.
+        """The edited head while it is fresh, else its prototype head (or the factory's).
 
         An edit is made for the window the device summarized. When the mean
         feature of the device's current inputs has moved further than the
         cloud's expiry distance from that window's, the device's data has
-        shifted: it serves the factory head until its next edit. This uses only
-        unlabeled inputs, already computed for the prediction itself.
+        shifted: the edit no longer fits, and the device serves its prototype
+        head ``P(k)`` (``on_expiry: prototype``, bounded like every edit and
+        fitted to its cluster) or the factory head (``on_expiry: factory``)
+        until its next edit. This uses only unlabeled inputs, already computed
+        for the prediction itself.
         """
         assert isinstance(step.params, PersonaParams)
         view = step.view
@@ -319,8 +331,12 @@ class PersonaDevice(TwoPhaseDevice):
         if not step.params.expiry or view.held is None or not isinstance(ref, ArrayRecord):
             return view.held
         mean = tensor_of(ref["mean"])
-        fresh = float((features.mean(dim=0) - mean).norm()) <= float(held[wire.EXPIRY_DISTANCE])
-        return view.held if fresh else None
+        if float((features.mean(dim=0) - mean).norm()) <= float(held[wire.EXPIRY_DISTANCE]):
+            return view.held
+        prototype = view.records.get(wire.PROTO_HEAD)
+        if step.params.on_expiry == "factory" or not isinstance(prototype, ArrayRecord):
+            return None
+        return {key: value.float() for key, value in weights_of(prototype).items()}
 
     def predict(self, cohort: Sequence[ServeStep]) -> list[torch.Tensor]:
         """Backbone features once per device (for expiry and prediction), then its head."""
@@ -394,16 +410,33 @@ def build_cloud(setup: CloudSetup, params: PersonaParams) -> PersonaStrategy:
     refine = RefineConfig(
         enabled=params.refine,
         eta=params.eta,
-        spawn_distance=state.spawn_distance,
         merge_distance=state.merge_distance,
         max_prototypes=params.max_prototypes,
     )
+    record = {}
     if state.diagnostics is not None:
         _log_diagnostics(state.diagnostics, family.context_names)
+        record = heldout_record(state.diagnostics, family.context_names)
     rules = DeployRules(params.assignment, params.head_refresh_rounds, params.edits)
-    cloud = PersonaCloud(state.adapter, state.bank, refine, rules)
+    cloud = PersonaCloud(state.adapter, state.bank, refine, rules, state.novelty)
     dtype = torch.float16 if params.edit_precision == "float16" else torch.float32
-    return PersonaStrategy(cloud, setup.sample_nodes, params.summary, state.expiry_distance, dtype)
+    return PersonaStrategy(
+        cloud, setup.sample_nodes, params.summary, state.expiry_distance, dtype, record
+    )
+
+
+def heldout_record(d: AdapterDiagnostics, names: list[str]) -> dict[str, Any]:
+    """The adapter's held-out scores as plain numbers: overall and per family context."""
+    return {
+        "loss": d.heldout_loss,
+        "accuracy_edited": d.heldout_acc_edited,
+        "accuracy_unedited": d.heldout_acc_base,
+        "best_step": d.best_step,
+        "by_context": {
+            (names[c] if c < len(names) else str(c)): {"edited": edited, "unedited": base}
+            for c, (edited, base) in sorted(d.per_context.items())
+        },
+    }
 
 
 def _log_diagnostics(d: AdapterDiagnostics, names: list[str]) -> None:

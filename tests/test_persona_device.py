@@ -48,6 +48,10 @@ def test_persona_devices_never_run_backward_or_an_optimizer(tmp_path, tiny_docum
     assert sum(r["backward_passes"] for r in rounds) == 0
     assert sum(r["kept"] for r in rounds) > 0  # devices did apply edits
     assert all(r["train_metrics"]["prototypes"] >= 1 for r in rounds if r["sampled"])
+    (end,) = [r for r in rows if r["kind"] == "end"]
+    heldout = end["facts"]["adapter_heldout"]  # the adapter's record reaches the run folder
+    assert set(heldout["by_context"]) == {"clean", "rotation=45"}  # the family + the base
+    assert 0.0 <= heldout["accuracy_edited"] <= 1.0
 
 
 def test_the_sanity_check_would_catch_a_device_backward(monkeypatch):

@@ -145,7 +145,7 @@ def test_generated_prototype_heads_are_the_base_plus_a_clipped_edit():
     sampler = EpisodeSampler(features, labels, 10, 0.5, seed=0)
     base = head_weights(model.head)
     train_adapter(adapter, base, sampler, config)
-    bank, _, _ = build_prototypes(adapter, base, sampler, config, seed=0)
+    bank, _ = build_prototypes(adapter, base, sampler, config, seed=0)
     for k in range(len(bank)):
         for (w, b), (w0, b0) in zip(bank.head(k), base, strict=True):
             assert (w - w0).abs().max() <= 0.1 + 1e-6 and (b - b0).abs().max() <= 0.1 + 1e-6
@@ -153,5 +153,39 @@ def test_generated_prototype_heads_are_the_base_plus_a_clipped_edit():
     expected = adapter.generators(codes, torch.zeros(len(bank), dtype=torch.long))
     assert torch.allclose(bank.heads[0][0][1] - base[0][0], expected[0][0][1], atol=1e-6)
     finetuned = PersonaTrainConfig(**{**config.__dict__, "prototype_heads": "finetuned"})
-    other, _, _ = build_prototypes(adapter, base, sampler, finetuned, seed=0)
+    other, _ = build_prototypes(adapter, base, sampler, finetuned, seed=0)
     assert not torch.allclose(other.heads[0][0], bank.heads[0][0])
+
+
+def test_spawn_distance_fires_on_a_far_unseen_context_and_not_on_trained_ones():
+    """Calibrated spawn: windows from trained contexts never spawn; an upside-down fleet does."""
+    from persona.cloud import DeployRules, PersonaCloud
+    from persona.novelty import calibrate_novelty
+    from persona.prototypes import RefineConfig
+
+    torch.manual_seed(0)
+    data = load_dataset("digits")
+    images, labels = data.images[:1200], data.labels[:1200]
+    model = build_model("mlp", data.input_shape, data.num_classes)
+    train_supervised(model, images, labels, PretrainConfig(epochs=15), seed=0)
+    trained = [lambda x: x, lambda x: rotate(x, 20)]
+    far = [lambda x: 1.0 - torch.flip(x, dims=[-2])]  # upside down and inverted: never trained
+    features = context_features(model.backbone, images, trained + far)
+    config = PersonaTrainConfig(steps=200, generator_steps=20, prototype_episodes=128, prototypes=2)
+    sampler = EpisodeSampler(features, labels, 10, 0.5, seed=1, contexts=[0, 1])
+    adapter = PersonaAdapter(AdapterConfig(feature_dim=64, head_widths=(64, 64, 10), clip=0.1))
+    train_adapter(adapter, head_weights(model.head), sampler, config)
+    bank, merge = build_prototypes(adapter, head_weights(model.head), sampler, config, 0)
+    novelty = calibrate_novelty(sampler, config.window, config.spawn_factor)
+    refine = RefineConfig(enabled=True, merge_distance=merge)
+    cloud = PersonaCloud(adapter, bank, refine, DeployRules(), novelty)
+
+    fresh = EpisodeSampler(features, labels, 10, 0.5, seed=7, contexts=[0, 1])
+    support, _, _ = fresh.sample(64, config.window, config.query)
+    _, report = cloud.respond(support, round_index=1)
+    assert report.spawned == 0  # sampling noise of known contexts stays inside
+
+    unseen = EpisodeSampler(features, labels, 10, 0.5, seed=8, contexts=[2])
+    support, _, _ = unseen.sample(16, config.window, config.query)
+    _, report = cloud.respond(support, round_index=2)
+    assert report.spawned == 1  # one new context, one prototype

@@ -6,6 +6,7 @@ import torch
 
 from persona.adapter import AdapterConfig, PersonaAdapter
 from persona.cloud import DeployRules, PersonaCloud, RoundReport
+from persona.novelty import NoveltyDetector
 from persona.prototypes import PrototypeBank, RefineConfig
 
 CONFIG = AdapterConfig(feature_dim=4, head_widths=(4, 3, 2), code_dim=2, hidden_dim=8, clip=0.5)
@@ -67,16 +68,29 @@ def test_refinement_moves_centroids_every_round_and_heads_on_refresh_rounds():
     assert codes.shape == (4, 4)
 
 
-def test_a_far_code_spawns_a_prototype_with_its_own_generator_copy():
+def test_a_novel_window_spawns_a_prototype_with_its_own_generator_copy():
     bank = _bank([[0.0] * 4])
-    cloud = _cloud(bank, RefineConfig(enabled=True, eta=0.1, spawn_distance=1e-6))
-    answers, report = cloud.respond(torch.randn(1, 5, 4), round_index=1)
+    cloud = _cloud(bank, RefineConfig(enabled=True, eta=0.1))
+    cloud.novelty = NoveltyDetector(torch.zeros(1, 4), spawn_distance=1.0)
+    window = torch.randn(1, 5, 4) + 10.0  # its mean is far from the only reference
+    answers, report = cloud.respond(window, round_index=1)
     assert report.spawned == 1 and len(bank) == 2
     assert answers[0].proto_id == 1 and bank.ids == [0, 1]
     assert cloud.adapter.generators.prototypes == 2
     assert torch.equal(
         cloud.adapter.generators.weight_maps[0][0], cloud.adapter.generators.weight_maps[0][1]
     )
+
+
+def test_one_new_context_spawns_once_and_known_windows_never():
+    bank = _bank([[0.0] * 4])
+    cloud = _cloud(bank, RefineConfig(enabled=True, eta=0.1))
+    cloud.novelty = NoveltyDetector(torch.zeros(1, 4), spawn_distance=1.0)
+    known = 0.1 * torch.randn(6, 5, 4)
+    assert cloud.respond(known, round_index=1)[1].spawned == 0
+    new_context = 0.1 * torch.randn(6, 5, 4) + 10.0  # six devices meet one new context
+    assert cloud.respond(new_context, round_index=2)[1].spawned == 1
+    assert cloud.respond(new_context + 0.05, round_index=3)[1].spawned == 0  # now known
 
 
 def test_close_prototypes_merge_and_the_dropped_id_retires():
@@ -95,7 +109,7 @@ def test_close_prototypes_merge_and_the_dropped_id_retires():
 def test_disabled_refinement_leaves_the_bank_alone():
     bank = _bank([[0.0] * 4, [1.0] * 4])
     before = bank.centroids.clone()
-    cloud = _cloud(bank, RefineConfig(enabled=False, spawn_distance=0.0, merge_distance=99.0))
+    cloud = _cloud(bank, RefineConfig(enabled=False, merge_distance=99.0))
     cloud.respond(torch.randn(5, 5, 4), round_index=10)
     assert torch.equal(bank.centroids, before) and bank.versions == [0, 0] and len(bank) == 2
 

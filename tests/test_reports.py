@@ -216,3 +216,25 @@ def test_report_renders_in_headless_chromium(run_folder, tmp_path):
         check=True,
     )
     assert shot.stat().st_size > 20_000
+
+
+def test_the_report_shows_the_adapter_record_and_warns_when_edits_do_not_help(run_folder, tmp_path):
+    folder = tmp_path / "copy"
+    shutil.copytree(run_folder, folder)
+    path = folder / "metrics" / "fedavg__seed0.jsonl"  # stands in for a Persona run's file
+    rows = read_rows(path)
+    record = {
+        "loss": 0.4,
+        "accuracy_edited": 0.61,
+        "accuracy_unedited": 0.64,
+        "best_step": 100,
+        "by_context": {"rotation=30": {"edited": 0.7, "unedited": 0.5}},
+    }
+    rows[-1]["facts"] = {"prototypes": 4, "adapter_heldout": record}
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    build_report(folder)
+    text = (folder / "report.md").read_text()
+    assert "| fedavg | 0 | rotation=30 | 50.0% | 70.0% | +20.0 points |" in text
+    assert "| fedavg | 0 | all held-out episodes | 64.0% | 61.0% | -3.0 points |" in text
+    assert "does not help on held-out episodes" in text
+    assert "does not help" not in (run_folder / "report.md").read_text()  # no record, no claim

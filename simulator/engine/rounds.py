@@ -125,7 +125,10 @@ class RoundLoop:
         sim_duration_s = max(at.clock_s, self.rounds.horizon_s)
         self.on_progress(at.rounds_run, sim_duration_s, self.last_accuracy)
         wall_s = time.perf_counter() - started
-        self.rows.append(end_row(at.rounds_run, sim_duration_s, wall_s, registration_s, fleet_size))
+        facts = strategy.run_facts()
+        self.rows.append(
+            end_row(at.rounds_run, sim_duration_s, wall_s, registration_s, fleet_size, facts)
+        )
 
     def _rounds(
         self,

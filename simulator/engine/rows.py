@@ -66,9 +66,17 @@ def eval_row(time_s: float, scores: dict[int, float], asked: int) -> dict[str, A
 
 
 def end_row(
-    rounds_run: int, sim_duration_s: float, wall_s: float, registration_s: float, devices: int
+    rounds_run: int,
+    sim_duration_s: float,
+    wall_s: float,
+    registration_s: float,
+    devices: int,
+    facts: dict[str, Any],
 ) -> dict[str, Any]:
-    """The end of a method-seed run (its presence marks the run finished)."""
+    """The end of a method-seed run (its presence marks the run finished).
+
+    ``facts`` is what the method reports about itself (``run_facts``).
+    """
     return {
         "kind": "end",
         "rounds": rounds_run,
@@ -76,4 +84,5 @@ def end_row(
         "wall_s": wall_s,
         "registration_wall_s": registration_s,
         "devices": devices,
+        "facts": facts,
     }

@@ -78,14 +78,22 @@ def read_rows(path: Path) -> list[dict[str, Any]]:
     return rows
 
 
+def _facts(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """The end row's method facts (empty for an unfinished run or an older folder)."""
+    ends = [r for r in rows if r.get("kind") == "end"]
+    facts = ends[-1].get("facts") if ends else None
+    return facts if isinstance(facts, dict) else {}
+
+
 @dataclass
 class MethodRun:
-    """One method and seed: its round rows and evaluation rows."""
+    """One method and seed: its round rows, evaluation rows and the method's own facts."""
 
     method: str
     seed: int
     rounds: list[dict[str, Any]]
     evals: list[dict[str, Any]]
+    facts: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -196,6 +204,7 @@ def load_run(folder: str | Path) -> RunResults:
             int(seed_text),
             [r for r in rows if r.get("kind") == "round"],
             [r for r in rows if r.get("kind") == "eval" and r.get("acc_mean") is not None],
+            _facts(rows),
         )
     if not runs:
         raise RunFolderError(f"{folder}: no metrics files under metrics/")
