@@ -182,3 +182,11 @@ def test_a_preset_field_can_be_overridden(tmp_path, tiny_document):
     scenario = load_scenario(write_yaml(tmp_path / "ok.yaml", tiny_document))
     first = scenario.fleet.classes[0]
     assert (first.name, first.crash_rate, first.uplink_kbps.median) == ("2g-lowend", 0.3, 60)
+
+
+def test_a_partial_preset_figure_keeps_the_presets_other_fields(tmp_path, tiny_document):
+    """``--set fleet.classes[0].uplink_kbps.median=50`` changes the median only."""
+    tiny_document["fleet"]["classes"][0] = {"preset": "2g-lowend", "share": 0.5}
+    path = write_yaml(tmp_path / "ok.yaml", tiny_document)
+    uplink = load_scenario(path, ["fleet.classes[0].uplink_kbps.median=50"]).fleet.classes[0]
+    assert (uplink.uplink_kbps.median, uplink.uplink_kbps.sigma) == (50, 0.4)

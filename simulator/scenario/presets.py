@@ -86,7 +86,11 @@ def preset_names() -> list[str]:
 
 
 def expand_preset(entry: Any) -> Any:
-    """A device-class entry with its preset's figures filled in (the entry's own keys win)."""
+    """A device-class entry with its preset's figures filled in (the entry's own keys win).
+
+    A partial figure merges with the preset's (``uplink_kbps: {median: 50}``
+    keeps the preset's sigma), so a sweep over one number changes only it.
+    """
     if not isinstance(entry, dict) or "preset" not in entry:
         return entry
     name = entry["preset"]
@@ -95,5 +99,11 @@ def expand_preset(entry: Any) -> Any:
             f"unknown device class preset {name!r}; valid presets: {', '.join(preset_names())}"
         )
     merged = {"name": name, **PRESETS[name]}
-    merged.update({k: v for k, v in entry.items() if k != "preset"})
+    for key, value in entry.items():
+        if key == "preset":
+            continue
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = {**merged[key], **value}
+        else:
+            merged[key] = value
     return merged
