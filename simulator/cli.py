@@ -7,6 +7,7 @@
     simulate validate SCENARIO.yaml [--set ...]
     simulate report RUN_DIR
     simulate compare RUN_DIR [RUN_DIR ...] [--out DIR]
+    simulate sweep SCENARIO.yaml --grid KEY.PATH=V1,V2 [...]   (see simulator/sweep/command.py)
 
 Errors are one line on stderr and a non-zero exit code, never a traceback.
 """
@@ -280,6 +281,10 @@ def main(argv: list[str] | None = None) -> int:
             return _report(argv[1:])
         if argv and argv[0] == "compare":
             return _compare(argv[1:])
+        if argv and argv[0] == "sweep":
+            from simulator.sweep.command import sweep_main
+
+            return sweep_main(argv[1:])
         return _run(argv)
     except UserError as error:
         print(f"error: {error}", file=sys.stderr)

@@ -110,14 +110,28 @@ def _show_method_logs(console: Console) -> None:
     """Methods log what a user should see (e.g. Persona's cache key) to ``persona_fleet``."""
     logger = logging.getLogger("persona_fleet")
     logger.setLevel(logging.INFO)
-    if not any(isinstance(h, RichHandler) for h in logger.handlers):
-        handler = RichHandler(console=console, show_time=False, show_path=False)
-        logger.addHandler(handler)
+    for old in [h for h in logger.handlers if isinstance(h, RichHandler)]:
+        if old.console is console:
+            return
+        logger.removeHandler(old)  # an earlier run's console (a sweep's previous cell log)
+    logger.addHandler(RichHandler(console=console, show_time=False, show_path=False))
 
 
-def run_plan(plan: RunPlan, show_progress: bool = True, console: Console | None = None) -> Path:
-    """Run every method for every seed; returns the run folder."""
-    folder = create_run_folder(plan.out_dir, plan.scenario.name)
+def run_plan(
+    plan: RunPlan,
+    show_progress: bool = True,
+    console: Console | None = None,
+    folder: Path | None = None,
+) -> Path:
+    """Run every method for every seed; returns the run folder.
+
+    The folder is a fresh ``<out>/<scenario>/<timestamp>``, or ``folder``
+    when a caller names it (a sweep's cell: it must not exist yet).
+    """
+    if folder is None:
+        folder = create_run_folder(plan.out_dir, plan.scenario.name)
+    else:
+        folder.mkdir(parents=True)
     document = scenario_to_document(plan.scenario)
     (folder / "scenario.yaml").write_text(yaml.safe_dump(document, sort_keys=False))
     write_plan(folder, plan)

@@ -1,0 +1,121 @@
+"""``simulate sweep``: the command line of a sweep.
+
+simulate sweep SCENARIO.yaml --grid KEY.PATH=V1,V2,... [--grid ...] [--seeds N]
+               [--methods a,b] [--set KEY.PATH=VALUE ...] [--workers N]
+               [--engine inline|ray] [--out DIR] [--dry-run]
+simulate sweep --resume SWEEP_DIR [--workers N] [--engine inline|ray]
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from simulator.scenario.errors import UserError
+from simulator.scenario.loading import load_scenario
+from simulator.sweep.driver import (
+    SweepRequest,
+    default_workers,
+    describe,
+    plan_sweep,
+    resume_sweep,
+    start_sweep,
+)
+from simulator.sweep.grid import parse_axes
+from simulator.sweep.state import read_sweep_file
+
+
+def build_sweep_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="simulate sweep",
+        description="Run a scenario over a grid of settings (every cell x method x seed) and "
+        "map where each method wins, with paired 95%% intervals.",
+    )
+    parser.add_argument("scenario", nargs="?", help="scenario file (YAML)")
+    parser.add_argument(
+        "--grid",
+        action="append",
+        default=[],
+        metavar="KEY.PATH=V1,V2,...",
+        help="an axis: any scalar key of the scenario and its values (repeatable)",
+    )
+    parser.add_argument("--seeds", type=int, help="seeds per cell (default: the scenario's)")
+    parser.add_argument("--methods", help="comma-separated methods (default: the scenario's)")
+    parser.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY.PATH=VALUE",
+        help="override a value of every cell (repeatable)",
+    )
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=default_workers(),
+        help="cells run side by side (default: this machine's cores)",
+    )
+    parser.add_argument(
+        "--engine",
+        choices=("inline", "ray"),
+        default="inline",
+        help="inline: worker processes on this machine; ray: Ray tasks (a cluster with "
+        "engine.ray_address)",
+    )
+    parser.add_argument("--out", default="sweeps", help="parent folder (default: sweeps)")
+    parser.add_argument("--dry-run", action="store_true", help="list the cells and an estimate")
+    parser.add_argument("--resume", metavar="SWEEP_DIR", help="continue an interrupted sweep")
+    return parser
+
+
+def sweep_main(argv: list[str]) -> int:
+    parser = build_sweep_parser()
+    args = parser.parse_args(argv)
+    if args.workers < 1:
+        raise UserError("--workers must be at least 1")
+    if args.resume is not None:
+        given = [
+            flag
+            for flag, value in (
+                ("scenario file", args.scenario),
+                ("--grid", args.grid),
+                ("--seeds", args.seeds),
+                ("--methods", args.methods),
+                ("--set", args.overrides),
+                ("--dry-run", args.dry_run),
+            )
+            if value
+        ]
+        if given:
+            parser.error(f"--resume takes no {', '.join(given)}: the sweep folder holds them")
+        folder = Path(args.resume)
+        address = read_sweep_file(folder).base.get("engine", {}).get("ray_address")
+        return _report(resume_sweep(folder, args.workers, args.engine, address))
+    if args.scenario is None:
+        parser.error("the following arguments are required: scenario (or --resume SWEEP_DIR)")
+    if args.seeds is not None and args.seeds < 1:
+        raise UserError("--seeds must be at least 1")
+    methods = None
+    if args.methods is not None:
+        methods = [m.strip() for m in args.methods.split(",") if m.strip()]
+        if not methods or len(set(methods)) != len(methods):
+            raise UserError("--methods: name each method once, at least one")
+    axes = parse_axes(args.grid)
+    seeds = args.seeds or load_scenario(args.scenario, args.overrides).seeds
+    request = SweepRequest(
+        args.scenario, list(args.overrides), axes, seeds, methods, args.workers, Path(args.out)
+    )
+    sweep, scenarios = plan_sweep(request)
+    if args.dry_run:
+        print("\n".join(describe(sweep, scenarios, args.workers)))
+        return 0
+    address = scenarios[0].engine.ray_address
+    return _report(start_sweep(request, args.engine, address))
+
+
+def _report(folder: Path) -> int:
+    print(f"sweep: {folder}")
+    for name in ("sweep.csv", "sweep.md", "sweep.html"):
+        if (folder / name).exists():
+            print(f"  {folder / name}")
+    return 0

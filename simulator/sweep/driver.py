@@ -1,0 +1,207 @@
+"""``simulate sweep``: validate the grid, run the cells, write the sweep's table and report.
+
+The driver is the only writer of the sweep's own files: ``sweep.json`` before
+anything runs, ``cells/<cell>.error`` for a cell that failed, and at the end
+``sweep.csv`` and the report (``reports.sweep``). Cells are resumable one by
+one: ``resume_sweep`` keeps finished cells and continues the others from
+their checkpoints.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from simulator.scenario.errors import UserError
+from simulator.scenario.loading import parse_scenario, read_document
+from simulator.scenario.overrides import apply_overrides
+from simulator.scenario.schema import Scenario
+from simulator.sweep.execute import INTERRUPTED, CellJob, run_cells
+from simulator.sweep.grid import Axis, cell_scenario, expand
+from simulator.sweep.state import (
+    CellEntry,
+    SweepFile,
+    cell_done,
+    cell_error_path,
+    cell_folder,
+    read_sweep_file,
+    write_sweep_file,
+)
+from simulator.sweep.table import read_cell, sweep_rows, write_sweep_csv
+from strategies.registry import method_names
+
+# A rough cost model for --dry-run: the engine's measured cost per device-round on
+# 2 cores (benchmarks/engine_overhead.py) and a fixed cost per method-seed run
+# (world, evaluation ticks, loading or training cached models).
+SECONDS_PER_DEVICE_ROUND = 0.012
+SECONDS_PER_RUN = 20.0
+
+
+@dataclass(frozen=True)
+class SweepRequest:
+    """What ``simulate sweep`` was asked to do."""
+
+    source: str
+    overrides: list[str]
+    axes: list[Axis]
+    seeds: int
+    methods: list[str] | None
+    workers: int
+    out: Path
+
+
+def default_workers() -> int:
+    return max(1, os.cpu_count() or 1)
+
+
+def plan_sweep(request: SweepRequest) -> tuple[SweepFile, list[Scenario]]:
+    """The sweep file and every cell's validated scenario (nothing runs, nothing is written)."""
+    base = apply_overrides(read_document(request.source), request.overrides, request.source)
+    scenario = parse_scenario(base, request.source)
+    methods = request.methods or [m.name for m in scenario.methods]
+    listed = {m.name for m in scenario.methods}
+    unknown = [m for m in methods if m not in listed]
+    if unknown:
+        known = sorted(listed) if set(unknown) <= set(method_names()) else method_names()
+        raise UserError(
+            f"--methods: {', '.join(unknown)} not among the scenario's methods "
+            f"({', '.join(known)}); add it to the scenario with its settings first"
+        )
+    cells = expand(request.axes, scenario.seed, request.seeds)
+    scenarios = [cell_scenario(base, cell, request.source) for cell in cells]
+    sweep = SweepFile(
+        format=1,
+        source=request.source,
+        base=base,
+        axes=[(axis.key, list(axis.values)) for axis in request.axes],
+        methods=methods,
+        sweep_seed=scenario.seed,
+        cells=[CellEntry(index=c.index, values=list(c.values), seeds=list(c.seeds)) for c in cells],
+    )
+    return sweep, scenarios
+
+
+def estimate_s(sweep: SweepFile, scenarios: list[Scenario], workers: int) -> float:
+    """A rough wall-time estimate of the whole sweep on ``workers`` cores."""
+    total = 0.0
+    for cell, scenario in zip(sweep.cell_list(), scenarios, strict=True):
+        per_round = max(1, round(scenario.rounds.participation * scenario.fleet.devices))
+        device_rounds = scenario.rounds.count * per_round * scenario.rounds.overcommit
+        per_run = device_rounds * SECONDS_PER_DEVICE_ROUND + SECONDS_PER_RUN
+        total += len(cell.seeds) * len(sweep.methods) * per_run
+    return total / max(1, min(workers, len(scenarios)))
+
+
+def describe(sweep: SweepFile, scenarios: list[Scenario], workers: int) -> list[str]:
+    """The ``--dry-run`` listing: every cell, its seeds, and the time estimate."""
+    cells = sweep.cell_list()
+    lines = [f"{c.name}: {c.label()} (seeds {c.seeds[0]}..{c.seeds[-1]})" for c in cells]
+    hours = estimate_s(sweep, scenarios, workers) / 3600
+    lines.append(
+        f"{len(cells)} cells x {len(sweep.methods)} methods x {len(cells[0].seeds)} seeds; "
+        f"about {hours:.1f} h on {workers} workers (rough: {SECONDS_PER_DEVICE_ROUND * 1000:.0f} "
+        f"ms per device-round + {SECONDS_PER_RUN:.0f} s per method-seed run)"
+    )
+    return lines
+
+
+def _new_folder(out: Path, name: str) -> Path:
+    stamp = datetime.now().strftime("%Y-%m-%dT%H-%M-%S")
+    for attempt in range(100):
+        folder = out / name / (stamp if attempt == 0 else f"{stamp}-{attempt}")
+        try:
+            folder.mkdir(parents=True)
+            return folder
+        except FileExistsError:
+            continue
+    raise UserError(f"cannot create a new sweep folder under {out / name}")
+
+
+def start_sweep(request: SweepRequest, engine: str, ray_address: str | None) -> Path:
+    """Validate every cell, write ``sweep.json``, run the cells, write the results."""
+    sweep, scenarios = plan_sweep(request)
+    folder = _new_folder(request.out, scenarios[0].name)
+    write_sweep_file(folder, sweep)
+    return _run(folder, sweep, scenarios, request.workers, engine, ray_address)
+
+
+def resume_sweep(folder: Path, workers: int, engine: str, ray_address: str | None) -> Path:
+    """Continue a sweep: finished cells are kept, the others resume from their checkpoints."""
+    sweep = read_sweep_file(folder)
+    scenarios = [cell_scenario(sweep.base, cell, sweep.source) for cell in sweep.cell_list()]
+    return _run(folder, sweep, scenarios, workers, engine, ray_address)
+
+
+def _run(
+    folder: Path,
+    sweep: SweepFile,
+    scenarios: list[Scenario],
+    workers: int,
+    engine: str,
+    ray_address: str | None,
+) -> Path:
+    console = Console(stderr=True)
+    cells = sweep.cell_list()
+    (folder / "cells").mkdir(exist_ok=True)
+    todo = [
+        CellJob(
+            cell.name,
+            str(cell_folder(folder, cell)),
+            scenario.model_dump(mode="json"),
+            tuple(sweep.methods),
+            cell.seeds,
+        )
+        for cell, scenario in zip(cells, scenarios, strict=True)
+        if not cell_done(folder, cell, sweep.methods)
+    ]
+    for job in todo:
+        Path(job.folder).parent.joinpath(f"{job.name}.error").unlink(missing_ok=True)
+    by_name = {cell.name: cell for cell in cells}
+    interrupted = []
+    columns = (
+        TextColumn("sweep"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("cells"),
+        TimeElapsedColumn(),
+    )
+    with Progress(*columns, console=console, transient=False) as progress:
+        task = progress.add_task("cells", total=len(cells), completed=len(cells) - len(todo))
+
+        def done(name: str, error: str | None) -> None:
+            progress.advance(task)
+            if error == INTERRUPTED:
+                interrupted.append(name)
+            elif error is not None:
+                cell_error_path(folder, by_name[name]).write_text(error + "\n", encoding="utf-8")
+                console.print(f"{name}: failed ({error.splitlines()[0]})", highlight=False)
+
+        try:
+            run_cells(todo, workers, engine, ray_address, done)
+        finally:
+            finish_sweep(folder, sweep, scenarios)
+    if interrupted:
+        raise KeyboardInterrupt
+    return folder
+
+
+def finish_sweep(folder: Path, sweep: SweepFile, scenarios: list[Scenario]) -> None:
+    """``sweep.csv`` and the report from every finished cell (failed cells listed)."""
+    from reports.sweep import write_sweep_report
+
+    results, failed = [], {}
+    for cell, scenario in zip(sweep.cell_list(), scenarios, strict=True):
+        error_path = cell_error_path(folder, cell)
+        if error_path.is_file():
+            failed[cell.name] = error_path.read_text(encoding="utf-8").strip()
+        elif cell_done(folder, cell, sweep.methods):
+            results.append(read_cell(cell_folder(folder, cell), cell, scenario))
+    axes = [key for key, _ in sweep.axes]
+    write_sweep_csv(sweep_rows(results, failed), axes, folder / "sweep.csv")
+    if results:
+        write_sweep_report(folder, sweep.axis_list(), results, failed)
