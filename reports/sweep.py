@@ -1,6 +1,7 @@
 """The regime map: a sweep's winner per cell, Persona's margin, accuracy against bytes.
 
-Read from the driver's ``CellResult`` list (the numbers of ``sweep.csv``):
+Read from the sweep folder (``sweep.json`` and ``sweep.csv``, through
+``simulator.sweep.reader``):
 - one winner heatmap per pair of axes (per value of any further axis), where
   a cell's winner has a paired 95% interval above 0 against every other
   method and a cell without one says "none";
@@ -27,36 +28,46 @@ import numpy as np  # noqa: E402
 from matplotlib.colors import to_rgb  # noqa: E402
 
 from reports.plots import colour  # noqa: E402
-from simulator.sweep.grid import Axis  # noqa: E402
-from simulator.sweep.table import CellResult, winner  # noqa: E402
+from simulator.sweep.reader import SweepResults, load_sweep  # noqa: E402
 
 NONE_COLOUR = "#eeeeee"
 PERSONA = "persona"
+NO_WINNER = "none detectable"
+
+Cell = dict[str, dict[str, Any]]  # method -> its sweep.csv row, for one cell
 
 
-def _key(values: dict[str, Any], keys: list[str]) -> tuple:
-    return tuple(values[k] for k in keys)
+def _cells(results: SweepResults) -> dict[str, Cell]:
+    cells: dict[str, Cell] = {}
+    for row in results.done():
+        cells.setdefault(row["cell"], {})[row["method"]] = row
+    return cells
 
 
-def _panels(axes: list[Axis]) -> list[tuple[Axis, Axis | None, dict[str, Any]]]:
-    """(row axis, column axis, fixed values of the other axes) for every heatmap."""
+def _label(results: SweepResults, cell: Cell) -> str:
+    values = results.cell_values(next(iter(cell.values())))
+    return ", ".join(f"{k}={v}" for k, v in values.items())
+
+
+def _panels(axes: list[tuple[str, list[Any]]]):
+    """(row axis, column axis or None, fixed values of the other axes) for every heatmap."""
     if len(axes) == 1:
         return [(axes[0], None, {})]
     panels = []
     for i, j in itertools.combinations(range(len(axes)), 2):
         rest = [a for k, a in enumerate(axes) if k not in (i, j)]
-        for fixed in itertools.product(*(a.values for a in rest)):
-            panels.append((axes[i], axes[j], dict(zip((a.key for a in rest), fixed, strict=True))))
+        for fixed in itertools.product(*(values for _, values in rest)):
+            panels.append((axes[i], axes[j], dict(zip((k for k, _ in rest), fixed, strict=True))))
     return panels
 
 
-def _cells_in(panel, results: list[CellResult]) -> dict[tuple, CellResult]:
+def _cells_in(panel, results: SweepResults) -> dict[tuple, Cell]:
     rows, cols, fixed = panel
     found = {}
-    for result in results:
-        values = dict(result.cell.values)
+    for cell in _cells(results).values():
+        values = results.cell_values(next(iter(cell.values())))
         if all(values[k] == v for k, v in fixed.items()):
-            found[(values[rows.key], values[cols.key] if cols else "")] = result
+            found[(values[rows[0]], values[cols[0]] if cols else "")] = cell
     return found
 
 
@@ -65,22 +76,22 @@ def _short(key: str) -> str:
 
 
 def _heatmap(panel, results, title: str, cell_text, cell_colour, path: Path) -> Path:
-    rows, cols, fixed = panel
-    col_values = cols.values if cols else ("",)
+    (row_key, row_values), cols, fixed = panel
+    col_values = cols[1] if cols else [""]
     found = _cells_in(panel, results)
-    image = np.ones((len(rows.values), len(col_values), 3))
-    fig, ax = plt.subplots(figsize=(1.9 + 1.7 * len(col_values), 1.2 + 0.8 * len(rows.values)))
-    for r, rv in enumerate(rows.values):
+    image = np.ones((len(row_values), len(col_values), 3))
+    fig, ax = plt.subplots(figsize=(1.9 + 1.7 * len(col_values), 1.2 + 0.8 * len(row_values)))
+    for r, rv in enumerate(row_values):
         for c, cv in enumerate(col_values):
-            result = found.get((rv, cv))
-            image[r, c] = to_rgb(cell_colour(result)) if result else to_rgb("#ffffff")
-            text = cell_text(result) if result else "failed or not run"
-            ax.text(c, r, text, ha="center", va="center", fontsize=7, wrap=True)
+            cell = found.get((rv, cv))
+            image[r, c] = to_rgb(cell_colour(cell)) if cell else to_rgb("#ffffff")
+            text = cell_text(cell) if cell else "failed or not run"
+            ax.text(c, r, text, ha="center", va="center", fontsize=7)
     ax.imshow(image, aspect="auto")
-    ax.set_yticks(range(len(rows.values)), [str(v) for v in rows.values])
-    ax.set_ylabel(_short(rows.key))
+    ax.set_yticks(range(len(row_values)), [str(v) for v in row_values])
+    ax.set_ylabel(_short(row_key))
     ax.set_xticks(range(len(col_values)), [str(v) for v in col_values])
-    ax.set_xlabel(_short(cols.key) if cols else "")
+    ax.set_xlabel(_short(cols[0]) if cols else "")
     suffix = ", ".join(f"{k}={v}" for k, v in fixed.items())
     ax.set_title(title + (f" ({suffix})" if suffix else ""), fontsize=9)
     fig.tight_layout()
@@ -89,43 +100,44 @@ def _heatmap(panel, results, title: str, cell_text, cell_colour, path: Path) -> 
     return path
 
 
-def _winner_of(result: CellResult) -> str | None:
-    return winner(result.methods, result.comparisons)
+def _winner_of(cell: Cell) -> str | None:
+    found = next(iter(cell.values()))["cell_winner"]
+    return None if found == NO_WINNER else found
 
 
-def _margin(result: CellResult) -> tuple[str, Any] | None:
-    """Persona's difference against the best other method of the cell, with the comparison."""
-    if PERSONA not in result.methods:
+def _margin(cell: Cell) -> tuple[str, float, float, float] | None:
+    """Persona's difference against the best other method of the cell, and its interval."""
+    row = cell.get(PERSONA)
+    if row is None or not row.get("best_other"):
         return None
-    other = result.best_other(PERSONA)
-    return (other, result.comparisons[(PERSONA, other)]) if other else None
+    return row["best_other"], float(row["difference"]), float(row["low"]), float(row["high"])
 
 
-def _margin_text(result: CellResult) -> str:
-    found = _margin(result)
+def _margin_text(cell: Cell) -> str:
+    found = _margin(cell)
     if found is None:
         return "-"
-    other, c = found
-    return f"{100 * c.difference:+.1f} vs {other}\n[{100 * c.low:+.1f}, {100 * c.high:+.1f}]"
+    other, d, low, high = found
+    return f"{100 * d:+.1f} vs {other}\n[{100 * low:+.1f}, {100 * high:+.1f}]"
 
 
-def _margin_colour(result: CellResult) -> str:
-    found = _margin(result)
-    if found is None or not math.isfinite(found[1].low):
+def _margin_colour(cell: Cell) -> str:
+    found = _margin(cell)
+    if found is None or not math.isfinite(found[2]):
         return NONE_COLOUR
-    c = found[1]
-    return "#9fd89f" if c.low > 0 else "#f4a3a3" if c.high < 0 else NONE_COLOUR
+    _, _, low, high = found
+    return "#9fd89f" if low > 0 else "#f4a3a3" if high < 0 else NONE_COLOUR
 
 
-def _scatter(results: list[CellResult], path: Path) -> Path:
+def _scatter(results: SweepResults, path: Path) -> Path:
     fig, ax = plt.subplots(figsize=(6.4, 4.2))
-    metric = results[0].metric
-    methods = list(dict.fromkeys(m for r in results for m in r.methods))
-    for method in methods:
+    rows = results.done()
+    metric = rows[0]["metric"]
+    for method in dict.fromkeys(r["method"] for r in rows):
         points = [
-            (r.means[method]["bytes_per_device_round"], r.means[method][metric])
-            for r in results
-            if method in r.means
+            (float(r["bytes_per_device_round"]), float(r[metric]))
+            for r in rows
+            if r["method"] == method and r["bytes_per_device_round"] and r[metric]
         ]
         points = [(x, y) for x, y in points if math.isfinite(x) and math.isfinite(y)]
         if points:
@@ -148,13 +160,12 @@ def _scatter(results: list[CellResult], path: Path) -> Path:
     return path
 
 
-def write_plots(
-    folder: Path, axes: list[Axis], results: list[CellResult]
-) -> list[tuple[str, Path]]:
-    plots = folder / "plots"
+def write_plots(results: SweepResults) -> list[tuple[str, Path]]:
+    plots = results.folder / "plots"
     plots.mkdir(exist_ok=True)
+    has_persona = any(r["method"] == PERSONA for r in results.done())
     figures = []
-    for n, panel in enumerate(_panels(axes)):
+    for n, panel in enumerate(_panels(results.axes)):
         figures.append(
             (
                 "Winner per cell (paired 95% interval above 0 against every other method)",
@@ -162,13 +173,13 @@ def write_plots(
                     panel,
                     results,
                     "winner",
-                    lambda r: _winner_of(r) or "none",
-                    lambda r: colour(w) if (w := _winner_of(r)) else NONE_COLOUR,
+                    lambda cell: _winner_of(cell) or "none",
+                    lambda cell: colour(w) if (w := _winner_of(cell)) else NONE_COLOUR,
                     plots / f"sweep-winner-{n}.png",
                 ),
             )
         )
-        if any(PERSONA in r.methods for r in results):
+        if has_persona:
             figures.append(
                 (
                     "Persona minus the best other method, points [95% interval]",
@@ -186,51 +197,48 @@ def write_plots(
     return figures
 
 
-def reading(results: list[CellResult], failed: dict[str, str]) -> list[str]:
+def reading(results: SweepResults) -> list[str]:
     """Sentences computed from the cells; a claim only where an interval supports it."""
+    cells = _cells(results)
     lines = []
     wins: dict[str, list[str]] = {}
-    for result in results:
-        wins.setdefault(_winner_of(result) or "", []).append(result.cell.label())
+    for cell in cells.values():
+        wins.setdefault(_winner_of(cell) or "", []).append(_label(results, cell))
     for method, labels in sorted(wins.items()):
         if method:
-            lines.append(
-                f"{method} wins {len(labels)} of {len(results)} cells: {'; '.join(labels)}."
-            )
+            lines.append(f"{method} wins {len(labels)} of {len(cells)} cells: {'; '.join(labels)}.")
     if "" in wins:
         lines.append(
-            f"No detectable winner in {len(wins[''])} of {len(results)} cells: "
-            f"{'; '.join(wins[''])}."
+            f"No detectable winner in {len(wins[''])} of {len(cells)} cells: {'; '.join(wins[''])}."
         )
-    if any(PERSONA in r.methods for r in results):
-        leads, behind, ties = [], [], []
-        for result in results:
-            found = _margin(result)
-            if found is None:
-                continue
-            other, c = found
-            text = f"{result.cell.label()} ({100 * c.difference:+.1f} points vs {other})"
-            (leads if c.low > 0 else behind if c.high < 0 else ties).append(text)
-        for verb, group in (
-            ("leads the best other method", leads),
-            ("is behind the best other method", behind),
-            ("shows no detectable difference from the best other method", ties),
-        ):
-            if group:
-                lines.append(f"Persona {verb} in {len(group)} cells: {'; '.join(group)}.")
-    for name, error in sorted(failed.items()):
-        lines.append(f"{name} failed: {error.splitlines()[0]}")
+    leads, behind, ties = [], [], []
+    for cell in cells.values():
+        found = _margin(cell)
+        if found is None:
+            continue
+        other, d, low, high = found
+        text = f"{_label(results, cell)} ({100 * d:+.1f} points vs {other})"
+        (leads if low > 0 else behind if high < 0 else ties).append(text)
+    for verb, group in (
+        ("leads the best other method", leads),
+        ("is behind the best other method", behind),
+        ("shows no detectable difference from the best other method", ties),
+    ):
+        if group:
+            lines.append(f"Persona {verb} in {len(group)} cells: {'; '.join(group)}.")
+    for row in results.failed():
+        lines.append(f"{row['cell']} failed: {row['error'].splitlines()[0]}")
     return lines
 
 
-def write_sweep_report(
-    folder: Path, axes: list[Axis], results: list[CellResult], failed: dict[str, str]
-) -> None:
-    """``sweep.md`` and a self-contained ``sweep.html`` (figures embedded) in the sweep folder."""
-    figures = write_plots(folder, axes, results)
-    sentences = reading(results, failed)
-    title = f"Sweep over {', '.join(a.key for a in axes)}"
-    md = [f"# {title}", "", f"Headline metric: {results[0].metric}; table: sweep.csv.", ""]
+def write_sweep_report(folder: Path) -> Path:
+    """``sweep.md`` and a self-contained ``sweep.html`` (figures embedded); returns the HTML."""
+    results = load_sweep(folder)
+    sentences = reading(results)
+    title = f"Sweep over {', '.join(key for key, _ in results.axes)}"
+    figures = write_plots(results) if results.done() else []
+    metric = results.done()[0]["metric"] if results.done() else "-"
+    md = [f"# {title}", "", f"Headline metric: {metric}; table: sweep.csv.", ""]
     md += [f"- {line}" for line in sentences] + [""]
     for caption, path in figures:
         md += [f"### {caption}", "", f"![{caption}](plots/{path.name})", ""]
@@ -243,8 +251,9 @@ def write_sweep_report(
     )
     (folder / "sweep.html").write_text(
         f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
-        f"</head><body><h1>{html.escape(title)}</h1><p>Headline metric: {results[0].metric}; "
+        f"</head><body><h1>{html.escape(title)}</h1><p>Headline metric: {metric}; "
         f"table: sweep.csv.</p><h2>Reading</h2><ul>{body}</ul><h2>Figures</h2>{images}"
         f"</body></html>",
         encoding="utf-8",
     )
+    return folder / "sweep.html"

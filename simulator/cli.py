@@ -261,6 +261,29 @@ def _print_results(folder: Path) -> int:
     return 0
 
 
+def _sweep(argv: list[str]) -> int:
+    """A sweep, then its report (a report failure never loses the sweep's table)."""
+    from reports.sweep import write_sweep_report
+    from simulator.sweep.command import sweep_main
+
+    folder = sweep_main(argv)
+    if folder is None:  # a dry run
+        return 0
+    print(f"sweep: {folder}")
+    if (folder / "sweep.csv").exists():
+        try:
+            write_sweep_report(folder)
+        except Exception as error:  # the table is on disk
+            print(
+                f"warning: sweep report not built ({type(error).__name__}: {error})",
+                file=sys.stderr,
+            )
+        for name in ("sweep.csv", "sweep.md", "sweep.html"):
+            if (folder / name).exists():
+                print(f"  {folder / name}")
+    return 0
+
+
 def quiet_libraries() -> None:
     """Keep Flower's per-round INFO lines out of the way of the progress bar."""
     import logging
@@ -282,9 +305,7 @@ def main(argv: list[str] | None = None) -> int:
         if argv and argv[0] == "compare":
             return _compare(argv[1:])
         if argv and argv[0] == "sweep":
-            from simulator.sweep.command import sweep_main
-
-            return sweep_main(argv[1:])
+            return _sweep(argv[1:])
         return _run(argv)
     except UserError as error:
         print(f"error: {error}", file=sys.stderr)

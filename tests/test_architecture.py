@@ -127,9 +127,10 @@ def test_only_the_command_line_builds_reports():
     assert users == ["simulator.cli"]
 
 
-def test_reports_read_run_folders_only_through_the_run_reader():
+def test_reports_read_folders_only_through_the_run_and_sweep_readers():
     targets = {t for m, ts in _graph().items() if m.startswith("reports") for t in ts}
-    assert {t for t in targets if t.startswith("simulator")} <= {"simulator.run.reader"}
+    readers = {"simulator.run.reader", "simulator.sweep.reader"}  # run folders, sweep folders
+    assert {t for t in targets if t.startswith("simulator")} <= readers
 
 
 def test_the_simulator_uses_no_persona_code():

@@ -68,7 +68,8 @@ def build_sweep_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def sweep_main(argv: list[str]) -> int:
+def sweep_main(argv: list[str]) -> Path | None:
+    """Run (or resume) a sweep; its folder, or ``None`` after a dry run."""
     parser = build_sweep_parser()
     args = parser.parse_args(argv)
     if args.workers < 1:
@@ -90,7 +91,7 @@ def sweep_main(argv: list[str]) -> int:
             parser.error(f"--resume takes no {', '.join(given)}: the sweep folder holds them")
         folder = Path(args.resume)
         address = read_sweep_file(folder).base.get("engine", {}).get("ray_address")
-        return _report(resume_sweep(folder, args.workers, args.engine, address))
+        return resume_sweep(folder, args.workers, args.engine, address)
     if args.scenario is None:
         parser.error("the following arguments are required: scenario (or --resume SWEEP_DIR)")
     if args.seeds is not None and args.seeds < 1:
@@ -108,14 +109,6 @@ def sweep_main(argv: list[str]) -> int:
     sweep, scenarios = plan_sweep(request)
     if args.dry_run:
         print("\n".join(describe(sweep, scenarios, args.workers)))
-        return 0
+        return None
     address = scenarios[0].engine.ray_address
-    return _report(start_sweep(request, args.engine, address))
-
-
-def _report(folder: Path) -> int:
-    print(f"sweep: {folder}")
-    for name in ("sweep.csv", "sweep.md", "sweep.html"):
-        if (folder / name).exists():
-            print(f"  {folder / name}")
-    return 0
+    return start_sweep(request, args.engine, address)

@@ -191,9 +191,7 @@ def _run(
 
 
 def finish_sweep(folder: Path, sweep: SweepFile, scenarios: list[Scenario]) -> None:
-    """``sweep.csv`` and the report from every finished cell (failed cells listed)."""
-    from reports.sweep import write_sweep_report
-
+    """``sweep.csv`` from every finished cell (failed cells listed; the CLI draws the report)."""
     results, failed = [], {}
     for cell, scenario in zip(sweep.cell_list(), scenarios, strict=True):
         error_path = cell_error_path(folder, cell)
@@ -203,5 +201,3 @@ def finish_sweep(folder: Path, sweep: SweepFile, scenarios: list[Scenario]) -> N
             results.append(read_cell(cell_folder(folder, cell), cell, scenario))
     axes = [key for key, _ in sweep.axes]
     write_sweep_csv(sweep_rows(results, failed), axes, folder / "sweep.csv")
-    if results:
-        write_sweep_report(folder, sweep.axis_list(), results, failed)

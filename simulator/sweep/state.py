@@ -23,7 +23,7 @@ from simulator.run.folder import metrics_path
 from simulator.run.plan import MAX_SEED
 from simulator.run.reader import RunFolderError, read_rows
 from simulator.scenario.errors import UserError, format_validation_error
-from simulator.sweep.grid import Axis, Cell
+from simulator.sweep.grid import Cell
 
 SWEEP_FILE = "sweep.json"
 
@@ -48,9 +48,6 @@ class SweepFile(BaseModel):
     methods: Annotated[list[str], Field(min_length=1)]
     sweep_seed: Annotated[int, Field(ge=0, le=MAX_SEED)]
     cells: Annotated[list[CellEntry], Field(min_length=1)]
-
-    def axis_list(self) -> list[Axis]:
-        return [Axis(key, tuple(values)) for key, values in self.axes]
 
     def cell_list(self) -> list[Cell]:
         return [
@@ -99,8 +96,3 @@ def cell_done(folder: Path, cell: Cell, methods: list[str]) -> bool:
             except RunFolderError:
                 return False
     return True
-
-
-def cell_error(folder: Path, cell: Cell) -> str | None:
-    path = cell_error_path(folder, cell)
-    return path.read_text(encoding="utf-8").strip() if path.is_file() else None
