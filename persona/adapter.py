@@ -125,6 +125,22 @@ class LayerCodes(nn.Module):
         return torch.stack([torch.tanh(h(s)) for h, s in zip(self.heads, states, strict=True)], 1)
 
 
+def _grouped(
+    z: torch.Tensor,
+    maps: torch.Tensor,
+    offsets: torch.Tensor,
+    groups: list[tuple[int, torch.Tensor]],
+) -> torch.Tensor:
+    """``maps[k] z + offsets[k]`` for each device's prototype ``k``: ``(B, D)``."""
+    if len(groups) == 1:  # every device on one prototype: no scatter needed
+        k, _ = groups[0]
+        return torch.addmm(offsets[k], z, maps[k].T)
+    result = z.new_empty(z.shape[0], maps.shape[1])
+    for k, rows in groups:
+        result = result.index_copy(0, rows, torch.addmm(offsets[k], z[rows], maps[k].T))
+    return result
+
+
 class Generators(nn.Module):
     """Per-layer, per-prototype edit generators held as stacked tensors ``(K, ...)``."""
 
@@ -154,22 +170,29 @@ class Generators(nn.Module):
         return int(self.weight_maps[0].shape[0])
 
     def forward(self, codes: torch.Tensor, proto: torch.Tensor) -> HeadWeights:
-        """Clipped edits ``[(dW (B,out,in), db (B,out))]`` for codes ``(B,L,C)``, ids ``(B,)``."""
+        """Clipped edits ``[(dW (B,out,in), db (B,out))]`` for codes ``(B,L,C)``, ids ``(B,)``.
+
+        Devices are grouped by prototype: one matrix product per prototype
+        present, never a per-device copy of a generator (at 10,000 devices,
+        gathering each device's generator would move gigabytes).
+        """
         clip = self.config.clip
+        groups = [(k, torch.nonzero(proto == k).flatten()) for k in proto.unique().tolist()]
         edits = []
         for layer in range(self.config.layers):
             out, inp = self.config.layer_shape(layer)
             z = codes[:, layer, :]
-            mapped = torch.einsum("bdc,bc->bd", self.weight_maps[layer][proto], z)
-            mapped = mapped + self.weight_offsets[layer][proto]
+            mapped = _grouped(z, self.weight_maps[layer], self.weight_offsets[layer], groups)
             if self.config.rank > 0:
                 scaled = self.left[layer][proto] * mapped.unsqueeze(1)  # U diag(P z)
                 delta_w = torch.bmm(scaled, self.right[layer][proto])
             else:
                 delta_w = mapped.view(-1, out, inp)
-            delta_b = torch.einsum("boc,bc->bo", self.bias_maps[layer][proto], z)
-            delta_b = delta_b + self.bias_offsets[layer][proto]
-            edits.append((delta_w.clamp(-clip, clip), delta_b.clamp(-clip, clip)))
+            delta_b = _grouped(z, self.bias_maps[layer], self.bias_offsets[layer], groups)
+            if torch.is_grad_enabled():
+                edits.append((delta_w.clamp(-clip, clip), delta_b.clamp(-clip, clip)))
+            else:  # deployment: clip in place, no second copy of a large batch
+                edits.append((delta_w.clamp_(-clip, clip), delta_b.clamp_(-clip, clip)))
         return edits
 
     @torch.no_grad()

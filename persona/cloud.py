@@ -10,6 +10,7 @@ mean edits and move every ``head_refresh_rounds`` rounds (so devices re-download
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import torch
 
@@ -19,14 +20,22 @@ from persona.novelty import NoveltyDetector
 from persona.prototypes import PrototypeBank, RefineConfig
 
 
-@dataclass(frozen=True)
-class Assignment:
-    """What the cloud sends one device: prototype id and version, its head, the edit."""
+class Assignment(NamedTuple):
+    """What the cloud sends one device: prototype id and version, its head, the edit.
+
+    The edit is row ``row`` of the round's batched edits, sliced when it is
+    read (so answering 10,000 devices makes no per-device tensors).
+    """
 
     proto_id: int
     version: int
     base: HeadWeights
-    edit: HeadWeights
+    batch: HeadWeights
+    row: int
+
+    @property
+    def edit(self) -> HeadWeights:
+        return [(dw[self.row], db[self.row]) for dw, db in self.batch]
 
 
 @dataclass(frozen=True)
@@ -174,17 +183,13 @@ class PersonaCloud:
             k: [(w.clone(), b.clone()) for w, b in self.bank.head(k)]
             for k in set(assigned.tolist())
         }
+        ids, versions = self.bank.ids, self.bank.versions
+        chosen = assigned.tolist()
         answers = [
-            Assignment(
-                self.bank.ids[k],
-                self.bank.versions[k],
-                heads[k],
-                [(dw[i], db[i]) for dw, db in edits],
-            )
-            for i, k in enumerate(assigned.tolist())
+            Assignment(ids[k], versions[k], heads[k], edits, i) for i, k in enumerate(chosen)
         ]
-        for k in assigned.tolist():
-            report.members[self.bank.ids[k]] = report.members.get(self.bank.ids[k], 0) + 1
+        for k in chosen:
+            report.members[ids[k]] = report.members.get(ids[k], 0) + 1
         if self.refine_config.enabled:
             self._refine(codes, assigned, edits, round_index, report)
         report.prototypes = len(self.bank)

@@ -159,3 +159,22 @@ def test_the_noedit_ablation_serves_prototype_heads_with_zero_edits():
     for with_edit, without in zip(edited, zeroed, strict=True):
         assert with_edit.proto_id == without.proto_id
         assert all(dw.abs().max() == 0 and db.abs().max() == 0 for dw, db in without.edit)
+
+
+def test_grouped_generators_equal_a_per_device_computation():
+    """One product per prototype gives each device its own prototype's generator output."""
+    torch.manual_seed(1)
+    adapter = PersonaAdapter(CONFIG, prototypes=3)
+    with torch.no_grad():
+        for bank in (adapter.generators.weight_maps, adapter.generators.bias_maps):
+            for p in bank:
+                p.normal_()
+    codes = torch.randn(7, CONFIG.layers, CONFIG.code_dim)
+    proto = torch.tensor([2, 0, 2, 1, 0, 0, 2])
+    with torch.no_grad():
+        batched = adapter.generators(codes, proto)
+        for i in range(7):
+            alone = adapter.generators(codes[i : i + 1], proto[i : i + 1])
+            for (dw, db), (aw, ab) in zip(batched, alone, strict=True):
+                assert torch.allclose(dw[i], aw[0], atol=1e-6)
+                assert torch.allclose(db[i], ab[0], atol=1e-6)
