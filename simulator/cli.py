@@ -5,7 +5,7 @@
                            [--checkpoint-every N] [--checkpoint-budget FRACTION]
     simulate --resume RUN_DIR [--no-progress]
     simulate validate SCENARIO.yaml [--set ...]
-    simulate report RUN_DIR
+    simulate report RUN_DIR | SWEEP_DIR
     simulate compare RUN_DIR [RUN_DIR ...] [--out DIR]
     simulate sweep SCENARIO.yaml --grid KEY.PATH=V1,V2 [...]   (see simulator/sweep/command.py)
 
@@ -90,10 +90,16 @@ def _report(argv: list[str]) -> int:
     from reports.build import build_report
 
     parser = argparse.ArgumentParser(
-        prog="simulate report", description="(Re)build plots and report from a run folder."
+        prog="simulate report",
+        description="(Re)build plots and report from a run folder or a sweep folder.",
     )
-    parser.add_argument("run_dir", help="a run folder written by simulate")
+    parser.add_argument("run_dir", help="a run folder written by simulate (or a sweep folder)")
     args = parser.parse_args(argv)
+    if (Path(args.run_dir) / "sweep.json").is_file():
+        from reports.sweep import write_sweep_report
+
+        print(f"sweep report: {write_sweep_report(Path(args.run_dir))}")
+        return 0
     print(f"report: {build_report(args.run_dir)}")
     return 0
 

@@ -76,6 +76,9 @@ def test_sweep_csv_holds_each_cells_summary_and_the_report_draws_heatmaps(sweep_
     page = (sweep_folder / "sweep.html").read_text()
     assert page.count("data:image/png;base64,") == 2
     assert main(["report", str(sweep_folder / "cells" / "cell-000")]) == 0  # a run folder
+    (sweep_folder / "sweep.html").unlink()
+    assert main(["report", str(sweep_folder)]) == 0  # the sweep's report, rebuilt
+    assert (sweep_folder / "sweep.html").read_text() == page
 
 
 def _comparison(method, other, low, high):
