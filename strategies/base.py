@@ -289,6 +289,17 @@ class DeviceHalf(ABC):
     def train(self, cohort: Sequence[DeviceStep]) -> list[TrainOutcome]:
         """Answer the round's first message for every device of ``cohort``, in order."""
 
+    def requests_service(self, cohort: Sequence[ServeStep]) -> list[bool]:
+        """Which devices of ``cohort`` ask the cloud to serve them this round (default: none).
+
+        Asked at each round's start, for devices that hold state, of methods
+        that declare ``Method.requests_service``, with each device's current
+        unlabeled window. A device that asks sends a small request (billed);
+        the round's sampler serves askers first, up to
+        ``rounds.request_share`` of its slots.
+        """
+        return [False] * len(cohort)
+
     def serving_weights(self, step: ServeStep) -> Weights | None:
         """The weights a device predicts with (``None``: the factory model).
 
@@ -361,6 +372,9 @@ class Method:
     params: type[MethodParams]
     cloud: CloudFactory
     device: DeviceHalf
+    # Its devices may ask for service between rounds (``DeviceHalf.requests_service``):
+    # the engine then polls devices that hold state at each round's start.
+    requests_service: bool = False
 
     @property
     def two_phase(self) -> bool:

@@ -313,6 +313,23 @@ class PersonaDevice(TwoPhaseDevice):
         (features,) = _features(step.kit, [step.inputs])
         return self._serving(step, features)
 
+    def requests_service(self, cohort: Sequence[ServeStep]) -> list[bool]:
+        """A device asks for a new edit when its current one has expired (see ``_serving``)."""
+        if not cohort:
+            return []
+        features = _features(cohort[0].kit, [step.inputs for step in cohort])
+        return [self._stale(step, f) for step, f in zip(cohort, features, strict=True)]
+
+    def _stale(self, step: ServeStep, features: torch.Tensor) -> bool:
+        """Whether the device holds an edit made for a window its inputs have left."""
+        assert isinstance(step.params, PersonaParams)
+        view = step.view
+        ref, held = view.records.get(wire.EDIT_REF), view.records.get(wire.HELD_PROTO)
+        if not step.params.expiry or view.held is None or not isinstance(ref, ArrayRecord):
+            return False
+        mean = tensor_of(ref["mean"])
+        return float((features.mean(dim=0) - mean).norm()) > float(held[wire.EXPIRY_DISTANCE])
+
     def _serving(self, step: ServeStep, features: torch.Tensor) -> Weights | None:
         """The edited head while it is fresh, else its prototype head (or the factory's).
 
@@ -322,16 +339,12 @@ class PersonaDevice(TwoPhaseDevice):
         shifted: the edit no longer fits, and the device serves its prototype
         head ``P(k)`` (``on_expiry: prototype``, bounded like every edit and
         fitted to its cluster) or the factory head (``on_expiry: factory``)
-        until its next edit. This uses only unlabeled inputs, already computed
-        for the prediction itself.
+        until its next edit, which it asks for (``requests_service``). This
+        uses only unlabeled inputs, already computed for the prediction itself.
         """
         assert isinstance(step.params, PersonaParams)
         view = step.view
-        ref, held = view.records.get(wire.EDIT_REF), view.records.get(wire.HELD_PROTO)
-        if not step.params.expiry or view.held is None or not isinstance(ref, ArrayRecord):
-            return view.held
-        mean = tensor_of(ref["mean"])
-        if float((features.mean(dim=0) - mean).norm()) <= float(held[wire.EXPIRY_DISTANCE]):
+        if not self._stale(step, features):
             return view.held
         prototype = view.records.get(wire.PROTO_HEAD)
         if step.params.on_expiry == "factory" or not isinstance(prototype, ArrayRecord):
@@ -463,7 +476,12 @@ def _variant(name: str, summary: str, forced: dict) -> Method:
         return build_cloud(setup, setup.params.model_copy(update=forced))
 
     return Method(
-        name=name, summary=summary, params=PersonaParams, cloud=cloud, device=PersonaDevice()
+        name=name,
+        summary=summary,
+        params=PersonaParams,
+        cloud=cloud,
+        device=PersonaDevice(),
+        requests_service=True,
     )
 
 

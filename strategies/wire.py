@@ -64,3 +64,6 @@ SNAPSHOT_ACTION = "snapshot"  # the device reports its persistent state (checkpo
 QUERY_SNAPSHOT = "query." + SNAPSHOT_ACTION
 RESTORE_ACTION = "restore"  # the device replaces its persistent state (resume)
 QUERY_RESTORE = "query." + RESTORE_ACTION
+POLL_ACTION = "poll"  # at a round's start: does the device ask the cloud for service?
+QUERY_POLL = "query." + POLL_ACTION
+REQUEST = "request"  # ConfigRecord a device sends when it asks (its size is billed)

@@ -37,4 +37,5 @@ def make_device_app(spec: DeploymentSpec) -> ClientApp:
     app.query()(answer)
     app.query(wire.SNAPSHOT_ACTION)(answer)
     app.query(wire.RESTORE_ACTION)(answer)
+    app.query(wire.POLL_ACTION)(answer)
     return app

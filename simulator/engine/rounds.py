@@ -25,6 +25,7 @@ from simulator.engine.deployment import Deployment
 from simulator.engine.evaluation import GRID_TIMEOUT_S, evaluate_devices
 from simulator.engine.loop_state import CheckpointStore, LoopPosition, RowSink
 from simulator.engine.outcome import RoundOutcome, classify_replies, round_duration
+from simulator.engine.requests import NO_REQUESTS, Requests, poll_requests
 from simulator.engine.rows import end_row, eval_row, round_row
 from simulator.engine.sampling import DeviceSampler
 from simulator.engine.stop import StopRequested, StopSwitch
@@ -70,11 +71,12 @@ class RoundLoop:
         self.device_of: dict[int, int] = {}
         self.last_accuracy: float | None = None
         self.round_start_s = 0.0
+        self.requests = NO_REQUESTS
 
     # -- the cloud's view of sampling -----------------------------------------------
     def sample_nodes(self, round_index: int) -> list[int]:
         """This round's devices as Flower node ids (what a cloud half's sampler returns)."""
-        devices = self.sampler.sample(round_index, self.round_start_s)
+        devices = self.sampler.sample(round_index, self.round_start_s, self.requests.asking)
         return [self.node_of[d] for d in devices]
 
     def evaluate(self, grid: Grid, time_s: float, devices: list[int]) -> None:
@@ -153,6 +155,7 @@ class RoundLoop:
                 self.evaluate(grid, at.next_eval_s, eval_devices)
                 at.next_eval_s += self.rounds.eval_every_s
             self.round_start_s = start_s
+            self.requests = self._poll(grid, round_index, start_s)
             arrays, duration_s, sent_to = self.play_round(
                 grid, strategy, arrays, round_index, start_s, started
             )
@@ -171,6 +174,13 @@ class RoundLoop:
             if stopping:
                 raise StopRequested(f"stopped after round {round_index}")
         return arrays
+
+    def _poll(self, grid: Grid, round_index: int, start_s: float) -> Requests:
+        """Who asks for service at this round's start (methods whose devices may ask)."""
+        if not self.deployment.method.requests_service or self.rounds.request_share == 0:
+            return NO_REQUESTS
+        reachable = self.sampler.reachable(round_index, start_s)
+        return poll_requests(grid, self.node_of, reachable, start_s)
 
     def play_round(
         self,
@@ -215,6 +225,10 @@ class RoundLoop:
         wall_s = time.perf_counter() - started
         row = round_row(round_index, start_s, duration_s, len(messages), outcome, metrics, wall_s)
         row["cloud_flops"] = cloud_flops
+        row["requests"] = len(self.requests.asking)
+        row["request_bytes_up"] = self.requests.bytes_up
+        row["bytes_up"] += self.requests.bytes_up  # asking is billed like any upload
+        row["energy_j"] += self.requests.energy_j
         self.rows.append(row)
         return (new_arrays if new_arrays is not None else arrays), duration_s, context.sent_to
 

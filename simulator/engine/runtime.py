@@ -98,6 +98,7 @@ class DeviceRuntime:
             wire.QUERY_REGISTER: self._register,
             wire.QUERY_SNAPSHOT: self._snapshot,
             wire.QUERY_RESTORE: self._restore,
+            wire.QUERY_POLL: self._poll,
         }
 
     def handle(self, batch: Batch) -> list[Message]:
@@ -348,6 +349,45 @@ class DeviceRuntime:
             y = labels[k]
             correct = int((logits[k].argmax(dim=1) == y).sum())
             meter = {wire.DEVICE: device, wire.ACCURACY: correct / len(y), wire.SAMPLES: len(y)}
+            replies.append(_meter_reply(message, meter))
+        return replies
+
+    # -- requests between rounds ----------------------------------------------------------
+    def _poll(self, part: Batch) -> list[Message]:
+        """Whether each device asks for service now, and what asking cost it.
+
+        Only devices holding state are asked (the method's test needs what it
+        holds); an asking device uploads a small request, metered and billed
+        like any upload; the test itself reuses features the device computes
+        to predict anyway, so it costs no extra FLOPs.
+        """
+        steps, members = [], []
+        for j, (device, message) in enumerate(part):
+            state = self.store.get(device)
+            if state.is_empty():
+                continue
+            start_s = float(message.content[wire.SIM_CONFIG][wire.START_S])
+            window = self.world.streams.window(self.world.fleet[device], start_s)
+            steps.append(ServeStep(state.view, window.inputs, self.kit, self.params))
+            members.append(j)
+        with torch.inference_mode():
+            asks = self._compute(self.half.requests_service, steps)
+        failed = isinstance(asks, Exception)  # a method bug: its devices' polls fail
+        asking = set() if failed else {members[k] for k, a in enumerate(asks) if a}
+        replies = []
+        for j, (device, message) in enumerate(part):
+            if failed and j in members:
+                replies.append(self._failed(message, asks))
+                continue
+            meter: dict = {wire.DEVICE: device, wire.REQUEST: int(j in asking)}
+            content = RecordDict({wire.REQUEST: ConfigRecord({wire.DEVICE: device})})
+            if j in asking:
+                profile = self.world.fleet[device]
+                start_s = float(message.content[wire.SIM_CONFIG][wire.START_S])
+                upload = wire_bytes(content)
+                timing = round_timing(profile, self.world.links, start_s, 0, 0.0, upload)
+                energy = device_energy(profile, 0.0, 0, upload, 0.0, timing.upload_s)
+                meter.update({wire.UPLOAD_BYTES: upload, wire.ENERGY_J: energy.total_j})
             replies.append(_meter_reply(message, meter))
         return replies
 

@@ -37,14 +37,28 @@ class DeviceSampler:
         here = online(self.availability, round_index, self.seed) & self.world.links.up(start_s)
         return np.flatnonzero(here).tolist()
 
-    def sample(self, round_index: int, start_s: float) -> list[int]:
-        """A uniform draw of reachable devices (with overcommit), in device order."""
+    def sample(self, round_index: int, start_s: float, asking: list[int] = ()) -> list[int]:
+        """A uniform draw of reachable devices (with overcommit), in device order.
+
+        Reachable devices in ``asking`` (they asked for service) come first, up
+        to ``rounds.request_share`` of the draw (a seeded draw among them when
+        more asked); the rest of the slots are a uniform draw of the others.
+        With nobody asking, the draw is the plain uniform one.
+        """
         candidates = self.reachable(round_index, start_s)
         wanted = math.ceil(self.target_per_round * self.rounds.overcommit)
         count = min(wanted, len(candidates))
-        rng = rng_for(self.seed, "sample", round_index)
-        chosen = rng.choice(candidates, count, replace=False)
-        return sorted(int(d) for d in chosen.tolist())
+        reachable_askers = sorted(set(asking) & set(candidates))
+        quota = min(len(reachable_askers), math.floor(self.rounds.request_share * count))
+        if quota == 0:
+            rng = rng_for(self.seed, "sample", round_index)
+            chosen = rng.choice(candidates, count, replace=False)
+            return sorted(int(d) for d in chosen.tolist())
+        rng = rng_for(self.seed, "sample-asking", round_index)
+        first = rng.choice(reachable_askers, quota, replace=False).tolist()
+        others = sorted(set(candidates) - set(first))
+        rest = rng.choice(others, count - quota, replace=False).tolist() if count > quota else []
+        return sorted(int(d) for d in first + rest)
 
     def eval_devices(self) -> list[int]:
         """The devices scored at every evaluation tick (the same for every method)."""

@@ -83,6 +83,9 @@ class Rounds(Strict):
     recovery_tolerance: Fraction = 0.02
     # Post-shift accuracy averages the ticks within this many seconds after each onset.
     post_shift_window_s: PositiveFloat = 900.0
+    # The largest share of a round's slots given first to devices that asked for
+    # service (methods whose devices ask, e.g. Persona after an edit expired); 0: none.
+    request_share: Fraction = 0.5
 
     @property
     def horizon_s(self) -> float:
