@@ -73,7 +73,7 @@ def pretrain_persona(
             "adapter": asdict(adapter_config),
             "train": asdict(train_config),
             "seed": seed,
-            "format": 5,
+            "format": 6,  # 6: generators grouped by prototype (other float sums)
         }
     )
     path = cache_dir / f"persona-{key}.pt"
