@@ -91,28 +91,26 @@ def paired_lines(results: RunResults) -> list[list[str]]:
 PAIRED_HEAD = ["method", "vs", "metric", "difference (points)", "95% CI (points)", "verdict"]
 
 
+def _html_rows(head: list[str], lines: list[list[str]]) -> str:
+    """An HTML table of text cells (escaped) under a header row."""
+    cells = "".join(f"<th>{html.escape(h)}</th>" for h in head)
+    body = "".join(
+        "<tr>" + "".join(f"<td>{html.escape(cell)}</td>" for cell in line) + "</tr>"
+        for line in lines
+    )
+    return f"<table><tr>{cells}</tr>{body}</table>"
+
+
 def _html_paired(results: RunResults) -> str:
     lines = paired_lines(results)
     if not lines:
         return "<p><i>One seed: no paired comparison (run with --seeds 2 or more).</i></p>"
-    head = "".join(f"<th>{html.escape(h)}</th>" for h in PAIRED_HEAD)
-    body = "".join(
-        "<tr>" + "".join(f"<td>{html.escape(cell)}</td>" for cell in line) + "</tr>"
-        for line in lines
-    )
-    return f"<table><tr>{head}</tr>{body}</table>"
+    return _html_rows(PAIRED_HEAD, lines)
 
 
 def _html_adapter(results: RunResults) -> str:
     lines = adapter_lines(results)
-    if not lines:
-        return ""
-    head = "".join(f"<th>{html.escape(h)}</th>" for h in ADAPTER_HEAD)
-    body = "".join(
-        "<tr>" + "".join(f"<td>{html.escape(cell)}</td>" for cell in line) + "</tr>"
-        for line in lines
-    )
-    return f"<h2>{ADAPTER_TITLE}</h2><table><tr>{head}</tr>{body}</table>"
+    return f"<h2>{ADAPTER_TITLE}</h2>{_html_rows(ADAPTER_HEAD, lines)}" if lines else ""
 
 
 def _css(value: Any) -> str:
