@@ -75,6 +75,9 @@ class PersonaParams(MethodParams):
     summary: Literal["features", "stats"] = _library(AdapterConfig, "summary")
     rank: int = Field(default=_library(AdapterConfig, "rank"), ge=0)
     edit_precision: Literal["float16", "float32"] = "float16"
+    # The uploaded window summary's precision: float16 halves the largest upload
+    # (the cloud computes in float32 on the rounded values).
+    summary_precision: Literal["float16", "float32"] = "float16"
     code_dim: int = Field(default=_library(AdapterConfig, "code_dim"), ge=1)
     cross_layer: bool = _library(AdapterConfig, "cross_layer")
     refine: bool = _library(RefineConfig, "enabled")
@@ -100,6 +103,9 @@ class PersonaParams(MethodParams):
         default=_library(PersonaTrainConfig, "prototype_episodes"), ge=2
     )
     lr: float = Field(default=_library(PersonaTrainConfig, "lr"), gt=0)
+
+
+PRECISIONS = {"float16": torch.float16, "float32": torch.float32}
 
 
 def window_mean(summary: torch.Tensor, kind: str) -> torch.Tensor:
@@ -220,7 +226,7 @@ class PersonaStrategy(TwoPhaseStrategy):
                         }
                     ),
                     wire.EDIT: _as_record(answer.edit, self._edit_dtype),
-                    wire.EDIT_REF: record_of({"mean": mean}),
+                    wire.EDIT_REF: record_of({"mean": mean.to(self._edit_dtype)}),
                 }
             )
             if needs_head:  # P(k) travels at the edit's precision, like the edit itself
@@ -256,7 +262,9 @@ class PersonaDevice(TwoPhaseDevice):
 
     def _summarize(self, step: DeviceStep, features: torch.Tensor) -> TrainOutcome:
         assert isinstance(step.params, PersonaParams)
-        summary = summarize_window(features, step.params.summary)
+        summary = summarize_window(features, step.params.summary).to(
+            PRECISIONS[step.params.summary_precision]
+        )
         held = step.view.records.get(wire.HELD_PROTO)
         holds = (
             {
@@ -327,7 +335,7 @@ class PersonaDevice(TwoPhaseDevice):
         ref, held = view.records.get(wire.EDIT_REF), view.records.get(wire.HELD_PROTO)
         if not step.params.expiry or view.held is None or not isinstance(ref, ArrayRecord):
             return False
-        mean = tensor_of(ref["mean"])
+        mean = tensor_of(ref["mean"]).float()
         return float((features.mean(dim=0) - mean).norm()) > float(held[wire.EXPIRY_DISTANCE])
 
     def _serving(self, step: ServeStep, features: torch.Tensor) -> Weights | None:
@@ -432,7 +440,7 @@ def build_cloud(setup: CloudSetup, params: PersonaParams) -> PersonaStrategy:
         record = heldout_record(state.diagnostics, family.context_names)
     rules = DeployRules(params.assignment, params.head_refresh_rounds, params.edits)
     cloud = PersonaCloud(state.adapter, state.bank, refine, rules, state.novelty)
-    dtype = torch.float16 if params.edit_precision == "float16" else torch.float32
+    dtype = PRECISIONS[params.edit_precision]
     return PersonaStrategy(
         cloud, setup.sample_nodes, params.summary, state.expiry_distance, dtype, record
     )

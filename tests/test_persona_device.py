@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+
 import torch
 from conftest import PERSONA_QUICK
 from torch.optim.optimizer import register_optimizer_step_pre_hook
@@ -77,3 +79,27 @@ def test_persona_moves_fewer_bytes_than_fedavg(tmp_path, tiny_document):
         return moved / sum(r["replied"] for r in rounds)
 
     assert bytes_per_device_round("persona") < bytes_per_device_round("fedavg")
+
+
+def test_float16_summaries_halve_the_upload_and_keep_the_edits(tmp_path, tiny_document):
+    """The window summary is the largest upload; at float16 it costs half."""
+    results = {}
+    for precision in ("float32", "float16"):
+        document = _persona_document(copy.deepcopy(tiny_document))
+        document["methods"][0]["params"] = {**PERSONA_QUICK, "summary_precision": precision}
+        scenario = Scenario.model_validate(document)
+        folder = run_plan(
+            RunPlan(scenario, ["persona"], [0], tmp_path / precision), show_progress=False
+        )
+        rows = read_rows(metrics_path(folder, "persona", 0))
+        rounds = [r for r in rows if r["kind"] == "round"]
+        accuracy = [r["acc_mean"] for r in rows if r["kind"] == "eval"]
+        results[precision] = (
+            sum(r["bytes_up"] for r in rounds) / sum(r["replied"] for r in rounds),
+            [r["replied"] for r in rounds],
+            accuracy,
+        )
+    (up32, replied32, acc32), (up16, replied16, acc16) = results["float32"], results["float16"]
+    assert replied16 == replied32  # the same devices answered (sampling, deadlines)
+    assert 0.45 < up16 / up32 < 0.65  # the features dominate; framing does not halve
+    assert max(abs(a - b) for a, b in zip(acc16, acc32, strict=True)) < 0.02
