@@ -18,6 +18,8 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
+from basemodel.sequence import GRU4RecBackbone, SASRecBackbone
+
 HEAD_PREFIX = "head."
 Weights = dict[str, torch.Tensor]  # a model's (or part of a model's) tensors by parameter name
 HeadWeights = list[tuple[torch.Tensor, torch.Tensor]]  # (W, b) per head layer
@@ -72,6 +74,8 @@ class MLPBackbone(nn.Module):
 BACKBONES: dict[str, Callable[[tuple[int, ...]], nn.Module]] = {
     "conv28": ConvBackbone,
     "mlp": MLPBackbone,
+    "gru4rec": GRU4RecBackbone,
+    "sasrec": SASRecBackbone,
 }
 
 
