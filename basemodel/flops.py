@@ -30,6 +30,20 @@ def _layer_flops(
         return per_output * output.numel()
     if isinstance(module, (nn.ReLU, nn.MaxPool2d)):
         return float(inputs[0].numel())
+    if isinstance(module, nn.GRU):
+        # Three gates per step, each a product with the input and with the state.
+        steps = output[0].numel() / module.hidden_size  # batch x time
+        per_step = 3 * 2.0 * (module.input_size + module.hidden_size) * module.hidden_size
+        return per_step * steps * module.num_layers
+    if isinstance(module, nn.MultiheadAttention):
+        # Its projections run as functions, not as child modules, so no other hook sees them.
+        query, key = inputs[0], inputs[1]
+        width = module.embed_dim
+        projections = 2.0 * width * width * (query.numel() + 2 * key.numel()) / width
+        out = 2.0 * width * width * query.numel() / width
+        length = key.shape[1] if module.batch_first else key.shape[0]
+        attention = 2 * 2.0 * length * query.numel()  # scores, then the weighted sum
+        return projections + out + attention
     return 0.0
 
 
@@ -41,7 +55,10 @@ def count_forward_flops(model: nn.Module, example: torch.Tensor) -> float:
         nonlocal total
         total += _layer_flops(module, inputs, output)
 
-    handles = [m.register_forward_hook(hook) for m in model.modules() if not list(m.children())]
+    counted = [
+        m for m in model.modules() if not list(m.children()) or isinstance(m, nn.MultiheadAttention)
+    ]
+    handles = [m.register_forward_hook(hook) for m in counted]
     try:
         with torch.no_grad():
             model(example)

@@ -72,3 +72,28 @@ def test_model_flops_count_the_head_too():
     backbone = flops_per_sample(model.backbone, (1, 8, 8))
     head = 2 * (64 * 64 + 64 * 10)
     assert flops_per_sample(model, (1, 8, 8)) >= backbone + head
+
+
+def test_recurrent_and_attention_layers_are_counted():
+    """A GRU's gates and attention's projections run outside child modules; both count."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    gru = torch.nn.GRU(32, 32, batch_first=True)
+    inputs = torch.zeros(4, 10, 32)
+    with FlopCounterMode(display=False) as counter, torch.no_grad():
+        gru(inputs)
+    assert count_forward_flops(gru, inputs) == counter.get_total_flops()
+
+    class SelfAttention(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.attention = torch.nn.MultiheadAttention(32, 2, batch_first=True)
+
+        def forward(self, x):
+            return self.attention(x, x, x, need_weights=False)[0]
+
+    model = SelfAttention()
+    with FlopCounterMode(display=False) as counter, torch.no_grad():
+        model(inputs)
+    scores_and_sum = 2 * 2 * 4 * 10 * 10 * 32  # batch 4, length 10, width 32
+    assert count_forward_flops(model, inputs) == counter.get_total_flops() + scores_and_sum
