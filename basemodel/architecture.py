@@ -71,7 +71,7 @@ class MLPBackbone(nn.Module):
         return self.layers(x)
 
 
-BACKBONES: dict[str, Callable[[tuple[int, ...]], nn.Module]] = {
+BACKBONES: dict[str, Callable[..., nn.Module]] = {  # (input_shape, **options) -> backbone
     "conv28": ConvBackbone,
     "mlp": MLPBackbone,
     "gru4rec": GRU4RecBackbone,
@@ -142,15 +142,22 @@ class FleetModel(nn.Module):
 
 
 def build_model(
-    backbone: str, input_shape: tuple[int, ...], num_classes: int, head_hidden: int = 64
+    backbone: str,
+    input_shape: tuple[int, ...],
+    num_classes: int,
+    head_hidden: int = 64,
+    options: dict[str, int] | None = None,
 ) -> FleetModel:
-    """The starting model's architecture: a named backbone and a two-layer head."""
+    """The starting model's architecture: a named backbone and a two-layer head.
+
+    ``options`` go to the backbone (a sequence backbone's catalogue size, ``items``).
+    """
     try:
         make = BACKBONES[backbone]
     except KeyError:
         raise ValueError(
             f"unknown backbone {backbone!r}; valid backbones: {', '.join(sorted(BACKBONES))}"
         ) from None
-    body = make(tuple(input_shape))
+    body = make(tuple(input_shape), **(options or {}))
     feature_dim = int(body.feature_dim)
     return FleetModel(body, EditableHead([feature_dim, head_hidden, num_classes]))

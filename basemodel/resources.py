@@ -22,18 +22,30 @@ class LabeledShare:
     """A share of the cloud's labeled data and the contexts it can be rendered under.
 
     ``contexts`` are input transforms (the clean source first) named by
-    ``context_names``.
+    ``context_names``. Where a context changes the labels too (a click stream
+    whose users' interests turned: their histories and their clicks both
+    change), each context's transform returns its own inputs and
+    ``context_labels`` holds its labels. ``groups`` names the user each sample
+    belongs to, where windows are per user (click streams); ``None`` for
+    images, whose windows are drawn through a class prior.
     """
 
     images: torch.Tensor
     labels: torch.Tensor
     contexts: list[Transform]
     context_names: list[str]
+    context_labels: list[torch.Tensor] | None = None
+    groups: torch.Tensor | None = None
+
+    def context(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """The inputs and labels under context ``index``."""
+        labels = self.labels if self.context_labels is None else self.context_labels[index]
+        return self.contexts[index](self.images), labels
 
     def rendered(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """Every image under every context, with its label (a training set)."""
-        images = torch.cat([transform(self.images) for transform in self.contexts])
-        return images, self.labels.repeat(len(self.contexts))
+        """Every sample under every context, with its label (a training set)."""
+        pairs = [self.context(i) for i in range(len(self.contexts))]
+        return torch.cat([x for x, _ in pairs]), torch.cat([y for _, y in pairs])
 
 
 @dataclass(frozen=True)

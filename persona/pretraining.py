@@ -16,7 +16,7 @@ from torch import nn
 
 from basemodel.architecture import HeadWeights
 from basemodel.cache import cache_key, default_cache_dir, load_entry, save_atomically
-from basemodel.resources import Transform
+from basemodel.resources import LabeledShare
 from persona.adapter import AdapterConfig, PersonaAdapter
 from persona.novelty import NoveltyDetector, calibrate_novelty
 from persona.prototypes import PrototypeBank
@@ -28,6 +28,7 @@ from persona.training import (
     build_prototypes,
     context_features,
     expiry_distance,
+    split_groups,
     split_images,
     train_adapter,
 )
@@ -55,17 +56,20 @@ def head_weights(head: nn.Module) -> HeadWeights:
 def pretrain_persona(
     backbone: nn.Module,
     head: nn.Module,
-    images: torch.Tensor,
-    labels: torch.Tensor,
+    share: LabeledShare,
     num_classes: int,
-    contexts: list[Transform],
     adapter_config: AdapterConfig,
     train_config: PersonaTrainConfig,
     seed: int,
     description: dict,
     cache_dir: Path | None = None,
 ) -> PersonaCloudState:
-    """Train (or load) the adapter and prototypes for the given base model and contexts."""
+    """Train (or load) the adapter and prototypes for the base model on the family ``share``.
+
+    The share's contexts are the family the cloud knows; where it has
+    ``groups`` (users of a click stream), episodes and the held-out split are
+    per user.
+    """
     cache_dir = cache_dir or default_cache_dir()
     key = cache_key(
         {
@@ -83,14 +87,23 @@ def pretrain_persona(
         return cached
     with torch.random.fork_rng():
         torch.manual_seed(seed)
-        features = context_features(backbone, images, contexts)
-        alpha = train_config.dirichlet_alpha
-        trained, held = split_images(len(labels), train_config.heldout_fraction, seed)
-        sampler = EpisodeSampler(features, labels, num_classes, alpha, seed, images=trained)
+        features = context_features(backbone, share.images, share.contexts)
+        alpha, fraction = train_config.dirichlet_alpha, train_config.heldout_fraction
+        labels = share.labels
+        if share.context_labels is not None:
+            labels = torch.stack(share.context_labels)
+        groups = None if share.groups is None else share.groups.numpy()
+        if groups is None:
+            trained, held = split_images(len(share.labels), fraction, seed)
+        else:
+            trained, held = split_groups(groups, fraction, seed)
+        sampler = EpisodeSampler(
+            features, labels, num_classes, alpha, seed, images=trained, groups=groups
+        )
         heldout = None
         if len(held):
             held_sampler = EpisodeSampler(
-                features, labels, num_classes, alpha, seed + 1, images=held
+                features, labels, num_classes, alpha, seed + 1, images=held, groups=groups
             )
             heldout = HeldOutEpisodes.draw(held_sampler, train_config)
         adapter = PersonaAdapter(adapter_config)

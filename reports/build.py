@@ -27,7 +27,7 @@ img { max-width: 100%; border: 1px solid #eee; }
 """
 
 
-ADAPTER_TITLE = "Persona's adapter on held-out episodes (pretraining's held-out images)"
+ADAPTER_TITLE = "Persona's adapter on held-out episodes (pretraining's held-out samples)"
 
 
 def key_settings(scenario: dict[str, Any]) -> list[tuple[str, str]]:
@@ -62,7 +62,7 @@ def key_settings(scenario: dict[str, Any]) -> list[tuple[str, str]]:
 
 def _html_table(results: RunResults) -> str:
     cells = table(results)
-    head = "".join(f"<th>{html.escape(h)}</th>" for _, h, _, _ in COLUMNS)
+    head = "".join(f"<th>{html.escape(results.named(h))}</th>" for _, h, _, _ in COLUMNS)
     rows = []
     for method in results.methods:
         swatch = f'<span class="swatch" style="background:{_css(colour(method))}"></span>'
@@ -79,7 +79,7 @@ def paired_lines(results: RunResults) -> list[list[str]]:
         [
             row["method"],
             row["reference"],
-            METRIC_NAMES.get(row["metric"], row["metric"]),
+            results.named(METRIC_NAMES.get(row["metric"], row["metric"])),
             f"{points(row['difference']):+.2f}",
             f"{points(row['low']):+.2f} to {points(row['high']):+.2f}",
             row["verdict"],
@@ -129,7 +129,8 @@ def write_html(results: RunResults, plots: dict[str, Path], path: Path) -> None:
         for k, v in key_settings(results.scenario)
     )
     figures = []
-    for name, (title, _) in FIGURES.items():
+    for name, (generic, _) in FIGURES.items():
+        title = results.named(generic)
         if name in plots:
             data = base64.b64encode(plots[name].read_bytes()).decode("ascii")
             figures.append(
@@ -170,7 +171,7 @@ def write_markdown(results: RunResults, plots: dict[str, Path], path: Path) -> N
         "## Results (mean ± 95% t-interval over seeds)",
         "",
     ]
-    lines.append("| method | " + " | ".join(h for _, h, _, _ in COLUMNS) + " |")
+    lines.append("| method | " + " | ".join(results.named(h) for _, h, _, _ in COLUMNS) + " |")
     lines.append("|---" * (len(COLUMNS) + 1) + "|")
     for method in results.methods:
         row = [c.text for c in (cells[method][col] for col, *_ in COLUMNS)]
@@ -191,8 +192,9 @@ def write_markdown(results: RunResults, plots: dict[str, Path], path: Path) -> N
         lines.append("|---" * len(ADAPTER_HEAD) + "|")
         lines += ["| " + " | ".join(line) + " |" for line in adapter]
     lines += ["", "## Figures", ""]
-    for name, (title, _) in FIGURES.items():
+    for name, (generic, _) in FIGURES.items():
         if name in plots:
+            title = results.named(generic)
             lines += [f"### {title}", "", f"![{title}](plots/{plots[name].name})", ""]
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
 

@@ -72,8 +72,10 @@ def accuracy_over_time(results: RunResults) -> Figure | None:
         ax.fill_between(times / 60, low, high, color=colour(method), alpha=0.15)
     _mark_onsets(ax, results.onsets_s)
     ax.set_xlabel("simulated time (min)")
-    ax.set_ylabel("fleet accuracy")
-    ax.set_title(f"Fleet accuracy over time (mean, 95% CI over {len(results.seeds)} seed(s))")
+    ax.set_ylabel(results.named("fleet accuracy"))
+    ax.set_title(
+        results.named(f"Fleet accuracy over time (mean, 95% CI over {len(results.seeds)} seed(s))")
+    )
     ax.grid(alpha=0.3)
     ax.legend(loc="lower left", fontsize=8, ncol=2)
     return fig
@@ -97,8 +99,8 @@ def accuracy_vs_bytes(results: RunResults) -> Figure | None:
         )
     ax.set_xscale("log")
     ax.set_xlabel("cumulative bytes per device, up + down (log; 1 = nothing sent)")
-    ax.set_ylabel("fleet accuracy")
-    ax.set_title("Accuracy versus traffic (efficiency frontier)")
+    ax.set_ylabel(results.named("fleet accuracy"))
+    ax.set_title(results.named("Accuracy versus traffic (efficiency frontier)"))
     ax.grid(alpha=0.3, which="both")
     ax.legend(fontsize=8)
     return fig
@@ -115,9 +117,9 @@ def device_accuracy_ecdf(results: RunResults) -> Figure | None:
         worst = values[: max(1, int(np.ceil(0.1 * len(values))))]
         ax.plot([worst.mean()], [0.1], marker="v", color=colour(method), markersize=8)
     ax.axhline(0.1, color="black", linestyle=":", linewidth=1, label="worst 10% (marker: mean)")
-    ax.set_xlabel("device accuracy, time-averaged")
+    ax.set_xlabel(results.named("device accuracy, time-averaged"))
     ax.set_ylabel("fraction of evaluated devices")
-    ax.set_title("Per-device accuracy (ECDF)")
+    ax.set_title(results.named("Per-device accuracy (ECDF)"))
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, loc="upper left")
     return fig

@@ -79,9 +79,11 @@ def points(value: str | float) -> float:
     return 100.0 * float(value)
 
 
-def paired_sentence(row: dict[str, Any]) -> str:
+def paired_sentence(row: dict[str, Any], results: RunResults | None = None) -> str:
     """One comparison in words; a lead only where the interval excludes 0."""
     metric = METRIC_NAMES.get(str(row["metric"]), str(row["metric"]))
+    if results is not None:
+        metric = results.named(metric)
     method, reference, verdict = row["method"], row["reference"], row["verdict"]
     interval = f"95% CI {points(row['low']):+.2f} to {points(row['high']):+.2f} points"
     if verdict == "lead":
@@ -110,7 +112,7 @@ def reading(results: RunResults) -> list[str]:
             "claimed; run with --seeds 2 or more for paired 95% intervals."
         )
     else:
-        lines += [paired_sentence(row) for row in paired_rows(results, metric)]
+        lines += [paired_sentence(row, results) for row in paired_rows(results, metric)]
     cells = table(results)
     moved = {
         m: cells[m]["bytes_up_per_device"].mean + cells[m]["bytes_down_per_device"].mean

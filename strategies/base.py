@@ -375,6 +375,10 @@ class Method:
     # Its devices may ask for service between rounds (``DeviceHalf.requests_service``):
     # the engine then polls devices that hold state at each round's start.
     requests_service: bool = False
+    # The tasks it can run on (``simulator.world.datasets``); the scenario loader refuses
+    # the others, with ``task_note`` as the reason.
+    tasks: tuple[str, ...] = ("classification", "recommendation")
+    task_note: str = ""
 
     @property
     def two_phase(self) -> bool:

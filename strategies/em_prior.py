@@ -61,4 +61,9 @@ METHOD = Method(
     params=EMPriorParams,
     cloud=static_cloud,
     device=EMPriorDevice(),
+    tasks=("classification",),
+    task_note=(
+        "it re-estimates a class prior, and with two click classes a prior cannot reorder "
+        "a device's scores (its AUC would equal static's)"
+    ),
 )

@@ -69,4 +69,9 @@ METHOD = Method(
     params=LAMEParams,
     cloud=static_cloud,
     device=LAMEDevice(),
+    tasks=("classification",),
+    task_note=(
+        "its premise, that neighbouring samples share a class, does not hold for clicks "
+        "(similar histories click on different candidates)"
+    ),
 )

@@ -414,10 +414,8 @@ def build_cloud(setup: CloudSetup, params: PersonaParams) -> PersonaStrategy:
         state = pretrain_persona(
             model.backbone,
             model.head,
-            family.images,
-            family.labels,
+            family,
             resources.num_classes,
-            family.contexts,
             adapter_config,
             train_config,
             resources.seed,

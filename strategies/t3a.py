@@ -62,4 +62,9 @@ METHOD = Method(
     params=T3AParams,
     cloud=static_cloud,
     device=T3ADevice(),
+    tasks=("classification",),
+    task_note=(
+        "its class prototypes of pseudo-labeled features assume classes that cluster in "
+        "feature space; clicks on a candidate do not"
+    ),
 )

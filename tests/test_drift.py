@@ -6,18 +6,16 @@ import torch
 
 from simulator.scenario.schema import Scenario, Shift
 from simulator.world.corruptions import rotate
-from simulator.world.datasets import load_dataset
 from simulator.world.drift import active_shifts, ramp, touches
 from simulator.world.fleet import build_fleet
-from simulator.world.partition import split_pools
+from simulator.world.sources import build_source
 from simulator.world.stream import DeviceStreams
 
 
 def _streams(document, seed: int = 0) -> tuple[DeviceStreams, list]:
     scenario = Scenario.model_validate(document)
-    dataset = load_dataset(scenario.data.dataset)
-    pools = split_pools(dataset, scenario.data, seed)
-    return DeviceStreams(scenario, dataset, pools, seed), build_fleet(scenario, seed)
+    source = build_source(scenario, seed, seed)
+    return DeviceStreams(scenario, source, seed), build_fleet(scenario, seed)
 
 
 def test_same_device_time_and_seed_give_the_same_window(tiny_document):

@@ -61,6 +61,7 @@ def test_pretraining_gives_the_same_weights_in_any_thread(tmp_path):
     """A ServerApp runs in its own thread; with fixed threads its pretraining is identical."""
     import threading
 
+    from basemodel.resources import LabeledShare
     from basemodel.threads import fixed_threads
     from persona.pretraining import pretrain_persona
 
@@ -75,10 +76,8 @@ def test_pretraining_gives_the_same_weights_in_any_thread(tmp_path):
             return pretrain_persona(
                 model.backbone,
                 model.head,
-                data.images[:300],
-                data.labels[:300],
+                LabeledShare(data.images[:300], data.labels[:300], contexts, ["clean", "r30"]),
                 10,
-                contexts,
                 adapter_config,
                 config,
                 0,

@@ -63,7 +63,8 @@ def test_unknown_method_lists_valid_methods(tmp_path, tiny_document):
 def test_unknown_dataset_lists_valid_datasets(tmp_path, tiny_document):
     tiny_document["data"]["dataset"] = "cifar"
     assert _error_for(tmp_path, tiny_document) == (
-        f"{tmp_path / 'bad.yaml'}: data.dataset: expected one of 'mnist' or 'digits'; found 'cifar'"
+        f"{tmp_path / 'bad.yaml'}: data.dataset: expected one of 'mnist', 'digits', "
+        "'interests' or 'interests-sasrec'; found 'cifar'"
     )
 
 
@@ -71,8 +72,8 @@ def test_unknown_shift_kind_lists_valid_kinds(tmp_path, tiny_document):
     tiny_document["shifts"][0]["kind"] = "twirl"
     assert _error_for(tmp_path, tiny_document) == (
         f"{tmp_path / 'bad.yaml'}: shifts[0].kind: expected one of 'rotation', 'noise', "
-        "'blur', 'contrast', 'brightness', 'occlusion', 'inversion', 'label' or 'permutation'; "
-        "found 'twirl'"
+        "'blur', 'contrast', 'brightness', 'occlusion', 'inversion', 'label', 'permutation' "
+        "or 'interest'; found 'twirl'"
     )
 
 
@@ -190,3 +191,33 @@ def test_a_partial_preset_figure_keeps_the_presets_other_fields(tmp_path, tiny_d
     path = write_yaml(tmp_path / "ok.yaml", tiny_document)
     uplink = load_scenario(path, ["fleet.classes[0].uplink_kbps.median=50"]).fleet.classes[0]
     assert (uplink.uplink_kbps.median, uplink.uplink_kbps.sigma) == (50, 0.4)
+
+
+def test_a_shift_must_move_the_datasets_kind_of_data(tmp_path, tiny_document):
+    tiny_document["shifts"][0]["kind"] = "interest"
+    assert _error_for(tmp_path, tiny_document) == (
+        f"{tmp_path / 'bad.yaml'}: shifts[0].kind: interest shifts cannot move digits's data "
+        "(classification); valid kinds for it: blur, brightness, contrast, inversion, label, "
+        "noise, occlusion, permutation, rotation"
+    )
+
+
+def test_a_method_that_cannot_run_on_the_task_is_refused_with_its_reason(tmp_path, tiny_document):
+    tiny_document["data"]["dataset"] = "interests"
+    tiny_document["shifts"][0] = {"kind": "interest", "severity": 90, "onset_s": 240}
+    tiny_document["pretrain"]["family"] = []
+    tiny_document["methods"] = [{"name": "static"}, {"name": "em-prior"}]
+    error = _error_for(tmp_path, tiny_document)
+    assert error.startswith(
+        f"{tmp_path / 'bad.yaml'}: methods[1].name: em-prior does not run on recommendation "
+        "(it re-estimates a class prior"
+    )
+    assert "methods for recommendation: cloud-retrain, fedavg," in error
+    assert "t3a" not in error.split("methods for recommendation:")[1]
+
+
+def test_an_interest_turns_at_most_half_a_circle(tmp_path, tiny_document):
+    tiny_document["data"]["dataset"] = "interests"
+    tiny_document["shifts"][0] = {"kind": "interest", "severity": 270, "onset_s": 240}
+    tiny_document["pretrain"]["family"] = []
+    assert "severity of interest shifts is at most 180" in _error_for(tmp_path, tiny_document)

@@ -50,12 +50,18 @@ def round_row(
     }
 
 
-def eval_row(time_s: float, scores: dict[int, float], asked: int) -> dict[str, Any]:
-    """An evaluation tick: each answering device's accuracy and their mean."""
+def eval_row(
+    time_s: float,
+    scores: dict[int, float],
+    asked: int,
+    further: dict[str, list[float]] | None = None,
+) -> dict[str, Any]:
+    """An evaluation tick: each answering device's score and their mean; the task's
+    further metrics (``ranking``: HR@k, NDCG@k) as means over the devices."""
     ordered = sorted(scores)
     accuracies = [scores[d] for d in ordered]
     mean = sum(accuracies) / len(accuracies) if accuracies else float("nan")
-    return {
+    row = {
         "kind": "eval",
         "time_s": time_s,
         "acc_mean": mean,
@@ -63,6 +69,9 @@ def eval_row(time_s: float, scores: dict[int, float], asked: int) -> dict[str, A
         "devices": ordered,
         "accs": accuracies,
     }
+    if further:
+        row["ranking"] = {name: sum(v) / len(v) for name, v in sorted(further.items()) if v}
+    return row
 
 
 def end_row(

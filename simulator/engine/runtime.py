@@ -32,6 +32,7 @@ from simulator.engine.deployment import Deployment
 from simulator.engine.failures import DeviceCrash
 from simulator.engine.faults import MessageDropped, corrupt, draw_fault
 from simulator.engine.metering import wire_bytes
+from simulator.engine.scoring import device_score, ranking_scores
 from simulator.engine.state import StateStore, decode_state, encode_state
 from simulator.world.build import new_model
 from simulator.world.energy import device_energy
@@ -49,6 +50,7 @@ from strategies.base import (
 )
 
 Batch = Sequence[tuple[int, Message]]  # (fleet device index, message to it)
+RANKING_CASES = 4  # HR@k / NDCG@k cases per evaluated device and tick (click streams)
 
 
 def device_threads() -> AbstractContextManager[None]:
@@ -347,10 +349,25 @@ class DeviceRuntime:
                 replies.append(self._failed(message, logits))
                 continue
             y = labels[k]
-            correct = int((logits[k].argmax(dim=1) == y).sum())
-            meter = {wire.DEVICE: device, wire.ACCURACY: correct / len(y), wire.SAMPLES: len(y)}
+            score = device_score(self.world.scenario.task, logits[k], y)
+            meter = {wire.DEVICE: device, wire.ACCURACY: score, wire.SAMPLES: len(y)}
+            meter.update(self._ranking(device, message, steps[k]))
             replies.append(_meter_reply(message, meter))
         return replies
+
+    def _ranking(self, device: int, message: Message, step: ServeStep) -> dict[str, float]:
+        """HR@k / NDCG@k of what the device serves (click streams only; else nothing).
+
+        The device decides what to serve from its evaluation inputs, as for its
+        main score; that model then ranks the cases.
+        """
+        time_s = float(message.content[wire.SIM_CONFIG][wire.START_S])
+        cases = self.world.streams.ranking_cases(self.world.fleet[device], time_s, RANKING_CASES)
+        if not cases:
+            return {}
+        with torch.inference_mode():
+            model = self.kit.load(self.half.serving_weights(step))
+            return ranking_scores(model, cases)
 
     # -- requests between rounds ----------------------------------------------------------
     def _poll(self, part: Batch) -> list[Message]:

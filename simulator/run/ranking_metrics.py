@@ -26,6 +26,7 @@ import numpy as np
 from scipy.stats import rankdata
 
 CUTOFFS: tuple[int, ...] = (5, 10, 20)
+RANKING_NAMES: tuple[str, ...] = tuple(f"{m}@{k}" for k in CUTOFFS for m in ("hr", "ndcg"))
 
 
 def auc(scores: Sequence[float] | np.ndarray, labels: Sequence[int] | np.ndarray) -> float:

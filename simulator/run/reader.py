@@ -17,6 +17,7 @@ from pydantic import ValidationError
 from simulator.scenario.errors import UserError
 from simulator.scenario.loading import read_document
 from simulator.scenario.schema import Scenario
+from simulator.world.datasets import DATASETS, METRIC_NAMES
 from simulator.world.schedule import onsets
 
 PAIRED_FILE = "paired.csv"
@@ -126,6 +127,19 @@ class RunResults:
 
     def summary_of(self, method: str) -> list[dict[str, Any]]:
         return [row for row in self.summary if row["method"] == method]
+
+    @property
+    def metric(self) -> str:
+        """The name of the task's main metric, which the ``acc_*`` figures hold."""
+        dataset = str(self.scenario.get("data", {}).get("dataset", "mnist"))
+        spec = DATASETS.get(dataset)
+        return METRIC_NAMES[spec.task] if spec is not None else METRIC_NAMES["classification"]
+
+    def named(self, text: str) -> str:
+        """``text`` with "accuracy" read as this run's metric (AUC for recommendation)."""
+        if self.metric == "accuracy":
+            return text
+        return text.replace("Accuracy", self.metric).replace("accuracy", self.metric)
 
     @property
     def onsets_s(self) -> list[float]:

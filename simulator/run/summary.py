@@ -24,6 +24,7 @@ from simulator.run.accuracy import (
     tick_mean,
     worst_share_mean,
 )
+from simulator.run.ranking_metrics import RANKING_NAMES
 from simulator.run.reader import read_rows
 from simulator.scenario.schema import Scenario
 from simulator.world.build import pretrain_seed
@@ -60,6 +61,8 @@ SUMMARY_COLUMNS = [
     "prototypes_final",
     "pretrain_seed",
     "complete",
+    # Recommendation only (empty for classification): time-averaged over ticks.
+    *RANKING_NAMES,
 ]
 
 
@@ -129,6 +132,10 @@ def summarize_file(path: Path, method: str, seed: int, scenario: Scenario) -> di
         ),
         "pretrain_seed": pretrain_seed(scenario, seed),
         "complete": end is not None,
+        **{
+            name: _mean([e["ranking"][name] for e in evals if name in e.get("ranking", {})])
+            for name in RANKING_NAMES
+        },
     }
 
 

@@ -7,11 +7,17 @@ from typing import Annotated, Literal
 from pydantic import Field, model_validator
 
 from simulator.scenario.types import Fraction, PositiveFloat, Strict
-from simulator.world.shifts import COVARIATE_NAMES, FRACTION_NAMES, SHIFT_NAMES
+from simulator.world.shifts import (
+    COVARIATE_NAMES,
+    INTEREST_NAMES,
+    SHIFT_NAMES,
+    severity_problem,
+)
 
 # In the kind's own unit (degrees, pixels, ...); nothing means more than a thousand of them.
 Severity = Annotated[float, Field(ge=0, le=1000)]
 CovariateKind = Literal[COVARIATE_NAMES]  # type: ignore[valid-type]
+KnownKind = Literal[COVARIATE_NAMES + INTEREST_NAMES]  # type: ignore[valid-type]
 ShiftKindName = Literal[SHIFT_NAMES]  # type: ignore[valid-type]
 
 
@@ -53,8 +59,8 @@ class Shift(Strict):
 
     @model_validator(mode="after")
     def _consistent(self) -> Shift:
-        if self.kind in FRACTION_NAMES and self.severity > 1:
-            raise ValueError(f"severity of a {self.kind} shift is a fraction: at most 1")
+        if (problem := severity_problem(self.kind, self.severity)) is not None:
+            raise ValueError(problem)
         if (self.every_s is None) != (self.lasts_s is None):
             raise ValueError("a recurring shift needs both every_s and lasts_s")
         if self.every_s is not None and self.lasts_s is not None and self.lasts_s > self.every_s:
@@ -63,10 +69,16 @@ class Shift(Strict):
 
 
 class KnownContext(Strict):
-    """A covariate shift the cloud knows before deployment (it has data under it)."""
+    """A covariate (or interest) shift the cloud knows before deployment (it has data under it)."""
 
-    kind: CovariateKind
+    kind: KnownKind
     severity: Severity
+
+    @model_validator(mode="after")
+    def _in_range(self) -> KnownContext:
+        if (problem := severity_problem(self.kind, self.severity)) is not None:
+            raise ValueError(problem)
+        return self
 
 
 class ContextShift(Strict):
@@ -77,8 +89,8 @@ class ContextShift(Strict):
 
     @model_validator(mode="after")
     def _fraction(self) -> ContextShift:
-        if self.kind in FRACTION_NAMES and self.severity > 1:
-            raise ValueError(f"severity of a {self.kind} shift is a fraction: at most 1")
+        if (problem := severity_problem(self.kind, self.severity)) is not None:
+            raise ValueError(problem)
         return self
 
 

@@ -17,17 +17,24 @@ from pydantic import ValidationError
 from simulator.scenario.errors import ScenarioError, format_validation_error
 from simulator.scenario.overrides import apply_overrides
 from simulator.scenario.schema import MethodSpec, Scenario
-from strategies.registry import method_names, validate_params
+from strategies.registry import get_method, method_names, validate_params
 
 
-def check_methods(methods: list[MethodSpec]) -> None:
-    """Method names and parameters against the registry; ``ValueError`` names the entry."""
+def check_methods(methods: list[MethodSpec], task: str = "classification") -> None:
+    """Method names, tasks and parameters against the registry; ``ValueError`` names the entry."""
     valid = method_names()
     for i, spec in enumerate(methods):
         if spec.name not in valid:
             raise ValueError(
                 f"methods[{i}].name: unknown method {spec.name!r}; valid methods: "
                 f"{', '.join(valid)}"
+            )
+        method = get_method(spec.name)
+        if task not in method.tasks:
+            fitting = [m for m in valid if task in get_method(m).tasks]
+            raise ValueError(
+                f"methods[{i}].name: {spec.name} does not run on {task} "
+                f"({method.task_note}); methods for {task}: {', '.join(fitting)}"
             )
         try:
             validate_params(spec.name, spec.params)
@@ -68,7 +75,7 @@ def parse_scenario(document: Any, source: str = "<scenario>") -> Scenario:
     except ValidationError as err:
         raise ScenarioError(format_validation_error(err, source)) from None
     try:
-        check_methods(scenario.methods)
+        check_methods(scenario.methods, scenario.task)
     except ValueError as err:
         raise ScenarioError(f"{source}: {err}") from None
     return scenario

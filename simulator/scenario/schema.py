@@ -32,6 +32,7 @@ from simulator.scenario.drift import (
 from simulator.scenario.fleet import DeviceClass, Faults, Fleet, LogNormal, NetworkTrace
 from simulator.scenario.types import Fraction, PositiveFloat, Strict
 from simulator.world.datasets import DATASET_NAMES, DATASETS
+from simulator.world.shifts import SHIFT_KINDS, Task
 
 DatasetName = Literal[DATASET_NAMES]  # type: ignore[valid-type]
 MAX_EVAL_TICKS = 100_000  # evaluation ticks over a horizon: more is a typo, not an experiment
@@ -210,6 +211,7 @@ class Scenario(Strict):
         names = [m.name for m in self.methods]
         if len(set(names)) != len(names):
             raise ValueError(f"methods: each method may appear once; got {names}")
+        self._check_task()
         self._check_grid()
         self._check_pools()
         return self
@@ -235,9 +237,36 @@ class Scenario(Strict):
                 f"has {self.fleet.devices} (fleet.devices)"
             )
 
+    @property
+    def task(self) -> Task:
+        """The task the dataset poses (classification or recommendation)."""
+        return DATASETS[self.data.dataset].task
+
+    def _check_task(self) -> None:
+        """Every shift kind must move the kind of data the dataset has."""
+        used = [(f"shifts[{i}].kind", s.kind) for i, s in enumerate(self.shifts)]
+        for part in ("base", "family"):
+            contexts = getattr(self.pretrain, part)
+            used += [(f"pretrain.{part}[{i}].kind", c.kind) for i, c in enumerate(contexts)]
+        if self.schedule is not None:
+            for name, context in self.schedule.contexts.items():
+                used += [
+                    (f"schedule.contexts.{name}[{i}].kind", shift.kind)
+                    for i, shift in enumerate(context)
+                ]
+        fitting = sorted(k for k, kind in SHIFT_KINDS.items() if kind.task == self.task)
+        for where, kind in used:
+            if SHIFT_KINDS[kind].task != self.task:
+                raise ValueError(
+                    f"{where}: {kind} shifts cannot move {self.data.dataset}'s data "
+                    f"({self.task}); valid kinds for it: {', '.join(fitting)}"
+                )
+
     def _check_pools(self) -> None:
         """Every device needs samples: the cloud and test shares must leave enough behind."""
         spec = DATASETS[self.data.dataset]
+        if spec.load is None:
+            return  # a generated stream never runs out
         device_share = 1 - self.data.cloud_fraction
         pools = {
             "train": spec.samples * device_share * (1 - self.data.test_fraction),

@@ -17,11 +17,11 @@ import torch
 from basemodel.architecture import FleetModel, build_model
 from basemodel.flops import flops_per_sample
 from simulator.scenario.schema import Scenario
-from simulator.world.datasets import ImageDataset, dataset_spec, load_dataset
+from simulator.world.datasets import DatasetSpec, dataset_spec
 from simulator.world.fleet import DeviceProfile, build_fleet
 from simulator.world.network import Links
-from simulator.world.partition import Pools, split_pools
 from simulator.world.schedule import ContextSchedule
+from simulator.world.sources import SampleSource, build_source
 from simulator.world.stream import DeviceStreams
 
 
@@ -47,16 +47,14 @@ class World:
         self.seed = spec.seed
         self.fleet: list[DeviceProfile] = build_fleet(self.scenario, spec.seed)
         self.links = Links(self.scenario.fleet.network, len(self.fleet), spec.seed)
-        self.dataset: ImageDataset = load_dataset(self.scenario.data.dataset)
-        # The data split belongs to the pretraining seed (the cloud's share trained the
-        # starting model), everything else to the simulation seed.
-        self.pools: Pools = split_pools(
-            self.dataset, self.scenario.data, pretrain_seed(self.scenario, spec.seed)
+        self.dataset: DatasetSpec = dataset_spec(self.scenario.data.dataset)
+        # The data split (or click catalogue) belongs to the pretraining seed (the cloud's
+        # share trained the starting model), everything else to the simulation seed.
+        self.source: SampleSource = build_source(
+            self.scenario, spec.seed, pretrain_seed(self.scenario, spec.seed)
         )
         self.schedule = ContextSchedule(self.scenario, self.fleet, spec.seed)
-        self.streams = DeviceStreams(
-            self.scenario, self.dataset, self.pools, spec.seed, self.schedule
-        )
+        self.streams = DeviceStreams(self.scenario, self.source, spec.seed, self.schedule)
         self.model: FleetModel = new_model(self.scenario)
         self.pretrained: dict[str, torch.Tensor] = torch.load(
             spec.pretrained_path, weights_only=True
@@ -86,4 +84,5 @@ def pretrain_seed(scenario: Scenario, seed: int) -> int:
 def new_model(scenario: Scenario) -> FleetModel:
     """A freshly initialised starting model for the scenario's dataset (its table entry)."""
     spec = dataset_spec(scenario.data.dataset)
-    return build_model(spec.backbone, spec.input_shape, spec.num_classes)
+    options = {"items": spec.catalogue.items} if spec.catalogue is not None else None
+    return build_model(spec.backbone, spec.input_shape, spec.num_classes, options=options)

@@ -12,6 +12,7 @@ the same starting model and the same data split.
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -23,10 +24,11 @@ from basemodel.resources import CloudResources, LabeledShare, Transform
 from basemodel.threads import fixed_threads
 from simulator.scenario.schema import KnownContext, Scenario
 from simulator.world.build import World, new_model, pretrain_seed
-from simulator.world.datasets import load_dataset
+from simulator.world.datasets import dataset_spec, load_dataset
 from simulator.world.drift import ActiveShift, transform
 from simulator.world.partition import split_pools
 from simulator.world.seeding import rng_for, torch_seed_for
+from simulator.world.sources import CLOUD_USERS_FROM, catalogue_for, interest_severity
 
 
 def rendered_contexts(
@@ -47,6 +49,8 @@ def cloud_share(scenario: Scenario, seed: int, part: str) -> LabeledShare:
 
     ``seed`` is the pretraining seed.
     """
+    if dataset_spec(scenario.data.dataset).task == "recommendation":
+        return _click_share(scenario, seed, part)
     dataset = load_dataset(scenario.data.dataset)
     cloud = split_pools(dataset, scenario.data, seed).cloud
     held_out = int(round(scenario.pretrain.family_fraction * len(cloud)))
@@ -58,6 +62,40 @@ def cloud_share(scenario: Scenario, seed: int, part: str) -> LabeledShare:
     contexts = scenario.pretrain.family if part == "family" else scenario.pretrain.base
     transforms, names = rendered_contexts(contexts, seed, f"{part}-context")
     return LabeledShare(dataset.images[indices], dataset.labels[indices], transforms, names)
+
+
+def _click_share(scenario: Scenario, seed: int, part: str) -> LabeledShare:
+    """The cloud's own users' clicks under each known interest context.
+
+    The cloud's users (numbered from ``CLOUD_USERS_FROM``, never a device) are
+    split like images: ``pretrain.family_fraction`` of them hold the family
+    share. A user's samples under each context are drawn from a generator of
+    (seed, part, user, context), so contexts differ by the interest alone.
+    """
+    catalogue = catalogue_for(scenario, seed)
+    config = catalogue.config
+    held_out = int(round(scenario.pretrain.family_fraction * config.cloud_users))
+    order = rng_for(seed, "cloud-split").permutation(config.cloud_users)
+    chosen = order[:held_out] if part == "family" else order[held_out:]
+    if part == "family" and held_out == 0:
+        chosen = order
+    users = [CLOUD_USERS_FROM + int(u) for u in np.sort(chosen)]
+    contexts = scenario.pretrain.family if part == "family" else scenario.pretrain.base
+    severities = [0.0, *(interest_severity([ActiveShift(c.kind, c.severity)]) for c in contexts)]
+    names = ["clean", *(f"{c.kind}={c.severity:g}" for c in contexts)]
+    inputs, labels = [], []
+    for index, severity in enumerate(severities):
+        drawn = [
+            catalogue.samples(
+                user, severity, config.cloud_samples, rng_for(seed, part, "clicks", user, index)
+            )
+            for user in users
+        ]
+        inputs.append(torch.cat([x for x, _, _ in drawn]))
+        labels.append(torch.cat([y for _, y, _ in drawn]))
+    groups = torch.as_tensor(users).repeat_interleave(config.cloud_samples)
+    transforms: list[Transform] = [lambda _base, x=x: x for x in inputs]
+    return LabeledShare(inputs[0], labels[0], transforms, names, labels, groups)
 
 
 def cloud_resources(world: World) -> CloudResources:
@@ -85,7 +123,7 @@ def pretrain_for(scenario: Scenario, seed: int, cache_dir: Path | None = None) -
     The training set is the cloud's base share, clean and under the base contexts.
     """
     seed = pretrain_seed(scenario, seed)
-    dataset = load_dataset(scenario.data.dataset)
+    spec = dataset_spec(scenario.data.dataset)
     with torch.random.fork_rng():
         torch.manual_seed(torch_seed_for(seed, "model-init"))
         model = new_model(scenario)
@@ -95,13 +133,15 @@ def pretrain_for(scenario: Scenario, seed: int, cache_dir: Path | None = None) -
         lr=scenario.pretrain.lr,
     )
     description: dict[str, Any] = {
-        "dataset": dataset.name,
+        "dataset": spec.name,
         "model": type(model.backbone).__name__,
         "cloud_fraction": scenario.data.cloud_fraction,
         "test_fraction": scenario.data.test_fraction,
         "base": [c.model_dump() for c in scenario.pretrain.base],
         "family_fraction": scenario.pretrain.family_fraction,
     }
+    if spec.catalogue is not None:  # a click stream: its generator is part of the data
+        description["catalogue"] = asdict(spec.catalogue)
     images, labels = cloud_share(scenario, seed, "base").rendered()
     with fixed_threads():  # the same weights on every machine and engine
         _, path = pretrained_state(model, images, labels, config, seed, description, cache_dir)

