@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -13,6 +14,8 @@ from simulator.run.plan import RunPlan
 from simulator.run.reader import read_rows
 from simulator.run.runner import run_plan
 from simulator.scenario.loading import load_scenario
+from simulator.world import datasets
+from simulator.world.interests import InterestConfig
 
 SCENARIOS = sorted(Path(__file__).parent.parent.joinpath("scenarios").glob("*.yaml"))
 LIBRARY = {
@@ -25,6 +28,8 @@ LIBRARY = {
     "unseen",
     "intermittent",
     "bigfleet",
+    "rec-drift",
+    "rec-lowbandwidth",
 }
 
 
@@ -50,10 +55,11 @@ def _reduced(path: Path) -> list[str]:
         "rounds.period_s=1500",
         "rounds.eval_every_s=1500",
         "rounds.eval_devices=4",
-        "data.dataset=digits",
         "pretrain.epochs=1",
         "engine.kind=inline",
     ]
+    if not document["data"]["dataset"].startswith("interests"):
+        overrides.append("data.dataset=digits")  # click streams keep theirs (a small cloud)
     for i, method in enumerate(document["methods"]):
         if method["name"].startswith("persona"):
             overrides += [
@@ -66,7 +72,11 @@ def _reduced(path: Path) -> list[str]:
 
 
 @pytest.mark.parametrize("path", SCENARIOS, ids=[p.stem for p in SCENARIOS])
-def test_shipped_scenario_runs_at_a_reduced_size(path, tmp_path):
+def test_shipped_scenario_runs_at_a_reduced_size(path, tmp_path, monkeypatch):
+    small = InterestConfig(cloud_users=40, cloud_samples=32)
+    for name, spec in list(datasets.DATASETS.items()):
+        if spec.catalogue is not None:
+            monkeypatch.setitem(datasets.DATASETS, name, replace(spec, catalogue=small))
     scenario = load_scenario(path, _reduced(path))
     methods = [m.name for m in scenario.methods]
     folder = run_plan(RunPlan(scenario, methods, [0], tmp_path), show_progress=False)
