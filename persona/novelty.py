@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import torch
 
-from persona.training import EpisodeSampler
+from persona.episodes import EpisodeSampler
 
 
 class NoveltyDetector:

@@ -18,18 +18,15 @@ from basemodel.architecture import HeadWeights
 from basemodel.cache import cache_key, default_cache_dir, load_entry, save_atomically
 from basemodel.resources import LabeledShare
 from persona.adapter import AdapterConfig, PersonaAdapter
+from persona.episodes import EpisodeSampler, context_features, split_groups, split_images
 from persona.novelty import NoveltyDetector, calibrate_novelty
 from persona.prototypes import PrototypeBank
 from persona.training import (
     AdapterDiagnostics,
-    EpisodeSampler,
     HeldOutEpisodes,
     PersonaTrainConfig,
     build_prototypes,
-    context_features,
     expiry_distance,
-    split_groups,
-    split_images,
     train_adapter,
 )
 

@@ -1,10 +1,12 @@
 """Cloud pretraining of Persona: episodic adapter training, then prototypes.
 
 1. Features of the cloud's data under every known context (the clean source
-   and the shifts the cloud knows) are computed once with the frozen backbone.
-2. Episodes: pick a context and a class prior (Dirichlet, like a device's),
-   draw an unlabeled support window and a labeled query batch from it; the
-   adapter maps the support window to an edit; the loss is the task loss of the
+   and the shifts the cloud knows) are computed once with the frozen backbone
+   (``persona.episodes``).
+2. Episodes: pick a context and a class prior (Dirichlet, like a device's) or
+   a user (click streams), draw an unlabeled support window and a labeled
+   query batch from it (``persona.episodes``); the adapter maps the support
+   window to an edit; the loss is the task loss of the
    edited head on the query batch. Only the adapter learns.
    A held-out share of the cloud's images never enters a training episode:
    episodes drawn from it score the adapter every ``eval_every`` steps (loss,
@@ -32,13 +34,13 @@ from sklearn.cluster import KMeans
 from torch import nn
 
 from basemodel.architecture import HeadWeights
-from basemodel.resources import Transform
 from persona.adapter import (
     PersonaAdapter,
     batched_head_forward,
     edited_heads,
     summarize_window,
 )
+from persona.episodes import EpisodeSampler
 from persona.prototypes import PrototypeBank
 
 
@@ -64,115 +66,6 @@ class PersonaTrainConfig:
     eval_every: int = 100
     eval_episodes: int = 256
     patience: int = 4
-
-
-@torch.no_grad()
-def context_features(
-    backbone: nn.Module, images: torch.Tensor, contexts: list[Transform], chunk: int = 512
-) -> torch.Tensor:
-    """Backbone features of every image under every context: ``(contexts, N, F)``."""
-    backbone.eval()
-    out = []
-    for transform in contexts:
-        shifted = transform(images)
-        out.append(
-            torch.cat([backbone(shifted[i : i + chunk]) for i in range(0, len(images), chunk)])
-        )
-    return torch.stack(out)
-
-
-class EpisodeSampler:
-    """Draws episodes: a context, a class prior, a support window and a labeled query.
-
-    ``labels`` are ``(N,)`` when every context keeps a sample's label (image
-    corruptions) or ``(contexts, N)`` when a context changes labels too
-    (interest drift in a click stream). With ``groups`` (the user of each
-    sample), an episode is one user's window under one context, its query
-    other samples of that user; without, windows are drawn through a
-    Dirichlet class prior, like a device's label skew. ``images`` restricts
-    the samples episodes may use (a held-out split).
-    """
-
-    def __init__(
-        self,
-        features: torch.Tensor,
-        labels: torch.Tensor,
-        num_classes: int,
-        alpha: float,
-        seed: int,
-        contexts: list[int] | None = None,
-        images: np.ndarray | None = None,
-        groups: np.ndarray | None = None,
-    ):
-        self.features = features
-        self.labels = labels
-        self.num_classes = num_classes
-        self.alpha = alpha
-        self.rng = np.random.default_rng(seed)
-        self.contexts = contexts if contexts is not None else list(range(features.shape[0]))
-        count = features.shape[1]
-        allowed = np.ones(count, bool) if images is None else np.isin(np.arange(count), images)
-        self.by_group: list[np.ndarray] | None = None
-        if groups is not None:
-            owners = np.asarray(groups)
-            members = [np.flatnonzero((owners == g) & allowed) for g in np.unique(owners)]
-            self.by_group = [m for m in members if len(m) >= 2]
-            self.by_class: list[np.ndarray] = []
-        else:
-            labels_np = labels.numpy()
-            self.by_class = [np.flatnonzero((labels_np == c) & allowed) for c in range(num_classes)]
-
-    def _draw(self, prior: np.ndarray, count: int) -> np.ndarray:
-        classes = self.rng.choice(self.num_classes, size=count, p=prior)
-        return np.array(
-            [self.by_class[c][self.rng.integers(len(self.by_class[c]))] for c in classes]
-        )
-
-    def _context_and_prior(self) -> tuple[int, np.ndarray]:
-        present = np.array([len(p) > 0 for p in self.by_class], dtype=float)
-        context = self.contexts[self.rng.integers(len(self.contexts))]
-        prior = self.rng.dirichlet(np.full(self.num_classes, self.alpha)) * present
-        return context, prior / prior.sum()
-
-    def _user_windows(self, first: int, second: int) -> tuple[int, np.ndarray, np.ndarray]:
-        """A context and two disjoint draws from one user's samples (with replacement
-        once the user's samples run out)."""
-        assert self.by_group is not None
-        context = self.contexts[self.rng.integers(len(self.contexts))]
-        mine = self.by_group[self.rng.integers(len(self.by_group))]
-        order = self.rng.permutation(mine)
-        cut = max(1, min(first, len(order) - 1))
-        head, rest = order[:cut], order[cut:]
-        take = lambda pool, n: pool if len(pool) == n else self.rng.choice(pool, n)  # noqa: E731
-        return context, take(head, first), take(rest, second)
-
-    def _labels(self, context: int, indices: np.ndarray) -> torch.Tensor:
-        return self.labels[context, indices] if self.labels.dim() == 2 else self.labels[indices]
-
-    def sample(self, episodes: int, window: int, query: int):
-        """``(support (E,n,F), query_x (E,q,F), query_y (E,q))``."""
-        support, qx, qy = [], [], []
-        for _ in range(episodes):
-            if self.by_group is not None:
-                context, s_idx, q_idx = self._user_windows(window, query)
-            else:
-                context, prior = self._context_and_prior()
-                s_idx, q_idx = self._draw(prior, window), self._draw(prior, query)
-            support.append(self.features[context, s_idx])
-            qx.append(self.features[context, q_idx])
-            qy.append(self._labels(context, q_idx))
-        return torch.stack(support), torch.stack(qx), torch.stack(qy)
-
-    def sample_pair(self, window: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """Two independent windows from one context and one class prior (or one user)."""
-        if self.by_group is not None:
-            context, first, second = self._user_windows(window, window)
-            return self.features[context, first], self.features[context, second]
-        context, prior = self._context_and_prior()
-        return (
-            self.features[context, self._draw(prior, window)],
-            self.features[context, self._draw(prior, window)],
-        )
 
 
 def head_as_batch(head: HeadWeights, batch: int) -> HeadWeights:
@@ -308,23 +201,6 @@ def train_adapter(
         curve, best[1], step, held, float(edited.mean()), float(plain.mean()), per_context
     )
     return losses, diagnostics
-
-
-def split_images(count: int, heldout_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """Image indices for training episodes and for held-out ones (seeded, disjoint)."""
-    order = np.random.default_rng([seed, 7]).permutation(count)
-    cut = int(round(heldout_fraction * count))
-    return np.sort(order[cut:]), np.sort(order[:cut])
-
-
-def split_groups(
-    groups: np.ndarray, heldout_fraction: float, seed: int
-) -> tuple[np.ndarray, np.ndarray]:
-    """Sample indices split by whole groups (users): held-out users are never trained on."""
-    users = np.unique(groups)
-    trained_users, held_users = split_images(len(users), heldout_fraction, seed)
-    held = np.isin(groups, users[held_users])
-    return np.flatnonzero(~held), np.flatnonzero(held)
 
 
 def _finetune_head(head: HeadWeights, x: torch.Tensor, y: torch.Tensor, epochs: int, seed: int):

@@ -9,16 +9,14 @@ import torch
 from basemodel.architecture import build_model
 from basemodel.pretraining import PretrainConfig, train_supervised
 from persona.adapter import AdapterConfig, PersonaAdapter
+from persona.episodes import EpisodeSampler, context_features, split_images
 from persona.pretraining import head_weights
 from persona.training import (
-    EpisodeSampler,
     HeldOutEpisodes,
     PersonaTrainConfig,
     build_prototypes,
-    context_features,
     episode_loss,
     head_as_batch,
-    split_images,
     train_adapter,
 )
 from simulator.world.corruptions import rotate

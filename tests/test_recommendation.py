@@ -10,7 +10,7 @@ import pytest
 import torch
 from conftest import PERSONA_QUICK
 
-from persona.training import EpisodeSampler
+from persona.episodes import EpisodeSampler
 from reports.build import build_report
 from simulator.engine.scoring import device_score, ranking_scores
 from simulator.run.folder import metrics_path
