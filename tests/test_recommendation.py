@@ -115,3 +115,10 @@ def test_scores_are_auc_for_clicks_and_ranks_put_the_clicked_item_first():
     case = torch.tensor([[1.0, 7.0]] + [[1.0, float(i)] for i in range(8, 108)])
     report = ranking_scores(FirstWins(), [case, case])
     assert report["hr@5"] == 1.0 and report["ndcg@5"] == 1.0
+
+
+def test_a_diverged_model_gets_a_poor_score_instead_of_stopping_the_run():
+    logits = torch.tensor([[0.0, float("nan")]] * 4)
+    assert device_score("recommendation", logits, torch.tensor([1, 0, 1, 0])) == 0.5
+    spread = torch.tensor([[0.0, float("inf")], [0.0, 1.0], [0.0, float("-inf")], [0.0, 0.0]])
+    assert device_score("recommendation", spread, torch.tensor([1, 1, 0, 0])) == 1.0

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import torch
 
 from simulator.run.ranking_metrics import auc, ranking_report
@@ -24,8 +25,7 @@ from simulator.run.ranking_metrics import auc, ranking_report
 def device_score(task: str, logits: torch.Tensor, labels: torch.Tensor) -> float:
     """The task's main metric for one device's batch (``nan`` where it is undefined)."""
     if task == "recommendation":
-        log_odds = (logits[:, 1] - logits[:, 0]).double().numpy()
-        return auc(log_odds, labels.numpy())
+        return auc(_finite_log_odds(logits), labels.numpy())
     return int((logits.argmax(dim=1) == labels).sum()) / len(labels)
 
 
@@ -38,9 +38,19 @@ def ranking_scores(model: torch.nn.Module, cases: list[torch.Tensor]) -> dict[st
     """
     if not cases:
         return {}
-    logits = model(torch.cat(cases)).reshape(len(cases), -1, 2)
-    log_odds = (logits[..., 1] - logits[..., 0]).double().numpy()
+    logits = model(torch.cat(cases))
+    log_odds = _finite_log_odds(logits).reshape(len(cases), -1)
     return ranking_report(log_odds[:, 0], log_odds[:, 1:])
+
+
+def _finite_log_odds(logits: torch.Tensor) -> np.ndarray:
+    """Click log-odds, with a diverged model's NaN read as 0 and infinities as the extremes.
+
+    A model whose training diverged still gets a score (a poor one: NaN
+    outputs tie with each other), rather than stopping the run.
+    """
+    log_odds = (logits[:, 1] - logits[:, 0]).double().numpy()
+    return np.nan_to_num(log_odds, nan=0.0, posinf=1e300, neginf=-1e300)
 
 
 def defined(score: float) -> bool:
