@@ -16,11 +16,13 @@ authors' backbones share).
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
+
 import torch
 from torch import nn
 
 
-class _SequenceBackbone(nn.Module):
+class _SequenceBackbone(nn.Module, ABC):
     """Item embeddings, a history encoder (subclass) and the ``[h, c, h*c]`` projection."""
 
     def __init__(self, input_shape: tuple[int, ...], items: int, dim: int, feature_dim: int):
@@ -35,9 +37,9 @@ class _SequenceBackbone(nn.Module):
         self.project = nn.Sequential(nn.Linear(3 * dim, feature_dim), nn.ReLU())
         self.feature_dim = feature_dim
 
+    @abstractmethod
     def encode(self, history: torch.Tensor) -> torch.Tensor:
-        """``(n, L, dim)`` embedded history -> ``(n, dim)``."""
-        raise NotImplementedError
+        """``(n, L, dim)`` embedded history -> ``(n, dim)`` (each backbone's own encoder)."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         ids = x.long().clamp(0, self.items)
