@@ -29,7 +29,7 @@ def build_sweep_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="simulate sweep",
         description="Run a scenario over a grid of settings (every cell x method x seed) and "
-        "map where each method wins, with paired 95%% intervals.",
+        "map where each method wins, with paired 95% intervals.",
     )
     parser.add_argument("scenario", nargs="?", help="scenario file (YAML)")
     parser.add_argument(
