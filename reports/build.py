@@ -12,7 +12,15 @@ from typing import Any
 from reports.adapter import ADAPTER_HEAD, adapter_lines, adapter_warnings
 from reports.plots import FIGURES, colour, write_plots
 from reports.statistics import mean_ci95
-from reports.table import COLUMNS, METRIC_NAMES, points, reading, table, value
+from reports.table import (
+    COLUMNS,
+    METRIC_NAMES,
+    divergence_warnings,
+    points,
+    reading,
+    table,
+    value,
+)
 from simulator.run.reader import RunResults, load_run
 
 STYLE = """
@@ -113,6 +121,11 @@ def _html_adapter(results: RunResults) -> str:
     return f"<h2>{ADAPTER_TITLE}</h2>{_html_rows(ADAPTER_HEAD, lines)}" if lines else ""
 
 
+def _warnings(results: RunResults) -> list[str]:
+    """What a reader must know before trusting the numbers: useless edits, diverged models."""
+    return adapter_warnings(results) + divergence_warnings(results)
+
+
 def _css(value: Any) -> str:
     if isinstance(value, str):
         return value
@@ -142,7 +155,7 @@ def write_html(results: RunResults, plots: dict[str, Path], path: Path) -> None:
                 f"<h3>{html.escape(title)}</h3><p><i>No data for this figure in this run.</i></p>"
             )
     text = "".join(
-        f"<li>{_markdown_bold(line)}</li>" for line in adapter_warnings(results) + reading(results)
+        f"<li>{_markdown_bold(line)}</li>" for line in _warnings(results) + reading(results)
     )
     seeds = ", ".join(str(s) for s in results.seeds)
     document = (
@@ -185,7 +198,7 @@ def write_markdown(results: RunResults, plots: dict[str, Path], path: Path) -> N
     else:
         lines.append("One seed: no paired comparison (run with --seeds 2 or more).")
     lines += ["", "## Reading", ""]
-    lines += [f"- {line}" for line in adapter_warnings(results) + reading(results)]
+    lines += [f"- {line}" for line in _warnings(results) + reading(results)]
     adapter = adapter_lines(results)
     if adapter:
         lines += ["", f"## {ADAPTER_TITLE}", "", "| " + " | ".join(ADAPTER_HEAD) + " |"]

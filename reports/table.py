@@ -99,6 +99,27 @@ def paired_sentence(row: dict[str, Any], results: RunResults | None = None) -> s
     return f"No detectable difference between {method} and {reference} on {metric} ({interval})."
 
 
+def divergence_warnings(results: RunResults) -> list[str]:
+    """One sentence per method whose served models gave NaN or infinite outputs.
+
+    Such a model still gets a score (NaN logits pick some class, or tie), so
+    its numbers look like a poor method rather than a broken one; say which.
+    """
+    warnings = []
+    for method in results.methods:
+        rows = results.summary_of(method)
+        hit = {int(r["seed"]): int(r.get("nonfinite_evals") or 0) for r in rows}
+        hit = {seed: count for seed, count in hit.items() if count}
+        if hit:
+            where = ", ".join(f"seed {seed}: {count}" for seed, count in sorted(hit.items()))
+            warnings.append(
+                f"**Warning: {method} diverged**: device evaluations served a model with NaN "
+                f"or infinite outputs ({where}); its scores there mean little (a smaller "
+                "learning rate may help)."
+            )
+    return warnings
+
+
 def reading(results: RunResults) -> list[str]:
     """Sentences computed from the numbers: paired leads with intervals, then costs."""
     methods = results.methods

@@ -42,6 +42,7 @@ ENERGY_J = "energy-j"  # compute and radio, joules
 ENERGY_COMPUTE_J = "energy-compute-j"
 ACCURACY = "accuracy"
 SAMPLES = "samples"
+NONFINITE = "nonfinite"  # 1 if the served model's outputs held NaN or inf
 
 # The second phase of a two-phase round is a train message with this action.
 APPLY_ACTION = "apply"

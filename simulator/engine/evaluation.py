@@ -7,6 +7,8 @@ device's state.
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+
 from flwr.app import ConfigRecord, Message, MessageType, RecordDict
 from flwr.serverapp import Grid
 
@@ -17,25 +19,41 @@ from strategies import wire
 GRID_TIMEOUT_S = 3600.0
 
 
+@dataclass
+class TickScores:
+    """What one evaluation tick measured.
+
+    ``scores``: the score per device that answered (a failed or undefined one is
+    left out); ``further``: the task's further metrics (HR@k, NDCG@k for click
+    streams) as lists over those devices; ``nonfinite``: devices whose served
+    model gave NaN or infinite outputs (a diverged model: its score counts,
+    but means little, so the run says so).
+    """
+
+    scores: dict[int, float] = field(default_factory=dict)
+    further: dict[str, list[float]] = field(default_factory=dict)
+    nonfinite: list[int] = field(default_factory=list)
+
+
 def evaluate_devices(
     grid: Grid, node_of: dict[int, int], time_s: float, devices: list[int]
-) -> tuple[dict[int, float], dict[str, list[float]]]:
-    """The score per device that answered (a failed or undefined one is left out), and the
-    task's further metrics (HR@k, NDCG@k for click streams) as lists over those devices."""
+) -> TickScores:
+    """Ask ``devices`` to score what they serve at ``time_s``; collect their answers."""
     config = ConfigRecord({wire.ROUND: 0, wire.START_S: time_s})
     content = RecordDict({wire.SIM_CONFIG: config})
     messages = [
         Message(content, dst_node_id=node_of[d], message_type=MessageType.EVALUATE) for d in devices
     ]
-    scores: dict[int, float] = {}
-    further: dict[str, list[float]] = {}
+    tick = TickScores()
     for reply in grid.send_and_receive(messages, timeout=GRID_TIMEOUT_S):
         if not reply.has_error():
             meter = reply.content[wire.SIM_METER]
-            score = float(meter[wire.ACCURACY])
+            device, score = int(meter[wire.DEVICE]), float(meter[wire.ACCURACY])
+            if wire.NONFINITE in meter:
+                tick.nonfinite.append(device)
             if defined(score):
-                scores[int(meter[wire.DEVICE])] = score
+                tick.scores[device] = score
                 for name in RANKING_NAMES:
                     if name in meter:
-                        further.setdefault(name, []).append(float(meter[name]))
-    return scores, further
+                        tick.further.setdefault(name, []).append(float(meter[name]))
+    return tick

@@ -81,8 +81,8 @@ class RoundLoop:
 
     def evaluate(self, grid: Grid, time_s: float, devices: list[int]) -> None:
         """One evaluation tick: score ``devices`` and write the row."""
-        scores, further = evaluate_devices(grid, self.node_of, time_s, devices)
-        row = eval_row(time_s, scores, len(devices), further)
+        tick = evaluate_devices(grid, self.node_of, time_s, devices)
+        row = eval_row(time_s, tick.scores, len(devices), tick.further, len(tick.nonfinite))
         self.last_accuracy = row["acc_mean"]
         self.rows.append(row)
 

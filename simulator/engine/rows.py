@@ -55,9 +55,11 @@ def eval_row(
     scores: dict[int, float],
     asked: int,
     further: dict[str, list[float]] | None = None,
+    nonfinite: int = 0,
 ) -> dict[str, Any]:
     """An evaluation tick: each answering device's score and their mean; the task's
-    further metrics (``ranking``: HR@k, NDCG@k) as means over the devices."""
+    further metrics (``ranking``: HR@k, NDCG@k) as means over the devices; how many
+    devices served a model with non-finite outputs (``nonfinite``, only when any did)."""
     ordered = sorted(scores)
     accuracies = [scores[d] for d in ordered]
     mean = sum(accuracies) / len(accuracies) if accuracies else float("nan")
@@ -69,6 +71,8 @@ def eval_row(
         "devices": ordered,
         "accs": accuracies,
     }
+    if nonfinite:
+        row["nonfinite"] = nonfinite
     if further:
         row["ranking"] = {name: sum(v) / len(v) for name, v in sorted(further.items()) if v}
     return row

@@ -351,6 +351,8 @@ class DeviceRuntime:
             y = labels[k]
             score = device_score(self.world.scenario.task, logits[k], y)
             meter = {wire.DEVICE: device, wire.ACCURACY: score, wire.SAMPLES: len(y)}
+            if not bool(torch.isfinite(logits[k]).all()):
+                meter[wire.NONFINITE] = 1  # a diverged model: its score is not meaningful
             meter.update(self._ranking(device, message, steps[k]))
             replies.append(_meter_reply(message, meter))
         return replies

@@ -39,7 +39,7 @@ from simulator.run.paired import paired_table, references, write_paired
 from simulator.run.plan import RunPlan, read_plan, scenario_digest, write_plan
 from simulator.run.reader import read_rows
 from simulator.run.stopping import graceful_interrupts
-from simulator.run.summary import summarize_file, write_summary
+from simulator.run.summary import nonfinite_evaluations, summarize_file, write_summary
 from simulator.scenario.errors import UserError
 from simulator.scenario.loading import load_scenario, scenario_to_document
 from simulator.world.build import WorldSpec
@@ -299,9 +299,17 @@ def _attempt(spec: DeploymentSpec, context: RunContext, resuming: bool) -> None:
         loop = RoundLoop(deployment, initial, rows, on_progress, checkpointer, context.stop)
         context.engine.run(spec, len(world.fleet), loop.run)
     checkpointer.path.unlink(missing_ok=True)  # finished: the rows hold everything
-    logging.getLogger("persona_fleet").info(
-        "%s seed %d: %s", spec.method, seed, context.engine.describe()
-    )
+    log = logging.getLogger("persona_fleet")
+    log.info("%s seed %d: %s", spec.method, seed, context.engine.describe())
+    diverged = nonfinite_evaluations(read_rows(metrics_path(folder, spec.method, seed)))
+    if diverged:
+        log.warning(
+            "%s seed %d: %d device evaluations served a model with NaN or infinite outputs "
+            "(training diverged; those scores mean little: try a smaller learning rate)",
+            spec.method,
+            seed,
+            diverged,
+        )
     if progress is not None and task is not None:
         progress.update(
             task,

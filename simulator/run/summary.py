@@ -61,6 +61,7 @@ SUMMARY_COLUMNS = [
     "prototypes_final",
     "pretrain_seed",
     "complete",
+    "nonfinite_evals",
     # Recommendation only (empty for classification): time-averaged over ticks.
     *RANKING_NAMES,
 ]
@@ -73,6 +74,11 @@ def _mean(values: list[float]) -> float:
 
 def _per(total: float, count: float) -> float:
     return total / count if count else 0.0
+
+
+def nonfinite_evaluations(rows: list[dict[str, Any]]) -> int:
+    """Device evaluations whose served model gave NaN or infinite outputs (a diverged model)."""
+    return sum(int(r.get("nonfinite", 0)) for r in rows if r.get("kind") == "eval")
 
 
 def summarize_file(path: Path, method: str, seed: int, scenario: Scenario) -> dict[str, Any]:
@@ -132,6 +138,7 @@ def summarize_file(path: Path, method: str, seed: int, scenario: Scenario) -> di
         ),
         "pretrain_seed": pretrain_seed(scenario, seed),
         "complete": end is not None,
+        "nonfinite_evals": nonfinite_evaluations(rows),
         **{
             name: _mean([e["ranking"][name] for e in evals if name in e.get("ranking", {})])
             for name in RANKING_NAMES
