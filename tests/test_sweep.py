@@ -179,6 +179,13 @@ def test_dry_run_lists_the_cells_and_an_estimate(tmp_path, capsys):
     assert not (tmp_path / "out").exists()
 
 
+def test_dry_run_names_engine_settings_a_sweep_does_not_use(tmp_path, capsys):
+    args = ["sweep", str(_scenario(tmp_path)), *GRID, "--set", "engine.shards=3", "--dry-run"]
+    assert main([*args, "--out", str(tmp_path / "out")]) == 0
+    out = capsys.readouterr().out
+    assert "not used in a sweep" in out and "engine.shards=3" in out
+
+
 @pytest.mark.slow
 def test_ray_tasks_give_the_numbers_of_worker_processes(sweep_folder, tmp_path):
     """Cells are ordinary seeded runs: where they run does not change a number."""

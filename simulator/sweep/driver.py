@@ -20,7 +20,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from simulator.scenario.errors import UserError
 from simulator.scenario.loading import parse_scenario, read_document
 from simulator.scenario.overrides import apply_overrides
-from simulator.scenario.schema import Scenario
+from simulator.scenario.schema import Engine, Scenario
 from simulator.sweep.execute import INTERRUPTED, CellJob, run_cells
 from simulator.sweep.grid import Axis, cell_scenario, expand
 from simulator.sweep.state import (
@@ -33,6 +33,7 @@ from simulator.sweep.state import (
     write_sweep_file,
 )
 from simulator.sweep.table import read_cell, sweep_rows, write_sweep_csv
+from simulator.world.build import pretrain_seed
 from strategies.registry import method_names
 
 # A rough cost model for --dry-run: the engine's measured cost per device-round on
@@ -40,6 +41,7 @@ from strategies.registry import method_names
 # (world, evaluation ticks, loading or training cached models).
 SECONDS_PER_DEVICE_ROUND = 0.012
 SECONDS_PER_RUN = 20.0
+SECONDS_PER_PRETRAINING = 45.0  # the starting model, cloud-retrain's and Persona's cloud state
 
 
 @dataclass(frozen=True)
@@ -89,12 +91,26 @@ def plan_sweep(request: SweepRequest) -> tuple[SweepFile, list[Scenario]]:
 def estimate_s(sweep: SweepFile, scenarios: list[Scenario], workers: int) -> float:
     """A rough wall-time estimate of the whole sweep on ``workers`` cores."""
     total = 0.0
+    pretrainings = set()
     for cell, scenario in zip(sweep.cell_list(), scenarios, strict=True):
         per_round = max(1, round(scenario.rounds.participation * scenario.fleet.devices))
         device_rounds = scenario.rounds.count * per_round * scenario.rounds.overcommit
         per_run = device_rounds * SECONDS_PER_DEVICE_ROUND + SECONDS_PER_RUN
         total += len(cell.seeds) * len(sweep.methods) * per_run
+        pretrainings |= {pretrain_seed(scenario, seed) for seed in cell.seeds}
+    total += len(pretrainings) * SECONDS_PER_PRETRAINING  # each pretraining seed once (cached)
     return total / max(1, min(workers, len(scenarios)))
+
+
+def ignored_engine_settings(scenario: Scenario) -> list[str]:
+    """The scenario's engine settings a sweep does not use: each cell runs inline in one
+    worker (cells are the parallel unit), so shards and CPU counts have no effect."""
+    defaults = Engine()
+    return [
+        f"engine.{key}={getattr(scenario.engine, key)}"
+        for key in ("shards", "num_cpus", "cpus_per_device")
+        if getattr(scenario.engine, key) != getattr(defaults, key)
+    ]
 
 
 def describe(sweep: SweepFile, scenarios: list[Scenario], workers: int) -> list[str]:
@@ -105,9 +121,17 @@ def describe(sweep: SweepFile, scenarios: list[Scenario], workers: int) -> list[
     lines.append(
         f"{len(cells)} cells x {len(sweep.methods)} methods x {len(cells[0].seeds)} seeds; "
         f"about {hours:.1f} h on {workers} workers (rough: {SECONDS_PER_DEVICE_ROUND * 1000:.0f} "
-        f"ms per device-round + {SECONDS_PER_RUN:.0f} s per method-seed run)"
+        f"ms per device-round + {SECONDS_PER_RUN:.0f} s per method-seed run + "
+        f"{SECONDS_PER_PRETRAINING:.0f} s per pretraining seed)"
     )
-    return lines
+    return lines + _engine_note(scenarios[0])
+
+
+def _engine_note(scenario: Scenario) -> list[str]:
+    ignored = ignored_engine_settings(scenario)
+    if not ignored:
+        return []
+    return [f"not used in a sweep (each cell runs inline in one worker): {', '.join(ignored)}"]
 
 
 def _new_folder(out: Path, name: str) -> Path:
@@ -146,6 +170,8 @@ def _run(
     ray_address: str | None,
 ) -> Path:
     console = Console(stderr=True)
+    for line in _engine_note(scenarios[0]):
+        console.print(f"warning: {line}")
     cells = sweep.cell_list()
     (folder / "cells").mkdir(exist_ok=True)
     todo = [
