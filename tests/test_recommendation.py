@@ -23,7 +23,7 @@ from simulator.world.cloud import cloud_share
 from simulator.world.drift import ActiveShift
 from simulator.world.fleet import build_fleet
 from simulator.world.interests import InterestConfig
-from simulator.world.sources import CLOUD_USERS_FROM, build_source
+from simulator.world.sources import CLOUD_USERS_FROM, Draw, build_source
 
 
 @pytest.fixture
@@ -72,9 +72,9 @@ def test_an_interest_shift_changes_the_clicks_a_device_sees(click_document):
     source = build_source(scenario, seed=0, pretrain_seed=0)
     device = build_fleet(scenario, 0)[3]
     key = ("window", 3, 0)
-    before = source.draw(device, [], 64, False, key)
-    again = source.draw(device, [], 64, False, key)
-    turned = source.draw(device, [ActiveShift("interest", 90.0)], 64, False, key)
+    before = source.draw(Draw(device, [], 0.0, False, key), 64)
+    again = source.draw(Draw(device, [], 0.0, False, key), 64)
+    turned = source.draw(Draw(device, [ActiveShift("interest", 90.0)], 0.0, False, key), 64)
     assert torch.equal(before[0], again[0]) and torch.equal(before[1], again[1])
     assert not torch.equal(before[0], turned[0])  # histories follow the new interest
 

@@ -64,7 +64,8 @@ def test_unknown_dataset_lists_valid_datasets(tmp_path, tiny_document):
     tiny_document["data"]["dataset"] = "cifar"
     assert _error_for(tmp_path, tiny_document) == (
         f"{tmp_path / 'bad.yaml'}: data.dataset: expected one of 'mnist', 'digits', "
-        "'interests' or 'interests-sasrec'; found 'cifar'"
+        "'interests', 'interests-sasrec', 'movielens-100k', 'movielens-1m' or "
+        "'amazon-ratings'; found 'cifar'"
     )
 
 

@@ -25,6 +25,7 @@ from collections.abc import Sequence
 import numpy as np
 from scipy.stats import rankdata
 
+RANKING_NEGATIVES = 100  # a ranking case: the clicked item among 100 unclicked ones
 CUTOFFS: tuple[int, ...] = (5, 10, 20)
 RANKING_NAMES: tuple[str, ...] = tuple(f"{m}@{k}" for k in CUTOFFS for m in ("hr", "ndcg"))
 

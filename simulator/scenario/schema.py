@@ -17,10 +17,12 @@ Units are SI and in the field names: seconds (``_s``), bits per second
 from __future__ import annotations
 
 import math
+from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
+from simulator.run.ranking_metrics import RANKING_NEGATIVES
 from simulator.scenario.drift import (
     AppliesTo,
     CovariateKind,
@@ -32,6 +34,8 @@ from simulator.scenario.drift import (
 from simulator.scenario.fleet import DeviceClass, Faults, Fleet, LogNormal, NetworkTrace
 from simulator.scenario.types import Fraction, PositiveFloat, Strict
 from simulator.world.datasets import DATASET_NAMES, DATASETS
+from simulator.world.ratings import FORMATS, RatingsError
+from simulator.world.replay import check_rankable, load_replay, user_split
 from simulator.world.shifts import SHIFT_KINDS, Task
 
 DatasetName = Literal[DATASET_NAMES]  # type: ignore[valid-type]
@@ -65,6 +69,14 @@ class Data(Strict):
     labeled_fraction: Fraction = 0.5
     label_delay_s: Annotated[float, Field(ge=0)] = 0.0
     eval_samples: Annotated[int, Field(ge=1, le=10_000)] = 32
+    # A local copy of public data, for datasets read from files (``movielens-100k``, ...):
+    # a folder holding the expected file, or the file; made absolute when read.
+    path: Annotated[str, Field(min_length=1)] | None = None
+
+    @field_validator("path")
+    @classmethod
+    def _absolute(cls, path: str | None) -> str | None:
+        return None if path is None else str(Path(path).expanduser().resolve())
 
 
 class Rounds(Strict):
@@ -211,6 +223,7 @@ class Scenario(Strict):
         names = [m.name for m in self.methods]
         if len(set(names)) != len(names):
             raise ValueError(f"methods: each method may appear once; got {names}")
+        self._check_ratings()
         self._check_task()
         self._check_grid()
         self._check_pools()
@@ -242,6 +255,30 @@ class Scenario(Strict):
         """The task the dataset poses (classification or recommendation)."""
         return DATASETS[self.data.dataset].task
 
+    def _check_ratings(self) -> None:
+        """A dataset read from a local copy needs its path, and the file must hold enough
+        users for the cloud and the fleet; a dataset that ships with the code takes none."""
+        fmt = DATASETS[self.data.dataset].ratings
+        if fmt is None:
+            if self.data.path is not None:
+                local = sorted(name for name, spec in DATASETS.items() if spec.ratings)
+                raise ValueError(
+                    f"data.path: {self.data.dataset} ships with the code and reads no path; "
+                    f"datasets read from a local copy: {', '.join(local)}"
+                )
+            return
+        if self.data.path is None:
+            raise ValueError(
+                f"data.path: {self.data.dataset} is read from a local copy you give: a folder "
+                f"holding {FORMATS[fmt][0]} (or the file itself); the simulator never downloads"
+            )
+        try:
+            interactions = load_replay(self.data.path, fmt)
+            user_split(interactions.num_users, self.data.cloud_fraction, self.fleet.devices, 0)
+            check_rankable(interactions, RANKING_NEGATIVES)
+        except RatingsError as err:
+            raise ValueError(f"data.path: {err}") from None
+
     def _check_task(self) -> None:
         """Every shift kind must move the kind of data the dataset has."""
         used = [(f"shifts[{i}].kind", s.kind) for i, s in enumerate(self.shifts)]
@@ -254,6 +291,11 @@ class Scenario(Strict):
                     (f"schedule.contexts.{name}[{i}].kind", shift.kind)
                     for i, shift in enumerate(context)
                 ]
+        if used and DATASETS[self.data.dataset].ratings is not None:
+            raise ValueError(
+                f"{used[0][0]}: {self.data.dataset} replays recorded timelines, whose drift is "
+                "the users' own; it takes no shifts, schedule or pretraining contexts"
+            )
         fitting = sorted(k for k, kind in SHIFT_KINDS.items() if kind.task == self.task)
         for where, kind in used:
             if SHIFT_KINDS[kind].task != self.task:

@@ -20,6 +20,7 @@ from simulator.scenario.schema import Scenario
 from simulator.world.datasets import DatasetSpec, dataset_spec
 from simulator.world.fleet import DeviceProfile, build_fleet
 from simulator.world.network import Links
+from simulator.world.replay import load_replay
 from simulator.world.schedule import ContextSchedule
 from simulator.world.sources import SampleSource, build_source
 from simulator.world.stream import DeviceStreams
@@ -84,5 +85,9 @@ def pretrain_seed(scenario: Scenario, seed: int) -> int:
 def new_model(scenario: Scenario) -> FleetModel:
     """A freshly initialised starting model for the scenario's dataset (its table entry)."""
     spec = dataset_spec(scenario.data.dataset)
-    options = {"items": spec.catalogue.items} if spec.catalogue is not None else None
+    options = None
+    if spec.catalogue is not None:
+        options = {"items": spec.catalogue.items}
+    elif spec.ratings is not None and scenario.data.path is not None:
+        options = {"items": load_replay(scenario.data.path, spec.ratings).num_items}
     return build_model(spec.backbone, spec.input_shape, spec.num_classes, options=options)

@@ -27,8 +27,14 @@ from simulator.world.build import World, new_model, pretrain_seed
 from simulator.world.datasets import dataset_spec, load_dataset
 from simulator.world.drift import ActiveShift, transform
 from simulator.world.partition import split_pools
+from simulator.world.replay import REPLAY_CLOUD_SAMPLES, ratings_digest
 from simulator.world.seeding import rng_for, torch_seed_for
-from simulator.world.sources import CLOUD_USERS_FROM, catalogue_for, interest_severity
+from simulator.world.sources import (
+    CLOUD_USERS_FROM,
+    catalogue_for,
+    interest_severity,
+    replay_for,
+)
 
 
 def rendered_contexts(
@@ -49,7 +55,10 @@ def cloud_share(scenario: Scenario, seed: int, part: str) -> LabeledShare:
 
     ``seed`` is the pretraining seed.
     """
-    if dataset_spec(scenario.data.dataset).task == "recommendation":
+    spec = dataset_spec(scenario.data.dataset)
+    if spec.ratings is not None:
+        return _replay_share(scenario, seed, part)
+    if spec.catalogue is not None:
         return _click_share(scenario, seed, part)
     dataset = load_dataset(scenario.data.dataset)
     cloud = split_pools(dataset, scenario.data, seed).cloud
@@ -98,6 +107,34 @@ def _click_share(scenario: Scenario, seed: int, part: str) -> LabeledShare:
     return LabeledShare(inputs[0], labels[0], transforms, names, labels, groups)
 
 
+def _replay_share(scenario: Scenario, seed: int, part: str) -> LabeledShare:
+    """The cloud's own users' recorded clicks: one context, their whole timelines.
+
+    The cloud's users are split like images: ``pretrain.family_fraction`` of
+    them hold the family share. Each contributes ``REPLAY_CLOUD_SAMPLES``
+    samples from anywhere on its timeline (the cloud has the whole record).
+    """
+    replay = replay_for(scenario, seed)
+    users = replay.cloud_users
+    held_out = int(round(scenario.pretrain.family_fraction * len(users)))
+    order = rng_for(seed, "cloud-split").permutation(len(users))
+    chosen = order[:held_out] if part == "family" else order[held_out:]
+    if part == "family" and held_out == 0:
+        chosen = order
+    inputs, labels = [], []
+    for user in users[np.sort(chosen)]:
+        rng = rng_for(seed, part, "replay", int(user))
+        x, y = replay.anywhere(int(user), REPLAY_CLOUD_SAMPLES, rng)
+        inputs.append(x)
+        labels.append(y)
+    groups = torch.as_tensor(users[np.sort(chosen)].astype(np.int64) + CLOUD_USERS_FROM)
+    x, y = torch.cat(inputs), torch.cat(labels)
+    transforms: list[Transform] = [lambda _base, x=x: x]
+    return LabeledShare(
+        x, y, transforms, ["recorded"], [y], groups.repeat_interleave(REPLAY_CLOUD_SAMPLES)
+    )
+
+
 def cloud_resources(world: World) -> CloudResources:
     """What a method's cloud half may use: the starting model and both labeled shares."""
     scenario = world.scenario
@@ -142,6 +179,12 @@ def pretrain_for(scenario: Scenario, seed: int, cache_dir: Path | None = None) -
     }
     if spec.catalogue is not None:  # a click stream: its generator is part of the data
         description["catalogue"] = asdict(spec.catalogue)
+    if spec.ratings is not None:  # a replay: the file, and who is the cloud
+        path = str(scenario.data.path)
+        description["ratings"] = {
+            "format": spec.ratings,
+            "sha256": ratings_digest(path, spec.ratings),
+        }
     images, labels = cloud_share(scenario, seed, "base").rendered()
     with fixed_threads():  # the same weights on every machine and engine
         _, path = pretrained_state(model, images, labels, config, seed, description, cache_dir)

@@ -70,7 +70,9 @@ class DatasetSpec:
 
     Image datasets have a ``load``er and a fixed number of ``samples`` (the
     schema checks splits against it); generated click streams have a
-    ``catalogue`` instead and never run out.
+    ``catalogue`` instead and never run out; recorded rating timelines name
+    the ``ratings`` file format they read from ``data.path`` (a local copy the
+    user gives; ``simulator.world.replay`` replays them as a fleet).
     """
 
     name: str
@@ -81,6 +83,7 @@ class DatasetSpec:
     samples: int
     task: Task = "classification"
     catalogue: InterestConfig | None = None
+    ratings: str | None = None
 
 
 # The main metric of each task: what a run's ``acc_*`` figures hold.
@@ -96,6 +99,14 @@ DATASETS: dict[str, DatasetSpec] = {
         DatasetSpec("digits", _digits, (1, 8, 8), "mlp", 10, 1797),
         DatasetSpec("interests", None, _SEQUENCE, "gru4rec", 2, 0, "recommendation", _CLICKS),
         DatasetSpec("interests-sasrec", None, _SEQUENCE, "sasrec", 2, 0, "recommendation", _CLICKS),
+        *(
+            DatasetSpec(name, None, _SEQUENCE, "gru4rec", 2, 0, "recommendation", ratings=fmt)
+            for name, fmt in (
+                ("movielens-100k", "movielens-100k"),
+                ("movielens-1m", "movielens-1m"),
+                ("amazon-ratings", "amazon"),
+            )
+        ),
     )
 }
 DATASET_NAMES: tuple[str, ...] = tuple(DATASETS)

@@ -129,11 +129,17 @@ def load_interactions(path: str | Path, fmt: str, min_interactions: int = 1) -> 
 
 def sample_negatives(interactions: Interactions, user: int, count: int, seed: int) -> np.ndarray:
     """``count`` items the user never interacted with, uniform, seeded by (seed, user)."""
+    return unrated_items(interactions, user, count, rng_for(seed, "negatives", user))
+
+
+def unrated_items(
+    interactions: Interactions, user: int, count: int, rng: np.random.Generator
+) -> np.ndarray:
+    """``count`` items the user never interacted with, uniform over the rest of the catalogue."""
     own = np.unique(interactions.sequences[user])
     available = interactions.num_items - len(own)
     if available <= 0:
         raise RatingsError(f"user {user} interacted with every item: no negatives to draw")
-    rng = rng_for(seed, "negatives", user)
     draws = rng.integers(1, available + 1, size=count)  # rank among the items not held
     # Map the k-th free item id to its id: add the number of held ids at or below it.
     return draws + np.searchsorted(own - np.arange(len(own)), draws, side="right")

@@ -5,8 +5,8 @@ At time ``t`` a device's *window* holds the ``window`` samples of window period
 (``simulator.world.sources``) under the shifts in force at ``t``. Labels arrive
 ``label_delay_s`` later and only for a ``labeled_fraction`` of samples, so
 training baselines learn from a slightly stale labeled window. Evaluation
-samples come from a disjoint test pool (images) or from draws of their own
-(click streams).
+samples come from a disjoint test pool (images), from draws of their own
+(generated click streams) or from the user's next ratings (a replay).
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from simulator.scenario.schema import Scenario
 from simulator.world.drift import ActiveShift, active_shifts
 from simulator.world.fleet import DeviceProfile
 from simulator.world.schedule import ContextSchedule
-from simulator.world.sources import SampleSource, ranking_cases
+from simulator.world.sources import Draw, SampleSource
 
 
 @dataclass(frozen=True)
@@ -54,7 +54,8 @@ class DeviceStreams:
     def _samples(
         self, profile: DeviceProfile, time_s: float, count: int, test: bool, key: tuple
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        return self.source.draw(profile, self._shifts(profile, time_s), count, test, key)
+        at = Draw(profile, self._shifts(profile, time_s), time_s, test, key)
+        return self.source.draw(at, count)
 
     def _shifts(self, profile: DeviceProfile, time_s: float) -> list[ActiveShift]:
         """The shifts in force for the device at ``time_s``: scenario shifts, then its context."""
@@ -87,8 +88,10 @@ class DeviceStreams:
     def ranking_cases(self, profile: DeviceProfile, time_s: float, cases: int) -> list:
         """The device's HR@k / NDCG@k cases at ``time_s`` (click streams; else none)."""
         tick = int(round(time_s * 1000))
-        shifts = self._shifts(profile, time_s)
-        return ranking_cases(self.source, profile, shifts, cases, ("rank", profile.index, tick))
+        at = Draw(
+            profile, self._shifts(profile, time_s), time_s, True, ("rank", profile.index, tick)
+        )
+        return self.source.ranking(at, cases)
 
     def eval_batch(
         self, profile: DeviceProfile, time_s: float
