@@ -50,6 +50,21 @@ def rendered_contexts(
     return transforms, names
 
 
+def _part_of(count: int, scenario: Scenario, seed: int, part: str) -> np.ndarray:
+    """Sorted indices of the cloud's ``part`` among its ``count`` samples or users.
+
+    ``pretrain.family_fraction`` of them, drawn by the pretraining seed, are the
+    family share, held out from the base share; with nothing held out, family
+    learners reuse the base share.
+    """
+    held_out = int(round(scenario.pretrain.family_fraction * count))
+    order = rng_for(seed, "cloud-split").permutation(count)
+    chosen = order[:held_out] if part == "family" else order[held_out:]
+    if part == "family" and held_out == 0:
+        chosen = order
+    return np.sort(chosen)
+
+
 def cloud_share(scenario: Scenario, seed: int, part: str) -> LabeledShare:
     """The cloud's ``"base"`` or ``"family"`` share, with the contexts it is rendered under.
 
@@ -62,12 +77,7 @@ def cloud_share(scenario: Scenario, seed: int, part: str) -> LabeledShare:
         return _click_share(scenario, seed, part)
     dataset = load_dataset(scenario.data.dataset)
     cloud = split_pools(dataset, scenario.data, seed).cloud
-    held_out = int(round(scenario.pretrain.family_fraction * len(cloud)))
-    order = rng_for(seed, "cloud-split").permutation(len(cloud))
-    chosen = order[:held_out] if part == "family" else order[held_out:]
-    if part == "family" and held_out == 0:
-        chosen = order  # nothing held out: family learners reuse the base share
-    indices = torch.as_tensor(cloud[np.sort(chosen)])
+    indices = torch.as_tensor(cloud[_part_of(len(cloud), scenario, seed, part)])
     contexts = scenario.pretrain.family if part == "family" else scenario.pretrain.base
     transforms, names = rendered_contexts(contexts, seed, f"{part}-context")
     return LabeledShare(dataset.images[indices], dataset.labels[indices], transforms, names)
@@ -83,12 +93,7 @@ def _click_share(scenario: Scenario, seed: int, part: str) -> LabeledShare:
     """
     catalogue = catalogue_for(scenario, seed)
     config = catalogue.config
-    held_out = int(round(scenario.pretrain.family_fraction * config.cloud_users))
-    order = rng_for(seed, "cloud-split").permutation(config.cloud_users)
-    chosen = order[:held_out] if part == "family" else order[held_out:]
-    if part == "family" and held_out == 0:
-        chosen = order
-    users = [CLOUD_USERS_FROM + int(u) for u in np.sort(chosen)]
+    users = [CLOUD_USERS_FROM + int(u) for u in _part_of(config.cloud_users, scenario, seed, part)]
     contexts = scenario.pretrain.family if part == "family" else scenario.pretrain.base
     severities = [0.0, *(interest_severity([ActiveShift(c.kind, c.severity)]) for c in contexts)]
     names = ["clean", *(f"{c.kind}={c.severity:g}" for c in contexts)]
@@ -115,19 +120,14 @@ def _replay_share(scenario: Scenario, seed: int, part: str) -> LabeledShare:
     samples from anywhere on its timeline (the cloud has the whole record).
     """
     replay = replay_for(scenario, seed)
-    users = replay.cloud_users
-    held_out = int(round(scenario.pretrain.family_fraction * len(users)))
-    order = rng_for(seed, "cloud-split").permutation(len(users))
-    chosen = order[:held_out] if part == "family" else order[held_out:]
-    if part == "family" and held_out == 0:
-        chosen = order
+    users = replay.cloud_users[_part_of(len(replay.cloud_users), scenario, seed, part)]
     inputs, labels = [], []
-    for user in users[np.sort(chosen)]:
+    for user in users:
         rng = rng_for(seed, part, "replay", int(user))
         x, y = replay.anywhere(int(user), REPLAY_CLOUD_SAMPLES, rng)
         inputs.append(x)
         labels.append(y)
-    groups = torch.as_tensor(users[np.sort(chosen)].astype(np.int64) + CLOUD_USERS_FROM)
+    groups = torch.as_tensor(users.astype(np.int64) + CLOUD_USERS_FROM)
     x, y = torch.cat(inputs), torch.cat(labels)
     transforms: list[Transform] = [lambda _base, x=x: x]
     return LabeledShare(
