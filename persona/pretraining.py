@@ -74,7 +74,7 @@ def pretrain_persona(
             "adapter": asdict(adapter_config),
             "train": asdict(train_config),
             "seed": seed,
-            "format": 6,  # 6: generators grouped by prototype (other float sums)
+            "format": 7,  # 7: two-pass window spread (6: generators grouped by prototype)
         }
     )
     path = cache_dir / f"persona-{key}.pt"

@@ -9,6 +9,7 @@ from persona.adapter import (
     AdapterConfig,
     PersonaAdapter,
     batched_head_forward,
+    spread,
     summarize_window,
 )
 
@@ -106,3 +107,22 @@ def test_batched_heads_match_one_head_at_a_time():
     for i in range(2):
         single = head_forward(features[i], [(w[i], b[i]) for w, b in heads])
         assert torch.allclose(batched[i], single, atol=1e-6)
+
+
+def test_window_spread_is_the_standard_deviation_with_its_gradient():
+    """The encoder's two-pass spread: torch.std's value and gradient, 0 (not NaN) for a constant."""
+    samples = torch.randn(4, 9, 5, generator=torch.Generator().manual_seed(1))
+    samples[:, :, 2] = 3.0  # a constant feature (a dead ReLU unit is one)
+    ours = samples.clone().requires_grad_()
+    theirs = samples.clone().requires_grad_()
+    value = spread(ours, ours.mean(dim=1))
+    expected = theirs.std(dim=1, unbiased=False)
+    torch.testing.assert_close(value, expected, rtol=1e-5, atol=1e-6)
+    assert torch.all(value[:, 2] == 0)
+    weights = torch.randn(4, 5, generator=torch.Generator().manual_seed(2))
+    (value * weights).sum().backward()
+    (expected * weights).sum().backward()
+    assert torch.isfinite(ours.grad).all()
+    torch.testing.assert_close(ours.grad, theirs.grad, rtol=1e-4, atol=1e-6)
+    with torch.no_grad():  # deployment squares in place: the same value
+        torch.testing.assert_close(spread(samples, samples.mean(dim=1)), value.detach())
