@@ -11,6 +11,11 @@ and device registration excluded), divided by the device-rounds it ran
   one forward pass over an evaluation batch. No data generation, no
   messages, no metering: a floor the engines cannot go below without
   batching.
+- ``batch ceiling``: the same samples as large minibatches (1,024) through
+  one shared model: the most any batching of devices could reach with this
+  model on this CPU, since devices that each train their own weights can
+  at best run as one kernel over all their samples. If it is close to the
+  bare loop, batching the cohort cannot make training much faster.
 - ``flower-noop``: Flower's simulation engine on Ray with a ClientApp that
   answers a tiny message at once, as many device-rounds as the runs had
   (the floor Flower + Ray impose per device-round).
@@ -26,6 +31,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import math
 import tempfile
 import time
 from pathlib import Path
@@ -61,21 +67,27 @@ def engine_run(scenario: Scenario, out: Path) -> tuple[float, int, int]:
     return end["wall_s"] - end["registration_wall_s"], train, evals
 
 
-def bare_loop(scenario: Scenario, train: int, evals: int) -> float:
-    """Seconds of the same tensor work, one device at a time, with nothing around it."""
-    pretrained, _ = pretrain_for(scenario, 0)
-    weights = torch.load(pretrained, weights_only=True)
-    model = new_model(scenario)
+def fedavg_work(scenario: Scenario) -> tuple[LocalTrainingParams, int, tuple[int, ...], int]:
+    """(FedAvg's training settings, labeled samples per window, input shape, classes)."""
     fedavg = next(m for m in scenario.methods if m.name == "fedavg")
     params = LocalTrainingParams.model_validate(
         {k: v for k, v in fedavg.params.items() if k in LocalTrainingParams.model_fields}
     )
     labeled = int(scenario.data.labeled_fraction * scenario.data.window)
     data = dataset_spec(scenario.data.dataset)
+    return params, labeled, tuple(data.input_shape), data.num_classes
+
+
+def bare_loop(scenario: Scenario, train: int, evals: int) -> float:
+    """Seconds of the same tensor work, one device at a time, with nothing around it."""
+    pretrained, _ = pretrain_for(scenario, 0)
+    weights = torch.load(pretrained, weights_only=True)
+    model = new_model(scenario)
+    params, labeled, shape, classes = fedavg_work(scenario)
     generator = torch.Generator().manual_seed(0)
-    inputs = torch.rand(labeled, *data.input_shape, generator=generator)
-    labels = torch.randint(0, data.num_classes, (labeled,), generator=generator)
-    batch = torch.rand(scenario.data.eval_samples, *data.input_shape, generator=generator)
+    inputs = torch.rand(labeled, *shape, generator=generator)
+    labels = torch.randint(0, classes, (labeled,), generator=generator)
+    batch = torch.rand(scenario.data.eval_samples, *shape, generator=generator)
     with fixed_threads(1):
         started = time.perf_counter()
         for device in range(train):
@@ -85,6 +97,28 @@ def bare_loop(scenario: Scenario, train: int, evals: int) -> float:
             for _ in range(evals):
                 model.load_state_dict(weights)
                 model(batch)
+        return time.perf_counter() - started
+
+
+def batch_ceiling(scenario: Scenario, train: int, evals: int, batch: int = 1024) -> float:
+    """Seconds for the bare loop's samples as ``batch``-sized steps of one shared model."""
+    model = new_model(scenario)
+    params, labeled, shape, classes = fedavg_work(scenario)
+    generator = torch.Generator().manual_seed(0)
+    inputs = torch.rand(batch, *shape, generator=generator)
+    labels = torch.randint(0, classes, (batch,), generator=generator)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.0)
+    loss_fn = torch.nn.CrossEntropyLoss()
+    samples = train * labeled * params.local_epochs
+    with fixed_threads(1):
+        started = time.perf_counter()
+        for _ in range(math.ceil(samples / batch)):
+            optimizer.zero_grad()
+            loss_fn(model(inputs), labels).backward()
+            optimizer.step()
+        with torch.inference_mode():
+            for _ in range(math.ceil(evals * scenario.data.eval_samples / batch)):
+                model(inputs)
         return time.perf_counter() - started
 
 
@@ -163,6 +197,8 @@ def main() -> None:
     for engine, per in rows:
         print(f"{engine:<14}{1e3 * per:>17.2f}{per / bare:>13.2f}")
     print(f"{'bare loop':<14}{1e3 * bare:>17.2f}{1.0:>13.2f}")
+    ceiling = batch_ceiling(base, train, evals) / (train + evals)
+    print(f"{'batch ceiling':<14}{1e3 * ceiling:>17.2f}{ceiling / bare:>13.2f}")
     if not args.no_flower_noop:
         noop = flower_noop(args.devices, train + evals, base)
         print(f"{'flower-noop':<14}{1e3 * noop:>17.2f}{noop / bare:>13.2f}")
