@@ -11,7 +11,11 @@ from __future__ import annotations
 from flwr.app import RecordDict
 from flwr.app.message.arraychunk import ArrayChunk
 from flwr.supercore.constant import HEAD_BODY_DIVIDER, HEAD_VALUE_DIVIDER
-from flwr.supercore.inflatable.inflatable_object import InflatableObject, get_all_nested_objects
+from flwr.supercore.inflatable.inflatable_object import (
+    InflatableObject,
+    get_all_nested_objects,
+    no_object_id_recompute,
+)
 
 
 def _deflated_size(obj: InflatableObject) -> int:
@@ -28,4 +32,6 @@ def wire_bytes(content: RecordDict, exclude: tuple[str, ...] = ()) -> int:
         content = RecordDict({k: v for k, v in content.items() if k not in exclude})
     if not content:
         return 0
-    return sum(_deflated_size(obj) for obj in get_all_nested_objects(content).values())
+    # Each object's content hash once (Flower's default rehashes children for every parent).
+    with no_object_id_recompute():
+        return sum(_deflated_size(obj) for obj in get_all_nested_objects(content).values())
