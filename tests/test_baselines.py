@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 
 from basemodel.architecture import build_model
@@ -235,3 +236,25 @@ def test_label_free_rivals_change_the_factory_models_predictions():
             (logits,) = method.device.predict([step])
             assert logits.shape == plain.shape
             assert not torch.allclose(logits.softmax(dim=1), plain.softmax(dim=1)), name
+
+
+def test_the_scratch_model_loads_factory_then_held_weights_like_load_state_dict():
+    from strategies.base import DeviceKit
+
+    torch.manual_seed(0)
+    factory = {k: v.clone() for k, v in build_model("mlp", (1, 8, 8), 10).state_dict().items()}
+    held = {k: torch.randn_like(v) for k, v in factory.items() if k.startswith("head.")}
+    held["not.a.parameter"] = torch.zeros(3)  # ignored, as load_state_dict(strict=False) does
+    kit = DeviceKit(build_model("mlp", (1, 8, 8), 10), factory, 1.0, 1.0)
+    with torch.no_grad():  # a method trains the scratch model...
+        kit.load(held).head.layers[0].weight.mul_(0)
+    loaded = kit.load(held).state_dict()  # ...and the next device gets clean weights again
+    expected = build_model("mlp", (1, 8, 8), 10)
+    expected.load_state_dict(factory)
+    expected.load_state_dict({k: v for k, v in held.items() if k in factory}, strict=False)
+    assert all(torch.equal(loaded[k], v) for k, v in expected.state_dict().items())
+    wrong = {"head.layers.0.weight": torch.zeros(2, 2)}
+    with pytest.raises(RuntimeError, match="head.layers.0.weight"):
+        kit.load(wrong)
+    with pytest.raises(ValueError, match="missing"):
+        DeviceKit(build_model("mlp", (1, 8, 8), 10), held, 1.0, 1.0)
