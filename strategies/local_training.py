@@ -42,7 +42,6 @@ def train_locally(
     ``only`` restricts training to parameters whose name starts with it (e.g. ``"head."``).
     """
     trained = [p for name, p in model.named_parameters() if name.startswith(only)]
-    optimizer = torch.optim.SGD(trained, lr=params.lr)
     loss_fn = torch.nn.CrossEntropyLoss()
     anchors = None
     if proximal_mu > 0 and anchor is not None:
@@ -50,18 +49,33 @@ def train_locally(
     model.train()
     losses, passes = [], 0
     for batch in minibatches(len(y), params, seed):
-        optimizer.zero_grad()
         task_loss = loss_fn(model(x[batch]), y[batch])
         loss = task_loss
         if anchors is not None:
             proximal = sum((p - a).pow(2).sum() for p, a in anchors)
             loss = task_loss + 0.5 * proximal_mu * proximal
-        loss.backward()
-        optimizer.step()
+        sgd_step(trained, loss, params.lr)
         losses.append(task_loss.item())
         passes += 1
     model.eval()
     return (sum(losses) / len(losses) if losses else 0.0), passes
+
+
+def sgd_step(trained: list[torch.Tensor], loss: torch.Tensor, lr: float) -> None:
+    """One plain SGD step on ``loss``: ``p -= lr * grad``, gradients cleared first.
+
+    The update ``torch.optim.SGD`` makes without momentum or weight decay
+    (``param.add_(grad, alpha=-lr)``), bit for bit, without building an
+    optimizer per device-round (its construction cost as much as a
+    head-only training step).
+    """
+    for p in trained:
+        p.grad = None
+    loss.backward()
+    with torch.no_grad():
+        for p in trained:
+            if p.grad is not None:
+                p.add_(p.grad, alpha=-lr)
 
 
 def minibatches(count: int, params: LocalTrainingParams, seed: int) -> Iterator[torch.Tensor]:
@@ -100,14 +114,12 @@ def train_head(
     head = model.head  # type: ignore[attr-defined]
     with torch.no_grad():
         features = model.backbone(x)  # type: ignore[attr-defined]
-    optimizer = torch.optim.SGD(head.parameters(), lr=params.lr)
+    trained = list(head.parameters())
     loss_fn = torch.nn.CrossEntropyLoss()
     losses, passes = [], 0
     for batch in minibatches(len(y), params, seed):
-        optimizer.zero_grad()
         loss = loss_fn(head(features[batch]), y[batch])
-        loss.backward()
-        optimizer.step()
+        sgd_step(trained, loss, params.lr)
         losses.append(loss.item())
         passes += 1
     trained = {f"head.{k}": v.detach().clone() for k, v in head.state_dict().items()}
