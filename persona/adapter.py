@@ -216,7 +216,7 @@ class Generators(nn.Module):
     @torch.no_grad()
     def select(self, keep: list[int]) -> None:
         """Keep (and reorder, or repeat) prototype copies: ``keep[k_new] = k_old``."""
-        index = torch.as_tensor(keep, dtype=torch.long)
+        index = torch.as_tensor(keep, dtype=torch.long, device=self.weight_maps[0].device)
         for bank in (
             self.weight_maps,
             self.weight_offsets,

@@ -10,14 +10,26 @@ mean edits and move every ``head_refresh_rounds`` rounds (so devices re-download
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import torch
 
 from basemodel.architecture import HeadWeights
+from basemodel.cloud_device import HOST
 from persona.adapter import PersonaAdapter, edit_norms, window_means
 from persona.novelty import NoveltyDetector
 from persona.prototypes import PrototypeBank, RefineConfig
+
+
+def _on(device: torch.device, value: Any) -> Any:
+    """``value`` (tensors in dicts and lists) with every tensor on ``device``."""
+    if isinstance(value, torch.Tensor):
+        return value.to(device)
+    if isinstance(value, dict):
+        return {k: _on(device, v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_on(device, v) for v in value]
+    return value
 
 
 class Assignment(NamedTuple):
@@ -63,7 +75,13 @@ class RoundReport:
 
 
 class PersonaCloud:
-    """The adapter and the prototype bank, with the deployment-time rules."""
+    """The adapter and the prototype bank, with the deployment-time rules.
+
+    They live on ``device`` (the CPU, or a GPU for a large fleet's round);
+    ``respond`` takes summaries and gives answers on the CPU, where the
+    messages are built, and ``state`` is on the CPU, so that a checkpoint
+    loads on any machine.
+    """
 
     def __init__(
         self,
@@ -72,33 +90,37 @@ class PersonaCloud:
         refine: RefineConfig,
         rules: DeployRules = DeployRules(),
         novelty: NoveltyDetector | None = None,
+        device: torch.device = HOST,
     ):
         if rules.assignment not in ("nearest", "smallest-edit"):
             raise ValueError(
                 f"unknown assignment {rules.assignment!r}; valid: nearest, smallest-edit"
             )
-        self.adapter = adapter.eval()
-        self.bank = bank
+        self.device = device
+        self.adapter = adapter.eval().to(device)
+        self.bank = bank.to(device)
         self.refine_config = refine
-        self.novelty = novelty  # without one, refinement never spawns
+        self.novelty = novelty.to(device) if novelty is not None else None  # None: never spawns
         self.assignment = rules.assignment
         self.edits = rules.edits
         self.head_refresh_rounds = max(1, rules.head_refresh_rounds)
         self._pending = [(torch.zeros_like(w), torch.zeros_like(b)) for w, b in bank.heads]
-        self._pending_count = torch.zeros(len(bank))
+        self._pending_count = torch.zeros(len(bank), device=device)
 
     def state(self) -> dict:
-        """Everything refinement changes (for checkpoints; ``weights_only``-loadable)."""
-        return {
+        """Everything refinement changes, on the CPU (checkpoints; ``weights_only``-loadable)."""
+        state = {
             "bank": self.bank.state(),
             "adapter": self.adapter.state_dict(),
             "pending": [[w, b] for w, b in self._pending],
             "pending_count": self._pending_count,
             "novelty": self.novelty.state() if self.novelty is not None else {},
         }
+        return _on(HOST, state)
 
     def load_state(self, state: dict) -> None:
         """Back to a ``state()``; spawns and merges may have changed the prototype count."""
+        state = _on(self.device, state)
         self.bank = PrototypeBank.from_state(state["bank"])
         self.adapter.generators.select([0] * len(self.bank))  # resize, then overwrite
         self.adapter.load_state_dict(state["adapter"])
@@ -107,15 +129,14 @@ class PersonaCloud:
         if state.get("novelty"):
             self.novelty = NoveltyDetector.from_state(state["novelty"])
 
-    def _assign(self, layer_codes: torch.Tensor, codes: torch.Tensor) -> torch.Tensor:
+    def assign(self, layer_codes: torch.Tensor, codes: torch.Tensor) -> torch.Tensor:
+        """Each device's prototype index ``(B,)``, by the deployment rule, on the cloud's device."""
         if self.assignment == "nearest" or len(self.bank) == 1:
             return self.bank.nearest(codes)[0]
         batch = codes.shape[0]
+        ids = [codes.new_full((batch,), k, dtype=torch.long) for k in range(len(self.bank))]
         norms = torch.stack(
-            [
-                edit_norms(self.adapter.generators(layer_codes, torch.full((batch,), k)))
-                for k in range(len(self.bank))
-            ],
+            [edit_norms(self.adapter.generators(layer_codes, proto)) for proto in ids],
             dim=1,
         )
         return norms.argmin(dim=1)
@@ -148,7 +169,7 @@ class PersonaCloud:
                 )
                 for pw, pb in self._pending
             ]
-            self._pending_count = torch.cat([self._pending_count, torch.zeros(1)])
+            self._pending_count = torch.cat([self._pending_count, self._pending_count.new_zeros(1)])
             assigned[i] = len(self.bank) - 1
             report.spawned += 1
 
@@ -166,28 +187,34 @@ class PersonaCloud:
 
     @torch.no_grad()
     def respond(
-        self, summaries: torch.Tensor, round_index: int
+        self, summaries: torch.Tensor, round_index: int, wire_dtype: torch.dtype = torch.float32
     ) -> tuple[list[Assignment], RoundReport]:
-        """Edits for a batch of device summaries, then label-free refinement of the bank."""
+        """Edits for a batch of device summaries, then label-free refinement of the bank.
+
+        ``summaries`` may be on the CPU; the answers' tensors are on the CPU,
+        edits at ``wire_dtype`` (what they travel at: converting the batch
+        before it leaves a GPU halves the copy for float16; the values are
+        those a per-device conversion gives). Refinement uses float32 edits.
+        """
         report = RoundReport()
+        summaries = summaries.to(self.device)
         layer_codes = self.adapter.codes(summaries)[1]
         codes = layer_codes.flatten(1)
-        assigned = self._assign(layer_codes, codes)
+        assigned = self.assign(layer_codes, codes)
         if self.refine_config.enabled:
             means = window_means(summaries, self.adapter.config.summary)
             self._spawn(codes, means, assigned, report)
         edits = self.adapter.generators(layer_codes, assigned)
         if not self.edits:
             edits = [(torch.zeros_like(dw), torch.zeros_like(db)) for dw, db in edits]
-        heads = {
-            k: [(w.clone(), b.clone()) for w, b in self.bank.head(k)]
-            for k in set(assigned.tolist())
-        }
-        ids, versions = self.bank.ids, self.bank.versions
         chosen = assigned.tolist()
-        answers = [
-            Assignment(ids[k], versions[k], heads[k], edits, i) for i, k in enumerate(chosen)
-        ]
+        heads = {  # copies: refinement moves the bank's heads below
+            k: [(w.to(HOST, copy=True), b.to(HOST, copy=True)) for w, b in self.bank.head(k)]
+            for k in set(chosen)
+        }
+        sent = [(dw.to(HOST, wire_dtype), db.to(HOST, wire_dtype)) for dw, db in edits]
+        ids, versions = self.bank.ids, self.bank.versions
+        answers = [Assignment(ids[k], versions[k], heads[k], sent, i) for i, k in enumerate(chosen)]
         for k in chosen:
             report.members[ids[k]] = report.members.get(ids[k], 0) + 1
         if self.refine_config.enabled:

@@ -25,6 +25,11 @@ class NoveltyDetector:
         self.references = references
         self.spawn_distance = spawn_distance
 
+    def to(self, device: torch.device) -> NoveltyDetector:
+        """The detector with its references on ``device`` (itself)."""
+        self.references = self.references.to(device)
+        return self
+
     def distance(self, means: torch.Tensor) -> torch.Tensor:
         """Distance from each window mean ``(B, F)`` to its nearest reference, ``(B,)``."""
         return torch.cdist(means, self.references).min(dim=1).values

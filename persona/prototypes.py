@@ -56,6 +56,12 @@ class PrototypeBank:
     def __len__(self) -> int:
         return len(self.ids)
 
+    def to(self, device: torch.device) -> PrototypeBank:
+        """The bank with its centroids and heads on ``device`` (itself when already there)."""
+        self.centroids = self.centroids.to(device)
+        self.heads = [(w.to(device), b.to(device)) for w, b in self.heads]
+        return self
+
     def index_of(self, proto_id: int) -> int | None:
         return self.ids.index(proto_id) if proto_id in self.ids else None
 

@@ -53,6 +53,7 @@ from flwr.serverapp.strategy import Strategy
 from pydantic import BaseModel, ConfigDict
 
 from basemodel.architecture import FleetModel, Weights
+from basemodel.cloud_device import HOST
 from basemodel.resources import CloudResources
 from strategies.records import weights_of
 
@@ -83,6 +84,9 @@ class CloudSetup:
     resources: CloudResources
     device_of: Callable[[int], int]
     fleet_size: int
+    # Where the cloud half computes: the scenario's ``cloud.device`` if the method
+    # declares that kind (``Method.cloud_devices``), else the CPU.
+    cloud_device: torch.device = HOST
 
 
 class FleetStrategy(Strategy):
@@ -402,10 +406,17 @@ class Method:
     # the others, with ``task_note`` as the reason.
     tasks: tuple[str, ...] = ("classification", "recommendation")
     task_note: str = ""
+    # The kinds of torch device its cloud half can compute on (``cloud.device``); a
+    # cloud that only averages arrays gains nothing from a GPU and stays on the CPU.
+    cloud_devices: tuple[str, ...] = ("cpu",)
 
     @property
     def two_phase(self) -> bool:
         return isinstance(self.device, TwoPhaseDevice)
+
+    def cloud_device_for(self, asked: torch.device) -> torch.device:
+        """The device its cloud half runs on when the scenario asks for ``asked``."""
+        return asked if asked.type in self.cloud_devices else HOST
 
     def build_cloud(self, setup: CloudSetup) -> FleetStrategy:
         """The cloud half for a run, checked against the declared contract."""

@@ -29,6 +29,7 @@ from pydantic import Field
 from torch.utils.flop_counter import FlopCounterMode
 
 from basemodel.architecture import head_forward, head_keys
+from basemodel.cloud_device import deterministic_kernels
 from basemodel.threads import fixed_threads
 from persona.adapter import AdapterConfig, summarize_window, window_means
 from persona.cloud import Assignment, DeployRules, PersonaCloud
@@ -165,8 +166,12 @@ class PersonaStrategy(TwoPhaseStrategy):
         if not parsed:
             return None, MetricRecord({"prototypes": len(self.cloud.bank), "malformed": malformed})
         summaries = torch.stack([summary for _, summary, _ in parsed])
-        with fixed_threads(), FlopCounterMode(display=False) as counter:
-            answers, report = self.cloud.respond(summaries, server_round)
+        with (
+            fixed_threads(),
+            deterministic_kernels(self.cloud.device),
+            FlopCounterMode(display=False) as counter,
+        ):
+            answers, report = self.cloud.respond(summaries, server_round, self._edit_dtype)
         self.spend(counter.get_total_flops())
         downloads = 0
         for (reply, summary, holds), answer in zip(parsed, answers, strict=True):
@@ -437,7 +442,9 @@ def build_cloud(setup: CloudSetup, params: PersonaParams) -> PersonaStrategy:
         _log_diagnostics(state.diagnostics, family.context_names)
         record = heldout_record(state.diagnostics, family.context_names)
     rules = DeployRules(params.assignment, params.head_refresh_rounds, params.edits)
-    cloud = PersonaCloud(state.adapter, state.bank, refine, rules, state.novelty)
+    cloud = PersonaCloud(
+        state.adapter, state.bank, refine, rules, state.novelty, setup.cloud_device
+    )
     dtype = PRECISIONS[params.edit_precision]
     return PersonaStrategy(
         cloud, setup.sample_nodes, params.summary, state.expiry_distance, dtype, record
@@ -488,6 +495,7 @@ def _variant(name: str, summary: str, forced: dict) -> Method:
         cloud=cloud,
         device=PersonaDevice(),
         requests_service=True,
+        cloud_devices=("cpu", "cuda"),
     )
 
 

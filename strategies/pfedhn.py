@@ -22,6 +22,7 @@ from pydantic import Field
 from torch import nn
 
 from basemodel.architecture import is_head_key
+from basemodel.cloud_device import deterministic_kernels
 from basemodel.flops import training_flops
 from strategies import wire
 from strategies.base import (
@@ -83,7 +84,11 @@ class HeadHypernetwork(nn.Module):
 
 
 class PFedHNStrategy(FleetStrategy):
-    """The cloud half: generate each sampled device's head; learn from the deltas."""
+    """The cloud half: generate each sampled device's head; learn from the deltas.
+
+    The hypernetwork lives where it was put (``cloud.device``); heads leave
+    and deltas arrive on the CPU, and checkpoints hold CPU tensors.
+    """
 
     def __init__(
         self,
@@ -95,11 +100,13 @@ class PFedHNStrategy(FleetStrategy):
         self._sample_nodes = sample_nodes
         self._device_of = device_of
         self.network = network
+        self.cloud_device = network.out.weight.device
         self.optimizer = torch.optim.SGD(network.parameters(), lr=server_lr)
 
     def checkpoint_state(self) -> dict:
-        """The hypernetwork and its optimizer (between rounds)."""
-        return {"network": self.network.state_dict(), "optimizer": self.optimizer.state_dict()}
+        """The hypernetwork (on the CPU) and its optimizer (between rounds)."""
+        weights = {k: v.cpu() for k, v in self.network.state_dict().items()}
+        return {"network": weights, "optimizer": self.optimizer.state_dict()}
 
     def restore_state(self, state: dict) -> None:
         self.network.load_state_dict(state["network"])
@@ -110,8 +117,8 @@ class PFedHNStrategy(FleetStrategy):
     ) -> Iterable[Message]:
         messages = []
         for node in self._sample_nodes(server_round):
-            with torch.no_grad():
-                head = self.network(self._device_of(node))
+            with torch.no_grad(), deterministic_kernels(self.cloud_device):
+                head = {k: v.cpu() for k, v in self.network(self._device_of(node)).items()}
             content = RecordDict({wire.ARRAYS: record_of(head)})
             messages.append(Message(content, dst_node_id=node, message_type=MessageType.TRAIN))
         return messages
@@ -129,11 +136,14 @@ class PFedHNStrategy(FleetStrategy):
 
     def update(self, device: int, delta: Weights) -> None:
         """One pFedHN step for one device: pull its generated head toward its trained one."""
-        self.optimizer.zero_grad()
-        generated = self.network(device)
-        pull = sum((generated[n] * (-delta[n])).sum() for n in self.network.names)
-        pull.backward()  # gradient = (d theta / d phi)^T (theta - theta_trained)
-        self.optimizer.step()
+        with deterministic_kernels(self.cloud_device):
+            self.optimizer.zero_grad()
+            generated = self.network(device)
+            pull = sum(
+                (generated[n] * (-delta[n].to(self.cloud_device))).sum() for n in self.network.names
+            )
+            pull.backward()  # gradient = (d theta / d phi)^T (theta - theta_trained)
+            self.optimizer.step()
         self.spend(training_flops(self.network.forward_flops(), 1, 1))
 
     def aggregate_train(
@@ -171,6 +181,7 @@ def _cloud(setup: CloudSetup) -> PFedHNStrategy:
     base = setup.initial_arrays.to_torch_state_dict()
     head = {k: v for k, v in base.items() if is_head_key(k)}
     network = HeadHypernetwork(head, setup.fleet_size, setup.params, setup.seed)
+    network.to(setup.cloud_device)
     return PFedHNStrategy(setup.sample_nodes, setup.device_of, network, setup.params.server_lr)
 
 
@@ -180,4 +191,5 @@ METHOD = Method(
     params=PFedHNParams,
     cloud=_cloud,
     device=PFedHNDevice(),
+    cloud_devices=("cpu", "cuda"),
 )

@@ -51,6 +51,7 @@ def test_the_comparison_covers_training_crashes_and_persona(inline):
     assert sum(r["kept"] for r in rounds) > 0  # real training
     assert sum(r["failed"] for r in rounds) > 0  # and crashed devices
     assert any(r["kept"] for r in inline["persona"] if r["kind"] == "round")
+    assert all(rows[-1]["cloud_device"] == "cpu" for rows in inline.values())  # the default
 
 
 @pytest.mark.slow

@@ -12,6 +12,7 @@ and a stop request ends the loop there.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -19,6 +20,7 @@ from dataclasses import dataclass, field
 from flwr.app import ArrayRecord, ConfigRecord, Message
 from flwr.serverapp import Grid
 
+from basemodel.cloud_device import resolve_cloud_device
 from simulator.engine.checkpointing import CheckpointSession
 from simulator.engine.control import register_devices
 from simulator.engine.deployment import Deployment
@@ -33,6 +35,7 @@ from simulator.world.cloud import cloud_resources
 from strategies import wire
 from strategies.base import CloudSetup, FleetStrategy, TwoPhaseStrategy
 
+log = logging.getLogger("persona_fleet")
 ProgressCallback = Callable[[int, float, float | None], None]  # round, clock, last accuracy
 
 
@@ -94,7 +97,12 @@ class RoundLoop:
         self.node_of = register_devices(grid, fleet_size)
         registration_s = time.perf_counter() - started
         self.device_of = {node: device for device, node in self.node_of.items()}
-        strategy = self.deployment.method.build_cloud(
+        method = self.deployment.method
+        asked = resolve_cloud_device(self.world.scenario.cloud.device)
+        cloud_device = method.cloud_device_for(asked)
+        if asked != cloud_device:
+            log.info("%s: its cloud computes on the CPU only (cloud.device %s)", method.name, asked)
+        strategy = method.build_cloud(
             CloudSetup(
                 self.deployment.params,
                 self.initial_arrays,
@@ -103,6 +111,7 @@ class RoundLoop:
                 resources=cloud_resources(self.world),
                 device_of=self.device_of.__getitem__,
                 fleet_size=fleet_size,
+                cloud_device=cloud_device,
             )
         )
         eval_devices = self.sampler.eval_devices()
@@ -129,7 +138,15 @@ class RoundLoop:
         wall_s = time.perf_counter() - started
         facts = strategy.run_facts()
         self.rows.append(
-            end_row(at.rounds_run, sim_duration_s, wall_s, registration_s, fleet_size, facts)
+            end_row(
+                at.rounds_run,
+                sim_duration_s,
+                wall_s,
+                registration_s,
+                fleet_size,
+                facts,
+                str(cloud_device),
+            )
         )
 
     def _rounds(

@@ -85,10 +85,12 @@ def end_row(
     registration_s: float,
     devices: int,
     facts: dict[str, Any],
+    cloud_device: str = "cpu",
 ) -> dict[str, Any]:
     """The end of a method-seed run (its presence marks the run finished).
 
-    ``facts`` is what the method reports about itself (``run_facts``).
+    ``facts`` is what the method reports about itself (``run_facts``);
+    ``cloud_device`` is where its cloud half computed (``cloud.device``).
     """
     return {
         "kind": "end",
@@ -98,4 +100,5 @@ def end_row(
         "registration_wall_s": registration_s,
         "devices": devices,
         "facts": facts,
+        "cloud_device": cloud_device,
     }

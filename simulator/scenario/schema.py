@@ -22,6 +22,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
+from basemodel.cloud_device import resolve_cloud_device
 from simulator.run.ranking_metrics import RANKING_NEGATIVES
 from simulator.scenario.drift import (
     AppliesTo,
@@ -153,9 +154,24 @@ class Pretrain(Strict):
 
 
 class Cloud(Strict):
-    """The cloud's own compute, for the simulated latency of work it does inside a round."""
+    """The cloud's own compute: its simulated speed, and where its tensor work really runs.
+
+    ``flops_per_s`` prices the cloud's work inside a round in simulated
+    seconds. ``device`` is the machine's own ``cpu`` or a CUDA GPU (``cuda``,
+    ``cuda:N``) for the methods whose cloud declares it (Persona's adapter
+    pass and refinement, pFedHN's hypernetwork); a GPU changes the last bits
+    of their numbers, so it is never chosen by itself (``basemodel.cloud_device``).
+    A machine that cannot run the device refuses the scenario here.
+    """
 
     flops_per_s: PositiveFloat = 1e12
+    device: str = "cpu"
+
+    @field_validator("device")
+    @classmethod
+    def _runnable_here(cls, device: str) -> str:
+        resolve_cloud_device(device)
+        return device
 
 
 class Engine(Strict):
