@@ -2,8 +2,8 @@
 
 Builds the flagship's adapter shape (MNIST backbone features in, the editable
 head's layers out) with a prototype bank, and times ``PersonaCloud.respond``
-(codes, assignment, clipped edits, refinement) for cohorts of 100 to 10,000
-devices, on the CPU and, when one is present, on a CUDA GPU (as a run with
+(codes, assignment, clipped edits, refinement) for cohorts of 1,000 to
+100,000 devices, on the CPU and, when one is present, on a CUDA GPU (as a run with
 ``cloud.device: cuda`` does: summaries arrive and answers leave on the CPU, so
 the time includes both copies). The adapter's weights are seeded random (the
 cost does not depend on them). Prints milliseconds per round, devices per
@@ -23,7 +23,7 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from basemodel.architecture import build_model
-from basemodel.cloud_device import deterministic_kernels, resolve_cloud_device
+from basemodel.cloud_device import HOST, deterministic_kernels, resolve_cloud_device
 from persona.adapter import AdapterConfig, PersonaAdapter
 from persona.cloud import DeployRules, PersonaCloud
 from persona.prototypes import PrototypeBank, RefineConfig
@@ -93,16 +93,17 @@ def main() -> None:
     parser.add_argument("--prototypes", type=int, default=4)
     parser.add_argument("--assignment", default="nearest", choices=("nearest", "smallest-edit"))
     args = parser.parse_args()
-    targets = [torch.device("cpu")]
+    targets = [HOST]
     if torch.cuda.is_available():
         targets.append(resolve_cloud_device("cuda"))
     print(f"torch {torch.__version__}, {torch.get_num_threads()} CPU threads; targets: {targets}")
+    features = make_cloud(HOST, args.prototypes, args.assignment)[1]
     for count in args.devices:
-        summaries = torch.randn(count, args.window, 64, generator=torch.Generator().manual_seed(1))
+        seeded = torch.Generator().manual_seed(1)
+        summaries = torch.randn(count, args.window, features, generator=seeded)
         reference = None
         for device in targets:
-            cloud, features = make_cloud(device, args.prototypes, args.assignment)
-            assert summaries.shape[-1] == features
+            cloud = make_cloud(device, args.prototypes, args.assignment)[0]
             name = torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
             with deterministic_kernels(device), FlopCounterMode(display=False) as counter:
                 answers, _ = cloud.respond(summaries, 1)
