@@ -5,8 +5,8 @@ For each scenario, runs every method of the scenario for ``--seeds`` seeds
 elsewhere) and prints, per method: mean ``acc_pre_shift``, ``acc_post_shift``,
 ``acc_mean`` and ``acc_worst10`` over seeds; bytes per device-round; device
 energy; and the paired difference against ``static`` on ``acc_mean`` and
-``acc_post_shift`` with its 95% bootstrap interval (over seeds and evaluated
-devices, from the run's ``paired.csv``) and the verdict. Usage:
+``acc_post_shift`` with its 95% t interval (over the per-seed paired
+differences, from the run's ``paired.csv``) and the verdict. Usage:
 
     python benchmarks/method_table.py --seeds 5 --scenarios scenarios/lowbandwidth.yaml
     python benchmarks/method_table.py --seeds 3            # every shipped scenario
@@ -32,7 +32,14 @@ from simulator.run.plan import RunPlan
 from simulator.run.runner import run_plan
 from simulator.scenario.loading import load_scenario
 
-COLUMNS = ("acc_pre_shift", "acc_post_shift", "acc_mean", "acc_worst10")
+COLUMNS = (
+    "acc_pre_shift",
+    "acc_post_shift",
+    "acc_post_known",
+    "acc_post_unknown",
+    "acc_mean",
+    "acc_worst10",
+)
 
 
 def _paired(folder: Path) -> dict[tuple[str, str, str], dict]:

@@ -52,6 +52,7 @@ def key_settings(scenario: dict[str, Any]) -> list[tuple[str, str]]:
     )
     return [
         ("scenario", f"{scenario.get('name', '?')}: {scenario.get('description', '')}"),
+        ("starting model", starting_model_line(scenario)),
         ("fleet", f"{fleet.get('devices')} devices; classes {classes}"),
         (
             "data",
@@ -66,6 +67,22 @@ def key_settings(scenario: dict[str, Any]) -> list[tuple[str, str]]:
         ("shifts", shifts),
         ("methods", ", ".join(m["name"] for m in scenario.get("methods", []))),
     ]
+
+
+STARTING_MODELS = {
+    "cloud-best": "cloud-best: the best model the cloud can make (its base share, clean and "
+    "under every family context); static is what the cloud would ship",
+    "base-only": "base-only: a model shipped before the cloud had its family data (clean "
+    "and pretrain.base only); every family context is new to it",
+}
+
+
+def starting_model_line(scenario: dict[str, Any]) -> str:
+    """Which regime every method starts from (a reader must know before any figure)."""
+    pretrain = scenario.get("pretrain", {})
+    regime = pretrain.get("starting_model", "base-only")  # run folders older than the setting
+    family = ", ".join(f"{c['kind']} {c['severity']:g}" for c in pretrain.get("family", []))
+    return f"{STARTING_MODELS.get(regime, regime)}; family: {family or 'none'}"
 
 
 def _html_table(results: RunResults) -> str:
@@ -112,7 +129,7 @@ def _html_rows(head: list[str], lines: list[list[str]]) -> str:
 def _html_paired(results: RunResults) -> str:
     lines = paired_lines(results)
     if not lines:
-        return "<p><i>One seed: no paired comparison (run with --seeds 2 or more).</i></p>"
+        return "<p><i>One seed: no paired comparison (a verdict needs --seeds 3 or more).</i></p>"
     return _html_rows(PAIRED_HEAD, lines)
 
 
@@ -165,7 +182,7 @@ def write_html(results: RunResults, plots: dict[str, Path], path: Path) -> None:
         f"<h1>{html.escape(results.name)}</h1>"
         f"<table class='settings'>{settings}<tr><td>seeds</td><td>{seeds}</td></tr></table>"
         f"<h2>Results (mean ± 95% t-interval over seeds)</h2>{_html_table(results)}"
-        f"<h2>Paired differences (within seeds; bootstrap over seeds and devices)</h2>"
+        f"<h2>Paired differences (per-seed differences; t interval over seeds)</h2>"
         f"{_html_paired(results)}"
         f"<h2>Reading</h2><ul>{text}</ul>{_html_adapter(results)}"
         f"<h2>Figures</h2>{''.join(figures)}"
@@ -189,14 +206,14 @@ def write_markdown(results: RunResults, plots: dict[str, Path], path: Path) -> N
     for method in results.methods:
         row = [c.text for c in (cells[method][col] for col, *_ in COLUMNS)]
         lines.append(f"| {method} | " + " | ".join(row) + " |")
-    lines += ["", "## Paired differences (within seeds; bootstrap over seeds and devices)", ""]
+    lines += ["", "## Paired differences (per-seed differences; t interval over seeds)", ""]
     paired = paired_lines(results)
     if paired:
         lines.append("| " + " | ".join(PAIRED_HEAD) + " |")
         lines.append("|---" * len(PAIRED_HEAD) + "|")
         lines += ["| " + " | ".join(line) + " |" for line in paired]
     else:
-        lines.append("One seed: no paired comparison (run with --seeds 2 or more).")
+        lines.append("One seed: no paired comparison (a verdict needs --seeds 3 or more).")
     lines += ["", "## Reading", ""]
     lines += [f"- {line}" for line in _warnings(results) + reading(results)]
     adapter = adapter_lines(results)

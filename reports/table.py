@@ -2,9 +2,9 @@
 
 The results table is descriptive: each method's mean over seeds, with a 95%
 t-interval when there are several seeds. Which method leads another is only
-said from ``paired.csv`` (differences within seeds, bootstrap intervals):
-where the interval excludes 0 the reading says so, otherwise it says "no
-detectable difference". With one seed nothing is claimed.
+said from ``paired.csv`` (per-seed differences, a Student t interval over
+seeds): where the interval excludes 0 the reading says so, otherwise it says
+"no detectable difference". Below three seeds nothing is claimed.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from reports.statistics import mean_ci95
+from simulator.run.paired import MIN_SEEDS, TOO_FEW
 from simulator.run.reader import RunResults
 
 # (summary column, heading, format, scale)
@@ -21,6 +22,8 @@ COLUMNS = [
     ("acc_mean", "accuracy (time-avg)", "{:.4f}", 1.0),
     ("acc_pre_shift", "pre-shift", "{:.4f}", 1.0),
     ("acc_post_shift", "post-shift", "{:.4f}", 1.0),
+    ("acc_post_known", "post-shift, known contexts", "{:.4f}", 1.0),
+    ("acc_post_unknown", "post-shift, unknown contexts", "{:.4f}", 1.0),
     ("acc_worst10", "worst-10% devices", "{:.4f}", 1.0),
     ("recovery_s", "recovery (s)", "{:,.0f}", 1.0),
     ("bytes_up_per_device", "bytes up / device", "{:,.0f}", 1.0),
@@ -33,6 +36,8 @@ COLUMNS = [
 METRIC_NAMES = {
     "acc_mean": "time-averaged accuracy",
     "acc_post_shift": "post-shift accuracy",
+    "acc_post_known": "post-shift accuracy in known contexts",
+    "acc_post_unknown": "post-shift accuracy in unknown contexts",
     "acc_worst10": "worst-10% accuracy",
 }
 
@@ -96,6 +101,8 @@ def paired_sentence(row: dict[str, Any], results: RunResults | None = None) -> s
             f"{method} is behind {reference} on {metric} by "
             f"{-points(row['difference']):.2f} points ({interval})."
         )
+    if verdict == TOO_FEW:
+        return f"Too few seeds to compare {method} with {reference} on {metric} ({interval})."
     return f"No detectable difference between {method} and {reference} on {metric} ({interval})."
 
 
@@ -127,10 +134,11 @@ def reading(results: RunResults) -> list[str]:
         return ["No method finished a round."]
     lines: list[str] = []
     metric = headline_metric(results)
-    if len(results.seeds) < 2 or not results.paired:
+    if len(results.seeds) < MIN_SEEDS or not results.paired:
         lines.append(
-            "One seed only: differences between methods are not tested, so none is "
-            "claimed; run with --seeds 2 or more for paired 95% intervals."
+            f"{len(results.seeds)} seed(s): too few seeds for a verdict, so no lead is "
+            f"claimed; the seed is the unit of replication, and a verdict needs "
+            f"{MIN_SEEDS} or more (--seeds {MIN_SEEDS})."
         )
     else:
         lines += [paired_sentence(row, results) for row in paired_rows(results, metric)]

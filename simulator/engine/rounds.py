@@ -32,6 +32,7 @@ from simulator.engine.rows import end_row, eval_row, round_row
 from simulator.engine.sampling import DeviceSampler
 from simulator.engine.stop import StopRequested, StopSwitch
 from simulator.world.cloud import cloud_resources
+from simulator.world.known import context_kind
 from strategies import wire
 from strategies.base import CloudSetup, FleetStrategy, TwoPhaseStrategy
 
@@ -85,9 +86,17 @@ class RoundLoop:
     def evaluate(self, grid: Grid, time_s: float, devices: list[int]) -> None:
         """One evaluation tick: score ``devices`` and write the row."""
         tick = evaluate_devices(grid, self.node_of, time_s, devices)
-        row = eval_row(time_s, tick.scores, len(devices), tick.further, len(tick.nonfinite))
+        contexts = {d: self._context_kind(d, time_s) for d in tick.scores}
+        row = eval_row(
+            time_s, tick.scores, len(devices), tick.further, len(tick.nonfinite), contexts
+        )
         self.last_accuracy = row["acc_mean"]
         self.rows.append(row)
+
+    def _context_kind(self, device: int, time_s: float) -> str | None:
+        """Whether the device's context at ``time_s`` is one the cloud knows (``known``)."""
+        shifts = self.world.streams.shifts_at(self.world.fleet[device], time_s)
+        return context_kind(shifts, self.world.scenario.pretrain.known_contexts())
 
     # -- the run ----------------------------------------------------------------------
     def run(self, grid: Grid) -> None:

@@ -56,10 +56,13 @@ def eval_row(
     asked: int,
     further: dict[str, list[float]] | None = None,
     nonfinite: int = 0,
+    contexts: dict[int, str | None] | None = None,
 ) -> dict[str, Any]:
     """An evaluation tick: each answering device's score and their mean; the task's
     further metrics (``ranking``: HR@k, NDCG@k) as means over the devices; how many
-    devices served a model with non-finite outputs (``nonfinite``, only when any did)."""
+    devices served a model with non-finite outputs (``nonfinite``, only when any did);
+    ``contexts``: per device, ``known``/``unknown`` (is its context one the cloud holds
+    data under) or None on clean data, written only when some device is shifted."""
     ordered = sorted(scores)
     accuracies = [scores[d] for d in ordered]
     mean = sum(accuracies) / len(accuracies) if accuracies else float("nan")
@@ -73,6 +76,8 @@ def eval_row(
     }
     if nonfinite:
         row["nonfinite"] = nonfinite
+    if contexts and any(contexts.get(d) is not None for d in ordered):
+        row["contexts"] = [contexts.get(d) for d in ordered]
     if further:
         row["ranking"] = {name: sum(v) / len(v) for name, v in sorted(further.items()) if v}
     return row

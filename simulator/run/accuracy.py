@@ -38,19 +38,45 @@ def after_each(onsets: list[float], window_s: float) -> TickFilter:
     return lambda time_s: any(onset <= time_s < onset + window_s for onset in onsets)
 
 
-def tick_mean(evals: list[EvalRow], keep: TickFilter = everywhere) -> float:
-    """Mean over the kept ticks of the fleet accuracy at each tick (NaN if none)."""
-    values = [float(e["acc_mean"]) for e in evals if keep(float(e["time_s"]))]
+def _scores(row: EvalRow, context: str | None) -> list[tuple[int, float]]:
+    """A tick's (device, score) pairs, or only those in a ``known``/``unknown`` context."""
+    pairs = zip(row["devices"], row["accs"], strict=True)
+    if context is None:
+        return [(int(d), float(a)) for d, a in pairs]
+    kinds = row.get("contexts") or [None] * len(row["devices"])
+    kept = zip(pairs, kinds, strict=True)
+    return [(int(d), float(a)) for (d, a), kind in kept if kind == context]
+
+
+def tick_mean(
+    evals: list[EvalRow], keep: TickFilter = everywhere, context: str | None = None
+) -> float:
+    """Mean over the kept ticks of the fleet accuracy at each tick (NaN if none).
+
+    With ``context`` (``known`` or ``unknown``), a tick's accuracy is the mean
+    over its devices in that kind of context, and ticks with none are skipped.
+    """
+    values = []
+    for e in evals:
+        if not keep(float(e["time_s"])):
+            continue
+        if context is None:
+            values.append(float(e["acc_mean"]))
+        elif scores := _scores(e, context):
+            values.append(float(np.mean([acc for _, acc in scores])))
     return float(np.mean(values)) if values else math.nan
 
 
-def device_means(evals: list[EvalRow], keep: TickFilter = everywhere) -> dict[int, float]:
-    """Each evaluated device's accuracy averaged over the kept ticks it answered."""
+def device_means(
+    evals: list[EvalRow], keep: TickFilter = everywhere, context: str | None = None
+) -> dict[int, float]:
+    """Each evaluated device's accuracy averaged over the kept ticks it answered
+    (with ``context``: only the ticks at which it was in that kind of context)."""
     per_device: dict[int, list[float]] = {}
     for row in evals:
         if keep(float(row["time_s"])):
-            for device, acc in zip(row["devices"], row["accs"], strict=True):
-                per_device.setdefault(int(device), []).append(float(acc))
+            for device, acc in _scores(row, context):
+                per_device.setdefault(device, []).append(acc)
     return {device: float(np.mean(values)) for device, values in per_device.items()}
 
 

@@ -2,12 +2,20 @@
 
 Within a seed every method meets the same fleet, the same drift and the same
 evaluated devices with the same samples, so methods are compared pairwise:
-for each seed, a statistic (mean accuracy, post-shift accuracy, the mean of
-the worst 10% of devices) is computed for both methods on the same devices,
-and the difference is averaged over seeds. The interval comes from a
-bootstrap that resamples seeds, then devices within each drawn seed, and
-recomputes the difference each time (2,000 draws, percentile interval).
-Only an interval that excludes 0 supports a claim that one method leads.
+for each seed, a statistic (mean accuracy, post-shift accuracy, in known and
+in unknown contexts, the mean of the worst 10% of devices) is computed for
+both methods on the same devices, and their difference is that seed's result.
+
+The seed is the unit of replication: devices within a seed share one
+pretrained model, one fleet draw and one drift, so they are not independent
+draws of a method's merit. The interval is therefore a Student t interval
+on the per-seed differences (``n - 1`` degrees of freedom). A bootstrap
+over seeds and then devices, used before, was far too narrow at the seed
+counts tables use (two seeds give a bootstrap three distinct outcomes);
+``tests/test_accuracy_stats.py`` measures both rules' false verdicts. Below
+``MIN_SEEDS`` seeds no verdict is given ("too few seeds"); one seed gives no
+interval at all. Only an interval that excludes 0 supports a claim that one
+method leads.
 """
 
 from __future__ import annotations
@@ -19,44 +27,59 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
+from scipy import stats
 
 from simulator.run.accuracy import EvalRow, TickFilter, after_each, device_means, everywhere
 from simulator.run.reader import PAIRED_FILE
-from simulator.world.seeding import rng_for
+from simulator.world.known import KNOWN, UNKNOWN
 
-DRAWS = 2000
+MIN_SEEDS = 3  # fewer seeds give no verdict
+LEVEL = 0.95
+TOO_FEW = "too few seeds"
 
-Statistic = Callable[[np.ndarray], np.ndarray]  # rows of per-device values -> a figure per row
-
-
-def _mean(values: np.ndarray) -> np.ndarray:
-    return values.mean(axis=1)
+Statistic = Callable[[np.ndarray], float]  # per-device values -> a figure
 
 
-def _worst10(values: np.ndarray) -> np.ndarray:
-    count = max(1, math.ceil(0.1 * values.shape[1]))
-    return np.sort(values, axis=1)[:, :count].mean(axis=1)
+def _mean(values: np.ndarray) -> float:
+    return float(values.mean())
+
+
+def _worst10(values: np.ndarray) -> float:
+    count = max(1, math.ceil(0.1 * len(values)))
+    return float(np.sort(values)[:count].mean())
 
 
 @dataclass(frozen=True)
 class Metric:
-    """A paired figure: which ticks it averages, and how devices combine."""
+    """A paired figure: which ticks it averages, which devices' contexts, how devices combine.
+
+    ``context`` keeps only device-ticks in a ``known`` or ``unknown`` context
+    (None: all of them); ``after_shift`` marks the figures that need an onset.
+    """
 
     name: str
     ticks: Callable[[list[float], float], TickFilter]
     combine: Statistic
+    context: str | None = None
+    after_shift: bool = False
 
 
 METRICS = (
     Metric("acc_mean", lambda onsets, window: everywhere, _mean),
-    Metric("acc_post_shift", after_each, _mean),
+    Metric("acc_post_shift", after_each, _mean, after_shift=True),
+    Metric("acc_post_known", after_each, _mean, KNOWN, after_shift=True),
+    Metric("acc_post_unknown", after_each, _mean, UNKNOWN, after_shift=True),
     Metric("acc_worst10", lambda onsets, window: everywhere, _worst10),
 )
 
 
 @dataclass(frozen=True)
 class Comparison:
-    """``method`` minus ``reference`` on ``metric``: the mean over seeds and its interval."""
+    """``method`` minus ``reference`` on ``metric``: the mean over seeds and its interval.
+
+    ``seed_sd`` is the standard deviation of the per-seed differences (NaN
+    with one seed); ``low``/``high`` the t interval (NaN with one seed).
+    """
 
     metric: str
     method: str
@@ -66,10 +89,13 @@ class Comparison:
     difference: float
     low: float
     high: float
+    seed_sd: float = math.nan
 
     @property
     def verdict(self) -> str:
-        """``lead``, ``behind`` or ``no detectable difference`` (the interval decides)."""
+        """``lead``, ``behind``, ``no detectable difference`` or ``too few seeds``."""
+        if self.seeds < MIN_SEEDS:
+            return TOO_FEW
         if not (math.isfinite(self.low) and math.isfinite(self.high)):
             return "no detectable difference"
         if self.low > 0:
@@ -79,19 +105,38 @@ class Comparison:
         return "no detectable difference"
 
 
-def _paired_values(
-    method: dict[int, list[EvalRow]], reference: dict[int, list[EvalRow]], ticks: TickFilter
-) -> list[tuple[np.ndarray, np.ndarray]]:
-    """Per seed: both methods' per-device values on the devices both have."""
-    pairs = []
+def seed_interval(differences: list[float]) -> tuple[float, float, float, float]:
+    """Mean, t-interval bounds and standard deviation of per-seed differences.
+
+    One seed: the mean and NaN for the rest (one replicate has no spread).
+    """
+    values = np.asarray(differences, dtype=float)
+    mean = float(values.mean())
+    if len(values) < 2:
+        return mean, math.nan, math.nan, math.nan
+    sd = float(values.std(ddof=1))
+    half = float(stats.t.ppf(0.5 + LEVEL / 2, len(values) - 1)) * sd / math.sqrt(len(values))
+    return mean, mean - half, mean + half, sd
+
+
+def seed_differences(
+    method: dict[int, list[EvalRow]],
+    reference: dict[int, list[EvalRow]],
+    metric: Metric,
+    ticks: TickFilter,
+) -> tuple[dict[int, float], int]:
+    """Per seed, the statistic's difference on the devices both evaluated; devices paired."""
+    differences, devices = {}, 0
     for seed in sorted(set(method) & set(reference)):
-        ours, theirs = device_means(method[seed], ticks), device_means(reference[seed], ticks)
+        ours = device_means(method[seed], ticks, metric.context)
+        theirs = device_means(reference[seed], ticks, metric.context)
         shared = sorted(set(ours) & set(theirs))
         if shared:
-            pairs.append(
-                (np.array([ours[d] for d in shared]), np.array([theirs[d] for d in shared]))
-            )
-    return pairs
+            a = np.array([ours[d] for d in shared])
+            b = np.array([theirs[d] for d in shared])
+            differences[seed] = metric.combine(a) - metric.combine(b)
+            devices += len(shared)
+    return differences, devices
 
 
 def compare(
@@ -103,26 +148,13 @@ def compare(
     names: tuple[str, str],
 ) -> Comparison:
     """The paired difference of ``metric`` between two methods' evaluation rows (by seed)."""
-    pairs = _paired_values(method, reference, metric.ticks(onsets, window_s))
-    devices = sum(len(a) for a, _ in pairs)
-    if not pairs:
-        return Comparison(metric.name, *names, 0, 0, math.nan, math.nan, math.nan)
-
-    observed = float(
-        np.mean([metric.combine(a[None])[0] - metric.combine(b[None])[0] for a, b in pairs])
+    differences, devices = seed_differences(
+        method, reference, metric, metric.ticks(onsets, window_s)
     )
-    rng = rng_for(0, "paired-bootstrap", metric.name, *names)
-    seeds = len(pairs)
-    # For each seed, one device resample per (draw, slot): the difference of the statistic.
-    banks = []
-    for a, b in pairs:
-        picked = rng.integers(0, len(a), size=(DRAWS * seeds, len(a)))
-        banks.append((metric.combine(a[picked]) - metric.combine(b[picked])).reshape(DRAWS, seeds))
-    drawn = rng.integers(0, seeds, size=(DRAWS, seeds))  # which seed fills each slot
-    bank = np.stack(banks)  # (seeds, DRAWS, slots)
-    draws = bank[drawn, np.arange(DRAWS)[:, None], np.arange(seeds)[None, :]].mean(axis=1)
-    low, high = np.percentile(draws, [2.5, 97.5])
-    return Comparison(metric.name, *names, seeds, devices, observed, float(low), float(high))
+    if not differences:
+        return Comparison(metric.name, *names, 0, 0, math.nan, math.nan, math.nan)
+    mean, low, high, sd = seed_interval(list(differences.values()))
+    return Comparison(metric.name, *names, len(differences), devices, mean, low, high, sd)
 
 
 def paired_table(
@@ -138,18 +170,13 @@ def paired_table(
             if method == reference:
                 continue
             for metric in METRICS:
-                if metric.name == "acc_post_shift" and not onsets:
+                if metric.after_shift and not onsets:
                     continue
-                rows.append(
-                    compare(
-                        evals[method],
-                        evals[reference],
-                        metric,
-                        onsets,
-                        window_s,
-                        (method, reference),
-                    )
+                row = compare(
+                    evals[method], evals[reference], metric, onsets, window_s, (method, reference)
                 )
+                if metric.context is None or row.devices:  # no such context: no row
+                    rows.append(row)
     return rows
 
 

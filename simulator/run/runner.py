@@ -43,7 +43,7 @@ from simulator.run.summary import nonfinite_evaluations, summarize_file, write_s
 from simulator.scenario.errors import UserError
 from simulator.scenario.loading import load_scenario, scenario_to_document
 from simulator.world.build import WorldSpec
-from simulator.world.cloud import pretrain_for
+from simulator.world.cloud import pretrain_for, starting_model_words
 from simulator.world.schedule import onsets
 
 
@@ -180,7 +180,11 @@ def _execute(
             for seed in plan.seeds:
                 write_fleet(folder, scenario, seed)
                 pretrained, key = pretrain_for(scenario, seed)
-                console.print(f"pretrained model (seed {seed}): cache key {key}", highlight=False)
+                console.print(
+                    f"starting model (seed {seed}, {starting_model_words(scenario)}): "
+                    f"cache key {key}",
+                    highlight=False,
+                )
                 world = WorldSpec(scenario_json, seed, str(pretrained))
                 for method in plan.methods:
                     spec = DeploymentSpec(world, method)

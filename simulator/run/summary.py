@@ -28,6 +28,7 @@ from simulator.run.ranking_metrics import RANKING_NAMES
 from simulator.run.reader import read_rows
 from simulator.scenario.schema import Scenario
 from simulator.world.build import pretrain_seed
+from simulator.world.known import KNOWN, UNKNOWN
 from simulator.world.schedule import onsets
 
 SUMMARY_COLUMNS = [
@@ -47,6 +48,8 @@ SUMMARY_COLUMNS = [
     # Further columns (may grow; the ones above are stable).
     "acc_pre_shift",
     "acc_post_shift",
+    "acc_post_known",
+    "acc_post_unknown",
     "acc_final",
     "recovery_censored",
     "energy_j_per_device",
@@ -60,6 +63,7 @@ SUMMARY_COLUMNS = [
     "round_duration_mean_s",
     "prototypes_final",
     "pretrain_seed",
+    "starting_model",
     "complete",
     "nonfinite_evals",
     # Recommendation only (empty for classification): time-averaged over ticks.
@@ -117,6 +121,8 @@ def summarize_file(path: Path, method: str, seed: int, scenario: Scenario) -> di
         "wall_s": end["wall_s"] if end else (rounds[-1]["wall_s"] if rounds else 0.0),
         "acc_pre_shift": tick_mean(evals, before(onset_list)) if onset_list else math.nan,
         "acc_post_shift": tick_mean(evals, post) if onset_list else math.nan,
+        "acc_post_known": tick_mean(evals, post, KNOWN) if onset_list else math.nan,
+        "acc_post_unknown": tick_mean(evals, post, UNKNOWN) if onset_list else math.nan,
         "acc_final": _mean([e["acc_mean"] for e in evals[-3:]]),
         "recovery_censored": censored,
         "energy_j_per_device": total("energy_j") / devices,
@@ -137,6 +143,7 @@ def summarize_file(path: Path, method: str, seed: int, scenario: Scenario) -> di
             None,
         ),
         "pretrain_seed": pretrain_seed(scenario, seed),
+        "starting_model": scenario.pretrain.starting_model,
         "complete": end is not None,
         "nonfinite_evals": nonfinite_evaluations(rows),
         **{

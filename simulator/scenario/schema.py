@@ -116,19 +116,29 @@ class MethodSpec(Strict):
     params: dict[str, Any] = Field(default_factory=dict)
 
 
+# The regimes of the starting model (``Pretrain.starting_model``).
+StartingModel = Literal["cloud-best", "base-only"]
+
+
 class Pretrain(Strict):
     """What the cloud holds and trains before deployment (backprop in the cloud only).
 
     The cloud's share of the dataset (``data.cloud_fraction``) is split in two.
     The **base** share trains the shared starting model every method begins
-    from: clean images, plus any contexts in ``base`` (none by default, so a
-    deployed shift is new to it). The **family** share
-    (``family_fraction`` of the cloud's data, held out from the starting
-    model) is the labeled data the cloud has for the shift family it knows,
-    rendered clean and under each context of ``family``: methods with a
-    cloud-side learner use it (Persona's adapter episodes, ``cloud-retrain``),
-    the others have no use for it. ``seed`` fixes the pretraining seed across
-    a run's simulation seeds (default: each simulation seed pretrains its own).
+    from. The **family** share (``family_fraction`` of the cloud's data, held
+    out from the starting model) is the labeled data the cloud has for the
+    shift family it knows, rendered clean and under each context of
+    ``family``: methods with a cloud-side learner use it (Persona's adapter
+    episodes, ``cloud-retrain``).
+
+    ``starting_model`` names the regime. ``cloud-best`` (the default) is the
+    best model the cloud can make: the base share clean, under the contexts
+    of ``base`` and under every family context, so ``static`` is what the
+    cloud would ship. ``base-only`` trains on the base share clean and under
+    ``base`` alone: a model shipped before the cloud had the family's data,
+    the regime in which every family context is new to the starting model.
+    ``seed`` fixes the pretraining seed across a run's simulation seeds
+    (default: each simulation seed pretrains its own).
     """
 
     epochs: Annotated[int, Field(ge=0, le=1000)] = 8
@@ -137,7 +147,22 @@ class Pretrain(Strict):
     base: list[KnownContext] = Field(default_factory=list)
     family: list[KnownContext] = Field(default_factory=list)
     family_fraction: Annotated[float, Field(ge=0, lt=1)] = 0.4
+    starting_model: StartingModel = "cloud-best"
     seed: Annotated[int, Field(ge=0, le=2**62)] | None = None
+
+    def starting_contexts(self) -> list[KnownContext]:
+        """The contexts the starting model trains under (besides clean), each once."""
+        contexts = list(self.base)
+        if self.starting_model == "cloud-best":
+            contexts += self.family
+        unique: dict[tuple[str, float], KnownContext] = {}
+        for context in contexts:
+            unique.setdefault((context.kind, float(context.severity)), context)
+        return list(unique.values())
+
+    def known_contexts(self) -> list[KnownContext]:
+        """Every context the cloud holds labeled data under (base and family)."""
+        return [*self.base, *self.family]
 
     @model_validator(mode="before")
     @classmethod

@@ -63,7 +63,7 @@ def winner(methods: list[str], comparisons: Mapping[tuple[str, str], Comparison]
     for method in methods:
         others = [m for m in methods if m != method]
         if others and all(
-            (method, other) in comparisons and comparisons[(method, other)].low > 0
+            (method, other) in comparisons and comparisons[(method, other)].verdict == "lead"
             for other in others
         ):
             return method

@@ -2,7 +2,8 @@
 
 The cloud holds a share of the base dataset (``data.cloud_fraction``), split
 again into the **base** share that trains the shared starting model (clean
-images, plus the contexts of ``pretrain.base``) and the **family** share,
+images, plus the contexts of ``Pretrain.starting_contexts``: in the default
+``cloud-best`` regime every family context too) and the **family** share,
 held out from it (``pretrain.family_fraction``), which the cloud can render
 under the shift family it knows (``pretrain.family``) for methods with a
 cloud-side learner. Both depend on the pretraining seed only
@@ -65,6 +66,13 @@ def _part_of(count: int, scenario: Scenario, seed: int, part: str) -> np.ndarray
     return np.sort(chosen)
 
 
+def _contexts_of(scenario: Scenario, part: str) -> list[KnownContext]:
+    """The contexts a share is rendered under: the family's, or the starting model's."""
+    if part == "family":
+        return scenario.pretrain.family
+    return scenario.pretrain.starting_contexts()
+
+
 def cloud_share(scenario: Scenario, seed: int, part: str) -> LabeledShare:
     """The cloud's ``"base"`` or ``"family"`` share, with the contexts it is rendered under.
 
@@ -78,7 +86,7 @@ def cloud_share(scenario: Scenario, seed: int, part: str) -> LabeledShare:
     dataset = load_dataset(scenario.data.dataset)
     cloud = split_pools(dataset, scenario.data, seed).cloud
     indices = torch.as_tensor(cloud[_part_of(len(cloud), scenario, seed, part)])
-    contexts = scenario.pretrain.family if part == "family" else scenario.pretrain.base
+    contexts = _contexts_of(scenario, part)
     transforms, names = rendered_contexts(contexts, seed, f"{part}-context")
     return LabeledShare(dataset.images[indices], dataset.labels[indices], transforms, names)
 
@@ -94,7 +102,7 @@ def _click_share(scenario: Scenario, seed: int, part: str) -> LabeledShare:
     catalogue = catalogue_for(scenario, seed)
     config = catalogue.config
     users = [CLOUD_USERS_FROM + int(u) for u in _part_of(config.cloud_users, scenario, seed, part)]
-    contexts = scenario.pretrain.family if part == "family" else scenario.pretrain.base
+    contexts = _contexts_of(scenario, part)
     severities = [0.0, *(interest_severity([ActiveShift(c.kind, c.severity)]) for c in contexts)]
     names = ["clean", *(f"{c.kind}={c.severity:g}" for c in contexts)]
     inputs, labels = [], []
@@ -153,6 +161,13 @@ def cloud_resources(world: World) -> CloudResources:
     )
 
 
+def starting_model_words(scenario: Scenario) -> str:
+    """The starting model's regime and what it trained under, for the run log."""
+    contexts = scenario.pretrain.starting_contexts()
+    trained = "clean" + "".join(f", {c.kind} {c.severity:g}" for c in contexts)
+    return f"{scenario.pretrain.starting_model}, trained on {trained}"
+
+
 def pretrain_for(scenario: Scenario, seed: int, cache_dir: Path | None = None) -> tuple[Path, str]:
     """Pretrain (or load from cache) the shared starting model; returns its file and key.
 
@@ -174,7 +189,7 @@ def pretrain_for(scenario: Scenario, seed: int, cache_dir: Path | None = None) -
         "model": type(model.backbone).__name__,
         "cloud_fraction": scenario.data.cloud_fraction,
         "test_fraction": scenario.data.test_fraction,
-        "base": [c.model_dump() for c in scenario.pretrain.base],
+        "base": [c.model_dump() for c in scenario.pretrain.starting_contexts()],
         "family_fraction": scenario.pretrain.family_fraction,
     }
     if spec.catalogue is not None:  # a click stream: its generator is part of the data

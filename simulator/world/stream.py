@@ -54,10 +54,10 @@ class DeviceStreams:
     def _samples(
         self, profile: DeviceProfile, time_s: float, count: int, test: bool, key: tuple
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        at = Draw(profile, self._shifts(profile, time_s), time_s, test, key)
+        at = Draw(profile, self.shifts_at(profile, time_s), time_s, test, key)
         return self.source.draw(at, count)
 
-    def _shifts(self, profile: DeviceProfile, time_s: float) -> list[ActiveShift]:
+    def shifts_at(self, profile: DeviceProfile, time_s: float) -> list[ActiveShift]:
         """The shifts in force for the device at ``time_s``: scenario shifts, then its context."""
         shifts = active_shifts(self.scenario.shifts, profile, time_s, self.seed)
         if self.schedule is not None:
@@ -89,7 +89,7 @@ class DeviceStreams:
         """The device's HR@k / NDCG@k cases at ``time_s`` (click streams; else none)."""
         tick = int(round(time_s * 1000))
         at = Draw(
-            profile, self._shifts(profile, time_s), time_s, True, ("rank", profile.index, tick)
+            profile, self.shifts_at(profile, time_s), time_s, True, ("rank", profile.index, tick)
         )
         return self.source.ranking(at, cases)
 
