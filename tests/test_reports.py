@@ -20,14 +20,14 @@ from simulator.run.reader import read_rows
 
 @pytest.fixture(scope="module")
 def run_folder(tmp_path_factory):
-    """A two-seed run of the tiny scenario through the command line (which builds the report)."""
+    """A three-seed run of the tiny scenario through the command line (which builds the report)."""
     from conftest import TINY, write_yaml
 
     root = tmp_path_factory.mktemp("runs")
     document = json.loads(json.dumps(TINY))
     document["rounds"]["count"] = 3
     scenario = write_yaml(root / "tiny.yaml", document)
-    args = [str(scenario), "--methods", "static,fedavg", "--seeds", "2", "--out", str(root)]
+    args = [str(scenario), "--methods", "static,fedavg", "--seeds", "3", "--out", str(root)]
     assert main([*args, "--no-progress"]) == 0
     (folder,) = (root / document["name"]).iterdir()
     return folder
@@ -92,6 +92,7 @@ def test_table_numbers_equal_the_summary(run_folder):
     text = " ".join(parser.cells)
     for method in ("static", "fedavg"):
         rows = [r for r in summary if r["method"] == method]
+        assert {r["starting_model"] for r in rows} == {"cloud-best"}
         mean = sum(r["acc_mean"] for r in rows) / len(rows)
         assert f"{mean:.4f}" in text
         bytes_up = sum(r["bytes_up_per_device"] for r in rows) / len(rows)
@@ -118,14 +119,18 @@ def test_paired_differences_equal_a_hand_computation_from_the_rows(run_folder):
         if (r["metric"], r["method"], r["reference"]) == ("acc_mean", "fedavg", "static")
     ]
     differences = []
-    for seed in (0, 1):
+    for seed in (0, 1, 2):
         ours = _device_means(read_rows(run_folder / "metrics" / f"fedavg__seed{seed}.jsonl"))
         theirs = _device_means(read_rows(run_folder / "metrics" / f"static__seed{seed}.jsonl"))
         shared = sorted(set(ours) & set(theirs))
         differences.append(sum(ours[d] - theirs[d] for d in shared) / len(shared))
-    assert float(row["difference"]) == pytest.approx(sum(differences) / 2, abs=1e-12)
-    assert float(row["low"]) <= float(row["difference"]) <= float(row["high"])
-    assert int(row["seeds"]) == 2
+    mean = sum(differences) / 3
+    sd = (sum((d - mean) ** 2 for d in differences) / 2) ** 0.5
+    half = 4.302652729749462 * sd / 3**0.5  # Student t, 2 degrees of freedom, 97.5%
+    assert float(row["difference"]) == pytest.approx(mean, abs=1e-12)
+    assert float(row["low"]) == pytest.approx(mean - half, abs=1e-12)
+    assert float(row["high"]) == pytest.approx(mean + half, abs=1e-12)
+    assert int(row["seeds"]) == 3
     verdict = "lead" if float(row["low"]) > 0 else "behind" if float(row["high"]) < 0 else None
     assert row["verdict"] == (verdict or "no detectable difference")
 
@@ -153,10 +158,12 @@ def test_a_method_compared_with_itself_shows_no_detectable_difference(run_folder
     from simulator.run.paired import METRICS, compare
 
     rows = {
-        s: answered(read_rows(run_folder / "metrics" / f"fedavg__seed{s}.jsonl")) for s in (0, 1)
+        s: answered(read_rows(run_folder / "metrics" / f"fedavg__seed{s}.jsonl")) for s in (0, 1, 2)
     }
     for metric in METRICS:
         same = compare(rows, rows, metric, [240.0], 600.0, ("fedavg", "fedavg"))
+        if metric.context is not None and not same.devices:
+            continue  # tiny deploys no context the cloud knows: no figure to compare
         assert same.difference == 0.0 and same.verdict == "no detectable difference"
         sentence = paired_sentence({**same.__dict__, "verdict": same.verdict})
         assert sentence.startswith("No detectable difference between fedavg and fedavg")
@@ -166,6 +173,7 @@ def test_report_command_rebuilds_and_compare_joins_runs(run_folder, tmp_path, ca
     (run_folder / "report.html").unlink()
     assert main(["report", str(run_folder)]) == 0
     assert (run_folder / "report.html").exists()
+    assert "starting model**: cloud-best" in (run_folder / "report.md").read_text()
     out = compare_runs([run_folder, run_folder], tmp_path / "cmp")
     assert out.read_text().count("<tr>") == 1 + 4  # header + 2 runs x 2 methods
     assert main(["report", str(tmp_path / "missing")]) == 2
@@ -238,3 +246,22 @@ def test_the_report_shows_the_adapter_record_and_warns_when_edits_do_not_help(ru
     assert "| fedavg | 0 | all held-out episodes | 64.0% | 61.0% | -3.0 points |" in text
     assert "does not help on held-out episodes" in text
     assert "does not help" not in (run_folder / "report.md").read_text()  # no record, no claim
+
+
+def test_two_seeds_give_intervals_but_no_verdict(tmp_path):
+    """The seed is the unit of replication: two seeds cannot support a lead or a deficit."""
+    from conftest import TINY, write_yaml
+
+    document = json.loads(json.dumps(TINY))
+    document["rounds"]["count"] = 3
+    scenario = write_yaml(tmp_path / "tiny.yaml", document)
+    args = [str(scenario), "--methods", "static,fedavg", "--seeds", "2", "--out", str(tmp_path)]
+    assert main([*args, "--no-progress"]) == 0
+    (folder,) = (tmp_path / document["name"]).iterdir()
+    with (folder / "paired.csv").open() as handle:
+        paired = list(csv.DictReader(handle))
+    assert paired and {r["verdict"] for r in paired} == {"too few seeds"}
+    assert all(float(r["low"]) <= float(r["high"]) for r in paired)  # intervals still shown
+    report = (folder / "report.md").read_text()
+    assert "too few seeds for a verdict" in report
+    assert " leads " not in report and "is behind" not in report

@@ -81,8 +81,8 @@ def test_sweep_csv_holds_each_cells_summary_and_the_report_draws_heatmaps(sweep_
     assert (sweep_folder / "sweep.html").read_text() == page
 
 
-def _comparison(method, other, low, high):
-    return Comparison("acc_post_shift", method, other, 2, 10, (low + high) / 2, low, high)
+def _comparison(method, other, low, high, seeds=3):
+    return Comparison("acc_post_shift", method, other, seeds, 10, (low + high) / 2, low, high)
 
 
 def test_a_winner_needs_an_interval_above_zero_against_every_other_method():
@@ -99,6 +99,8 @@ def test_a_winner_needs_an_interval_above_zero_against_every_other_method():
     unclear = dict(clear)
     unclear[("persona", "fedavg")] = _comparison("persona", "fedavg", -0.01, 0.05)
     assert winner(methods, unclear) is None  # ahead of static only: no winner
+    few = {key: _comparison(*key, c.low, c.high, seeds=2) for key, c in clear.items()}
+    assert winner(methods, few) is None  # two seeds give no verdict, so no winner
 
 
 def test_a_killed_cell_resumes_and_finished_cells_are_kept(sweep_folder, tmp_path):
