@@ -23,6 +23,7 @@ from matplotlib.ticker import NullFormatter  # noqa: E402
 from reports.series import (  # noqa: E402
     accuracy_band,
     cumulative_bytes_at,
+    paired_band,
     per_device_accuracy,
     prototype_members,
 )
@@ -62,22 +63,39 @@ def _mark_onsets(ax: plt.Axes, onsets_s: list[float], scale: float = 60.0) -> No
 
 
 def accuracy_over_time(results: RunResults) -> Figure | None:
-    fig, ax = plt.subplots(figsize=(8, 4.5))
+    """Top: each method's fleet accuracy (mean over seeds). Bottom: its paired
+    difference to the reference (``static`` where it ran) with the t band over
+    seeds, the same rule as ``paired.csv``; an unpaired band over seeds would
+    mostly show how seeds differ, which both methods share."""
+    reference = "static" if "static" in results.methods else results.methods[0]
+    seeds = len(results.seeds)
+    fig, (top, bottom) = plt.subplots(
+        2, 1, figsize=(8, 6.5), sharex=True, gridspec_kw={"height_ratios": [3, 2]}
+    )
     for method in results.methods:
-        times, mean, half = accuracy_band(results.of(method))
+        times, mean, _ = accuracy_band(results.of(method))
         if len(times) == 0:
             continue
-        ax.plot(times / 60, mean, color=colour(method), label=method, linewidth=1.6)
-        low, high = np.clip(mean - half, 0, 1), np.clip(mean + half, 0, 1)
-        ax.fill_between(times / 60, low, high, color=colour(method), alpha=0.15)
-    _mark_onsets(ax, results.onsets_s)
-    ax.set_xlabel("simulated time (min)")
-    ax.set_ylabel(results.named("fleet accuracy"))
-    ax.set_title(
-        results.named(f"Fleet accuracy over time (mean, 95% CI over {len(results.seeds)} seed(s))")
-    )
-    ax.grid(alpha=0.3)
-    ax.legend(loc="lower left", fontsize=8, ncol=2)
+        top.plot(times / 60, mean, color=colour(method), label=method, linewidth=1.6)
+        if method == reference:
+            continue
+        times, difference, low, high = paired_band(results.of(method), results.of(reference))
+        if len(times) == 0:
+            continue
+        bottom.plot(times / 60, 100 * difference, color=colour(method), linewidth=1.4)
+        if seeds >= 2:
+            bottom.fill_between(times / 60, 100 * low, 100 * high, color=colour(method), alpha=0.15)
+    bottom.axhline(0, color=colour(reference), linewidth=1)
+    for ax in (top, bottom):
+        _mark_onsets(ax, results.onsets_s)
+        ax.grid(alpha=0.3)
+    top.set_ylabel(results.named("fleet accuracy"))
+    top.set_title(results.named(f"Fleet accuracy over time (mean over {seeds} seed(s))"))
+    top.legend(loc="lower left", fontsize=8, ncol=2)
+    band = "95% t band over seeds" if seeds >= 2 else "one seed: no band"
+    bottom.set_ylabel(f"minus {reference} (points)")
+    bottom.set_title(f"Paired difference to {reference} on the same devices ({band})", fontsize=9)
+    bottom.set_xlabel("simulated time (min)")
     return fig
 
 

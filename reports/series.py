@@ -7,6 +7,7 @@ from typing import Any
 import numpy as np
 
 from reports.statistics import mean_ci95
+from simulator.run.paired import seed_interval
 from simulator.run.reader import MethodRun
 
 
@@ -20,6 +21,35 @@ def accuracy_band(runs: list[MethodRun]) -> tuple[np.ndarray, np.ndarray, np.nda
         means.append(mean)
         halves.append(half)
     return np.array(times), np.array(means), np.array(halves)
+
+
+def paired_band(
+    runs: list[MethodRun], reference: list[MethodRun]
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Tick times (s), the mean over seeds of the per-seed paired difference to
+    ``reference`` at each tick, and its t-interval bounds (NaN below two seeds).
+
+    Per seed and tick, the difference is taken on the devices both evaluated,
+    as ``paired.csv`` does for whole windows, so the band is the statistics'
+    own and not two unpaired bands laid over each other.
+    """
+    theirs = {run.seed: {float(e["time_s"]): e for e in run.evals} for run in reference}
+    per_tick: dict[float, list[float]] = {}
+    for run in runs:
+        for e in run.evals:
+            other = theirs.get(run.seed, {}).get(float(e["time_s"]))
+            if other is None:
+                continue
+            ours = dict(zip(e["devices"], e["accs"], strict=True))
+            base = dict(zip(other["devices"], other["accs"], strict=True))
+            shared = sorted(set(ours) & set(base))
+            if shared:
+                difference = float(np.mean([ours[d] - base[d] for d in shared]))
+                per_tick.setdefault(float(e["time_s"]), []).append(difference)
+    times = sorted(per_tick)
+    bands = [seed_interval(per_tick[t])[:3] for t in times]
+    mean, low, high = (np.array([b[i] for b in bands]) for i in range(3))
+    return np.array(times), mean, low, high
 
 
 def cumulative_bytes_at(run: MethodRun, times: np.ndarray, devices: int) -> np.ndarray:

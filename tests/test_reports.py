@@ -10,6 +10,7 @@ import shutil
 import subprocess
 from html.parser import HTMLParser
 
+import numpy as np
 import pytest
 
 from reports.build import build_report, compare_runs
@@ -265,3 +266,23 @@ def test_two_seeds_give_intervals_but_no_verdict(tmp_path):
     report = (folder / "report.md").read_text()
     assert "too few seeds for a verdict" in report
     assert " leads " not in report and "is behind" not in report
+
+
+def test_the_time_band_is_the_paired_t_band_of_per_seed_differences():
+    from reports.series import paired_band
+    from simulator.run.reader import MethodRun
+
+    def run(seed, accs):
+        tick = {"time_s": 60.0, "devices": [0, 1, 2], "accs": accs}
+        return MethodRun("m", seed, [], [{**tick, "acc_mean": sum(accs) / 3}])
+
+    ours = [run(0, [0.9, 0.8, 0.7]), run(1, [0.6, 0.6, 0.6]), run(2, [0.5, 0.9, 0.7])]
+    theirs = [run(0, [0.8, 0.8, 0.8]), run(1, [0.5, 0.5, 0.5]), run(2, [0.6, 0.6, 0.6])]
+    times, mean, low, high = paired_band(ours, theirs)
+    differences = [0.0, 0.1, 0.1]  # per seed, on the same devices
+    half = 4.302652729749462 * float(np.std(differences, ddof=1)) / 3**0.5
+    assert list(times) == [60.0]
+    assert mean[0] == pytest.approx(np.mean(differences))
+    assert (low[0], high[0]) == pytest.approx((mean[0] - half, mean[0] + half))
+    _, _, low, _ = paired_band(ours[:1], theirs[:1])
+    assert np.isnan(low[0])  # one seed: no band
