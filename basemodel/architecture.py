@@ -40,19 +40,25 @@ class ConvBackbone(nn.Module):
     those of the conv-ReLU-pool order.
     """
 
-    def __init__(self, input_shape: tuple[int, ...], feature_dim: int = 64):
+    def __init__(
+        self,
+        input_shape: tuple[int, ...],
+        feature_dim: int = 64,
+        channels: tuple[int, int] = (16, 32),
+    ):
         super().__init__()
         if tuple(input_shape) != (1, 28, 28):
             raise ValueError(f"the conv backbone takes 1x28x28 inputs, not {input_shape}")
+        first, second = channels
         self.layers = nn.Sequential(
-            nn.Conv2d(1, 16, 5),
+            nn.Conv2d(1, first, 5),
             nn.MaxPool2d(2),
             nn.ReLU(),
-            nn.Conv2d(16, 32, 5),
+            nn.Conv2d(first, second, 5),
             nn.MaxPool2d(2),
             nn.ReLU(),
             nn.Flatten(),
-            nn.Linear(32 * 4 * 4, feature_dim),
+            nn.Linear(second * 4 * 4, feature_dim),
             nn.ReLU(),
         )
         self.feature_dim = feature_dim
@@ -83,6 +89,32 @@ BACKBONES: dict[str, Callable[..., nn.Module]] = {  # (input_shape, **options) -
     "gru4rec": GRU4RecBackbone,
     "sasrec": SASRecBackbone,
 }
+
+# Each backbone's widths at ``width`` 1 (channels, features, embedding size): what
+# ``width`` multiplies. SASRec's embedding must split over its two attention heads.
+BASE_WIDTHS: dict[str, dict[str, int | tuple[int, ...]]] = {
+    "conv28": {"channels": (16, 32), "feature_dim": 64},
+    "mlp": {"feature_dim": 64},
+    "gru4rec": {"dim": 32, "feature_dim": 64},
+    "sasrec": {"dim": 32, "feature_dim": 64},
+}
+MULTIPLE_OF = {"sasrec": {"dim": 2}}
+
+
+def scaled_widths(backbone: str, width: float) -> dict[str, int | tuple[int, ...]]:
+    """The backbone's width options at multiplier ``width`` (each at least 1, rounded)."""
+
+    def scale(value: int, multiple: int) -> int:
+        return max(multiple, multiple * round(value * width / multiple))
+
+    out: dict[str, int | tuple[int, ...]] = {}
+    for name, value in BASE_WIDTHS[backbone].items():
+        multiple = MULTIPLE_OF.get(backbone, {}).get(name, 1)
+        if isinstance(value, tuple):
+            out[name] = tuple(scale(v, multiple) for v in value)
+        else:
+            out[name] = scale(value, multiple)
+    return out
 
 
 class EditableHead(nn.Module):
@@ -151,11 +183,16 @@ def build_model(
     backbone: str,
     input_shape: tuple[int, ...],
     num_classes: int,
-    head_hidden: int = 64,
+    head_hidden: int | list[int] = 64,
     options: dict[str, int] | None = None,
+    width: float = 1.0,
 ) -> FleetModel:
-    """The starting model's architecture: a named backbone and a two-layer head.
+    """The device's model: a named backbone at ``width`` and an editable head.
 
+    ``width`` multiplies the backbone's channel, feature and embedding widths
+    (1: the shipped sizes, the same weights for the same seed as before the
+    setting existed); ``head_hidden`` lists the head's hidden layer widths (an
+    int: one hidden layer), between the backbone's features and the classes.
     ``options`` go to the backbone (a sequence backbone's catalogue size, ``items``).
     """
     try:
@@ -164,6 +201,12 @@ def build_model(
         raise ValueError(
             f"unknown backbone {backbone!r}; valid backbones: {', '.join(sorted(BACKBONES))}"
         ) from None
-    body = make(tuple(input_shape), **(options or {}))
+    body = make(tuple(input_shape), **scaled_widths(backbone, width), **(options or {}))
     feature_dim = int(body.feature_dim)
-    return FleetModel(body, EditableHead([feature_dim, head_hidden, num_classes]))
+    hidden = [head_hidden] if isinstance(head_hidden, int) else list(head_hidden)
+    return FleetModel(body, EditableHead([feature_dim, *hidden, num_classes]))
+
+
+def parameter_count(model: nn.Module) -> int:
+    """Every parameter of the model (backbone and head), as a device stores it."""
+    return sum(p.numel() for p in model.parameters())

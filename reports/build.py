@@ -38,7 +38,9 @@ img { max-width: 100%; border: 1px solid #eee; }
 ADAPTER_TITLE = "Persona's adapter on held-out episodes (pretraining's held-out samples)"
 
 
-def key_settings(scenario: dict[str, Any]) -> list[tuple[str, str]]:
+def key_settings(
+    scenario: dict[str, Any], summary: list[dict[str, Any]] | None = None
+) -> list[tuple[str, str]]:
     """The scenario's settings a reader needs before the table."""
     fleet, rounds = scenario.get("fleet", {}), scenario.get("rounds", {})
     classes = ", ".join(f"{c['name']} ({c['share']})" for c in fleet.get("classes", []))
@@ -53,6 +55,7 @@ def key_settings(scenario: dict[str, Any]) -> list[tuple[str, str]]:
     return [
         ("scenario", f"{scenario.get('name', '?')}: {scenario.get('description', '')}"),
         ("starting model", starting_model_line(scenario)),
+        ("device model", device_model_line(scenario, summary or [])),
         ("fleet", f"{fleet.get('devices')} devices; classes {classes}"),
         (
             "data",
@@ -75,6 +78,20 @@ STARTING_MODELS = {
     "base-only": "base-only: a model shipped before the cloud had its family data (clean "
     "and pretrain.base only); every family context is new to it",
 }
+
+
+def device_model_line(scenario: dict[str, Any], summary: list[dict[str, Any]]) -> str:
+    """The device model's width and head, with its measured size where the run recorded it."""
+    model = scenario.get("model", {})
+    head = model.get("head_hidden", [64])
+    text = f"width {model.get('width', 1.0):g}, head hidden layers {head}"
+    sized = next((r for r in summary if r.get("model_parameters") is not None), None)
+    if sized is not None:
+        text += (
+            f": {int(sized['model_parameters']):,} parameters, "
+            f"{float(sized['model_flops_per_sample']):,.0f} FLOPs per sample"
+        )
+    return text
 
 
 def starting_model_line(scenario: dict[str, Any]) -> str:
@@ -156,7 +173,7 @@ def _markdown_bold(text: str) -> str:
 def write_html(results: RunResults, plots: dict[str, Path], path: Path) -> None:
     settings = "".join(
         f"<tr><td>{html.escape(k)}</td><td>{html.escape(v)}</td></tr>"
-        for k, v in key_settings(results.scenario)
+        for k, v in key_settings(results.scenario, results.summary)
     )
     figures = []
     for name, (generic, _) in FIGURES.items():
@@ -194,7 +211,7 @@ def write_html(results: RunResults, plots: dict[str, Path], path: Path) -> None:
 def write_markdown(results: RunResults, plots: dict[str, Path], path: Path) -> None:
     cells = table(results)
     lines = [f"# {results.name}", ""]
-    lines += [f"- **{k}**: {v}" for k, v in key_settings(results.scenario)]
+    lines += [f"- **{k}**: {v}" for k, v in key_settings(results.scenario, results.summary)]
     lines += [
         f"- **seeds**: {', '.join(str(s) for s in results.seeds)}",
         "",

@@ -155,6 +155,7 @@ class RoundLoop:
                 fleet_size,
                 facts,
                 str(cloud_device),
+                self.world.model_facts(),
             )
         )
 

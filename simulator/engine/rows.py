@@ -91,11 +91,13 @@ def end_row(
     devices: int,
     facts: dict[str, Any],
     cloud_device: str = "cpu",
+    model: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The end of a method-seed run (its presence marks the run finished).
 
     ``facts`` is what the method reports about itself (``run_facts``);
-    ``cloud_device`` is where its cloud half computed (``cloud.device``).
+    ``cloud_device`` is where its cloud half computed (``cloud.device``);
+    ``model`` the device model's size (parameters, forward FLOPs per sample).
     """
     return {
         "kind": "end",
@@ -106,4 +108,5 @@ def end_row(
         "devices": devices,
         "facts": facts,
         "cloud_device": cloud_device,
+        "model": model or {},
     }

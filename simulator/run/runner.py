@@ -42,7 +42,7 @@ from simulator.run.stopping import graceful_interrupts
 from simulator.run.summary import nonfinite_evaluations, summarize_file, write_summary
 from simulator.scenario.errors import UserError
 from simulator.scenario.loading import load_scenario, scenario_to_document
-from simulator.world.build import WorldSpec
+from simulator.world.build import WorldSpec, model_words
 from simulator.world.cloud import pretrain_for, starting_model_words
 from simulator.world.schedule import onsets
 
@@ -177,6 +177,7 @@ def _execute(
             context = RunContext(
                 folder, plan.checkpoint_every, plan.checkpoint_budget, stop, progress, engine
             )
+            console.print(f"device model: {model_words(scenario)}", highlight=False)
             for seed in plan.seeds:
                 write_fleet(folder, scenario, seed)
                 pretrained, key = pretrain_for(scenario, seed)

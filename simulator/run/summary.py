@@ -64,6 +64,8 @@ SUMMARY_COLUMNS = [
     "prototypes_final",
     "pretrain_seed",
     "starting_model",
+    "model_parameters",
+    "model_flops_per_sample",
     "complete",
     "nonfinite_evals",
     # Recommendation only (empty for classification): time-averaged over ticks.
@@ -144,6 +146,8 @@ def summarize_file(path: Path, method: str, seed: int, scenario: Scenario) -> di
         ),
         "pretrain_seed": pretrain_seed(scenario, seed),
         "starting_model": scenario.pretrain.starting_model,
+        "model_parameters": (end or {}).get("model", {}).get("parameters"),
+        "model_flops_per_sample": (end or {}).get("model", {}).get("flops_per_sample"),
         "complete": end is not None,
         "nonfinite_evals": nonfinite_evaluations(rows),
         **{

@@ -178,6 +178,23 @@ class Pretrain(Strict):
         return data
 
 
+class Model(Strict):
+    """The device's model: how wide its backbone is and what its editable head holds.
+
+    ``width`` multiplies the backbone's channel, feature and embedding widths
+    (1: the shipped model; 0.25 a lightweight one, the paper's premise that a
+    small on-device model cannot cover what it meets). ``head_hidden`` lists
+    the editable head's hidden layer widths between the backbone's features and
+    the classes (empty: one linear layer). FLOPs, bytes, energy and device state
+    follow the model built from these, since all of them are measured on it.
+    """
+
+    width: Annotated[float, Field(ge=0.0625, le=8)] = 1.0
+    head_hidden: Annotated[list[Annotated[int, Field(ge=1, le=4096)]], Field(max_length=4)] = Field(
+        default_factory=lambda: [64]
+    )
+
+
 class Cloud(Strict):
     """The cloud's own compute: its simulated speed, and where its tensor work really runs.
 
@@ -240,6 +257,7 @@ class Scenario(Strict):
     rounds: Rounds
     methods: Annotated[list[MethodSpec], Field(min_length=1)]
     pretrain: Pretrain = Pretrain()
+    model: Model = Model()
     cloud: Cloud = Cloud()
     engine: Engine = Engine()
     output: str = "runs"

@@ -11,10 +11,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import Any
 
 import torch
 
-from basemodel.architecture import FleetModel, build_model
+from basemodel.architecture import FleetModel, build_model, parameter_count
 from basemodel.flops import flops_per_sample
 from simulator.scenario.schema import Scenario
 from simulator.world.datasets import DatasetSpec, dataset_spec
@@ -66,11 +67,33 @@ class World:
         self.forward_flops = flops_per_sample(self.model, shape)
         self.backbone_flops = flops_per_sample(self.model.backbone, shape)
 
+    def model_facts(self) -> dict[str, Any]:
+        """The device model's size: what a run log, summary and report state."""
+        return {
+            "backbone": self.dataset.backbone,
+            "width": self.scenario.model.width,
+            "head": self.model.head.widths(),
+            "parameters": parameter_count(self.model),
+            "flops_per_sample": self.forward_flops,
+        }
+
     @classmethod
     @lru_cache(maxsize=4)
     def get(cls, spec: WorldSpec) -> World:
         """The world of ``spec``, built once per process (the last few are kept)."""
         return cls(spec)
+
+
+def model_words(scenario: Scenario) -> str:
+    """The device model in a line: backbone, width, head, parameters, FLOPs per sample."""
+    spec = dataset_spec(scenario.data.dataset)
+    model = new_model(scenario)
+    flops = flops_per_sample(model, spec.input_shape)
+    head = ", ".join(str(w) for w in model.head.widths())
+    return (
+        f"{spec.backbone} at width {scenario.model.width:g}, head [{head}]: "
+        f"{parameter_count(model):,} parameters, {flops:,.0f} FLOPs per sample"
+    )
 
 
 def pretrain_seed(scenario: Scenario, seed: int) -> int:
@@ -83,11 +106,19 @@ def pretrain_seed(scenario: Scenario, seed: int) -> int:
 
 
 def new_model(scenario: Scenario) -> FleetModel:
-    """A freshly initialised starting model for the scenario's dataset (its table entry)."""
+    """A freshly initialised starting model: the dataset's backbone at ``model.width``."""
     spec = dataset_spec(scenario.data.dataset)
     options = None
     if spec.catalogue is not None:
         options = {"items": spec.catalogue.items}
     elif spec.ratings is not None and scenario.data.path is not None:
         options = {"items": load_replay(scenario.data.path, spec.ratings).num_items}
-    return build_model(spec.backbone, spec.input_shape, spec.num_classes, options=options)
+    model = scenario.model
+    return build_model(
+        spec.backbone,
+        spec.input_shape,
+        spec.num_classes,
+        head_hidden=model.head_hidden,
+        options=options,
+        width=model.width,
+    )

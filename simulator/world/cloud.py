@@ -187,6 +187,8 @@ def pretrain_for(scenario: Scenario, seed: int, cache_dir: Path | None = None) -
     description: dict[str, Any] = {
         "dataset": spec.name,
         "model": type(model.backbone).__name__,
+        "width": scenario.model.width,
+        "head": model.head.widths(),
         "cloud_fraction": scenario.data.cloud_fraction,
         "test_fraction": scenario.data.test_fraction,
         "base": [c.model_dump() for c in scenario.pretrain.starting_contexts()],
