@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 
 from reports.statistics import mean_ci95
-from simulator.run.paired import seed_interval
+from simulator.run.interval import seed_interval
 from simulator.run.reader import MethodRun
 
 

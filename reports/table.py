@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from reports.statistics import mean_ci95
-from simulator.run.paired import MIN_SEEDS, TOO_FEW
+from simulator.run.interval import MIN_SEEDS, TOO_FEW
 from simulator.run.reader import RunResults
 
 # (summary column, heading, format, scale)

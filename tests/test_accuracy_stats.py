@@ -186,7 +186,7 @@ def test_only_devices_both_methods_evaluated_are_paired():
 
 def test_no_shared_seed_gives_no_figure():
     result = compare(_runs({0: [0.5]}), _runs({1: [0.5]}), MEAN, [], 60.0, ("x", "y"))
-    assert math.isnan(result.difference) and result.verdict == "no detectable difference"
+    assert math.isnan(result.difference) and result.verdict == "too few seeds"
 
 
 def test_references_are_static_the_first_baseline_and_persona_beside_its_ablations():

@@ -27,15 +27,11 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
-from scipy import stats
 
 from simulator.run.accuracy import EvalRow, TickFilter, after_each, device_means, everywhere
+from simulator.run.interval import MIN_SEEDS, TOO_FEW, seed_interval
 from simulator.run.reader import PAIRED_FILE
 from simulator.world.known import KNOWN, UNKNOWN
-
-MIN_SEEDS = 3  # fewer seeds give no verdict
-LEVEL = 0.95
-TOO_FEW = "too few seeds"
 
 Statistic = Callable[[np.ndarray], float]  # per-device values -> a figure
 
@@ -103,20 +99,6 @@ class Comparison:
         if self.high < 0:
             return "behind"
         return "no detectable difference"
-
-
-def seed_interval(differences: list[float]) -> tuple[float, float, float, float]:
-    """Mean, t-interval bounds and standard deviation of per-seed differences.
-
-    One seed: the mean and NaN for the rest (one replicate has no spread).
-    """
-    values = np.asarray(differences, dtype=float)
-    mean = float(values.mean())
-    if len(values) < 2:
-        return mean, math.nan, math.nan, math.nan
-    sd = float(values.std(ddof=1))
-    half = float(stats.t.ppf(0.5 + LEVEL / 2, len(values) - 1)) * sd / math.sqrt(len(values))
-    return mean, mean - half, mean + half, sd
 
 
 def seed_differences(
