@@ -40,6 +40,7 @@ def test_the_library_is_complete_and_each_file_explains_itself():
         assert lines[0].startswith(f"# {path.stem}:"), path
         header = " ".join(line for line in lines if line.startswith("#"))
         assert "Tests" in header and "Should win:" in header, path  # what it tests, who wins
+        assert "Regime:" in header, path  # which starting model the claims are about
 
 
 def test_shipped_scenarios_raise_no_warnings():
