@@ -1,7 +1,9 @@
 """Persona in deployment, cloud side: summaries in, (prototype, edit) per device out.
 
 One batched adapter pass serves every device of a round. Assignment is by
-nearest centroid or by smallest edit. Refinement (label-free) then updates
+nearest centroid or by smallest edit; an edit gate (``persona.gate``), where
+the method asks for one, scales each edit by its context's calibrated share.
+Refinement (label-free) then updates
 the bank: centroids every round; prototype heads accumulate their members'
 mean edits and move every ``head_refresh_rounds`` rounds (so devices re-download
 ``P(k)`` only then); far codes spawn prototypes, close prototypes merge.
@@ -17,6 +19,7 @@ import torch
 from basemodel.architecture import HeadWeights
 from basemodel.cloud_device import HOST
 from persona.adapter import PersonaAdapter, edit_norms, window_means
+from persona.gate import EditGate
 from persona.novelty import NoveltyDetector
 from persona.prototypes import PrototypeBank, RefineConfig
 
@@ -91,6 +94,7 @@ class PersonaCloud:
         rules: DeployRules = DeployRules(),
         novelty: NoveltyDetector | None = None,
         device: torch.device = HOST,
+        gate: EditGate | None = None,
     ):
         if rules.assignment not in ("nearest", "smallest-edit"):
             raise ValueError(
@@ -103,6 +107,7 @@ class PersonaCloud:
         self.novelty = novelty.to(device) if novelty is not None else None  # None: never spawns
         self.assignment = rules.assignment
         self.edits = rules.edits
+        self.gate = gate  # None: every edit is served whole
         self.head_refresh_rounds = max(1, rules.head_refresh_rounds)
         self._pending = [(torch.zeros_like(w), torch.zeros_like(b)) for w, b in bank.heads]
         self._pending_count = torch.zeros(len(bank), device=device)
@@ -205,6 +210,8 @@ class PersonaCloud:
             means = window_means(summaries, self.adapter.config.summary)
             self._spawn(codes, means, assigned, report)
         edits = self.adapter.generators(layer_codes, assigned)
+        if self.gate is not None:
+            edits = self.gate.scaled(edits, summaries, self.adapter.config.summary)
         if not self.edits:
             edits = [(torch.zeros_like(dw), torch.zeros_like(db)) for dw, db in edits]
         chosen = assigned.tolist()

@@ -19,6 +19,7 @@ from basemodel.cache import cache_key, default_cache_dir, load_entry, save_atomi
 from basemodel.resources import LabeledShare
 from persona.adapter import AdapterConfig, PersonaAdapter
 from persona.episodes import EpisodeSampler, context_features, split_groups, split_images
+from persona.gate import EditGate, calibrate_gate
 from persona.novelty import NoveltyDetector, calibrate_novelty
 from persona.prototypes import PrototypeBank
 from persona.training import (
@@ -27,6 +28,7 @@ from persona.training import (
     PersonaTrainConfig,
     build_prototypes,
     expiry_distance,
+    summaries_of,
     train_adapter,
 )
 
@@ -43,6 +45,7 @@ class PersonaCloudState:
     final_loss: float
     cache_path: Path
     diagnostics: AdapterDiagnostics | None = None
+    gate: EditGate | None = None  # None without held-out episodes
 
 
 def head_weights(head: nn.Module) -> HeadWeights:
@@ -74,7 +77,7 @@ def pretrain_persona(
             "adapter": asdict(adapter_config),
             "train": asdict(train_config),
             "seed": seed,
-            "format": 7,  # 7: two-pass window spread (6: generators grouped by prototype)
+            "format": 8,  # 8: the edit gate (7: two-pass window spread)
         }
     )
     path = cache_dir / f"persona-{key}.pt"
@@ -109,6 +112,10 @@ def pretrain_persona(
         bank, merge = build_prototypes(adapter, base, sampler, train_config, seed)
         novelty = calibrate_novelty(sampler, train_config.window, train_config.spawn_factor)
         expiry = expiry_distance(sampler, train_config)
+        gate = None
+        if heldout is not None:
+            support = summaries_of(heldout.support, adapter_config.summary)
+            gate = calibrate_gate(adapter, bank, heldout.context, support, heldout.qx, heldout.qy)
     final_loss = float(sum(losses[-50:]) / max(1, len(losses[-50:])))
     save_atomically(
         {
@@ -119,11 +126,12 @@ def pretrain_persona(
             "expiry": expiry,
             "loss": final_loss,
             "diagnostics": _diagnostics_state(diagnostics) if diagnostics else {},
+            "gate": gate.state() if gate is not None else {},
         },
         path,
     )
     return PersonaCloudState(
-        adapter.eval(), bank, novelty, merge, expiry, final_loss, path, diagnostics
+        adapter.eval(), bank, novelty, merge, expiry, final_loss, path, diagnostics, gate
     )
 
 
@@ -134,6 +142,7 @@ def _from_cache(saved: dict, config: AdapterConfig, path: Path) -> PersonaCloudS
         adapter = PersonaAdapter(config, prototypes=len(bank))
         adapter.load_state_dict(saved["adapter"])
         diagnostics = saved.get("diagnostics")
+        gate = saved.get("gate")
         return PersonaCloudState(
             adapter.eval(),
             bank,
@@ -143,6 +152,7 @@ def _from_cache(saved: dict, config: AdapterConfig, path: Path) -> PersonaCloudS
             float(saved["loss"]),
             path,
             _diagnostics_from(diagnostics) if diagnostics else None,
+            EditGate.from_state(gate) if gate else None,
         )
     except (KeyError, RuntimeError, TypeError, ValueError, AttributeError, IndexError):
         return None

@@ -33,6 +33,7 @@ from basemodel.cloud_device import deterministic_kernels
 from basemodel.threads import fixed_threads
 from persona.adapter import AdapterConfig, summarize_window, window_means
 from persona.cloud import Assignment, DeployRules, PersonaCloud
+from persona.gate import SCALES, EditGate
 from persona.pretraining import pretrain_persona
 from persona.prototypes import RefineConfig
 from persona.training import AdapterDiagnostics, PersonaTrainConfig
@@ -91,6 +92,10 @@ class PersonaParams(MethodParams):
     # --grid persona.on_expiry=prototype,factory).
     on_expiry: Literal["prototype", "factory"] = "prototype"
     edits: bool = True
+    # "calibrated": each edit is scaled by the share that scored best on held-out
+    # episodes for the known context its window is nearest (persona.gate); 0
+    # serves the prototype head unedited where the edit hurt that context.
+    edit_gate: Literal["none", "calibrated"] = "none"
     prototype_heads: Literal["generated", "finetuned"] = _library(
         PersonaTrainConfig, "prototype_heads"
     )
@@ -442,8 +447,17 @@ def build_cloud(setup: CloudSetup, params: PersonaParams) -> PersonaStrategy:
         _log_diagnostics(state.diagnostics, family.context_names)
         record = heldout_record(state.diagnostics, family.context_names)
     rules = DeployRules(params.assignment, params.head_refresh_rounds, params.edits)
+    gate = state.gate if params.edit_gate == "calibrated" else None
+    if params.edit_gate == "calibrated" and gate is None:
+        raise ValueError(
+            "persona: edit_gate calibrated needs held-out episodes, and the cloud's family "
+            "share has none; set the family share larger or edit_gate: none"
+        )
+    if gate is not None:
+        _log_gate(gate, family.context_names)
+        record["gate"] = gate_record(gate, family.context_names)
     cloud = PersonaCloud(
-        state.adapter, state.bank, refine, rules, state.novelty, setup.cloud_device
+        state.adapter, state.bank, refine, rules, state.novelty, setup.cloud_device, gate
     )
     dtype = PRECISIONS[params.edit_precision]
     return PersonaStrategy(
@@ -463,6 +477,25 @@ def heldout_record(d: AdapterDiagnostics, names: list[str]) -> dict[str, Any]:
             for c, (edited, base) in sorted(d.per_context.items())
         },
     }
+
+
+def gate_record(gate: EditGate, names: list[str]) -> dict[str, Any]:
+    """The gate's choice per known context, with the held-out accuracy at each share."""
+    return {
+        (names[c] if c < len(names) else str(c)): {
+            "share": float(gate.scales[c]),
+            "accuracy_by_share": dict(zip(SCALES, gate.accuracy[c].tolist(), strict=True)),
+        }
+        for c in range(len(gate.scales))
+    }
+
+
+def _log_gate(gate: EditGate, names: list[str]) -> None:
+    chosen = ", ".join(
+        f"{names[c] if c < len(names) else c} {float(gate.scales[c]):g}"
+        for c in range(len(gate.scales))
+    )
+    log.info("persona edit gate (share of the edit served, by nearest context): %s", chosen)
 
 
 def _log_diagnostics(d: AdapterDiagnostics, names: list[str]) -> None:
@@ -507,4 +540,5 @@ METHODS = [
     _variant("persona-nocross", "independent per-layer codes", {"cross_layer": False}),
     _variant("persona-refine", "prototypes refined without labels", {"refine": True}),
     _variant("persona-noedit", "prototype heads only, no per-device edit", {"edits": False}),
+    _variant("persona-ungated", "every edit served whole (no edit gate)", {"edit_gate": "none"}),
 ]

@@ -55,7 +55,7 @@ def test_unknown_method_lists_valid_methods(tmp_path, tiny_document):
         f"{tmp_path / 'bad.yaml'}: methods[2].name: unknown method 'fedsgd'; "
         "valid methods: cloud-retrain, em-prior, fedavg, fedavg-ft, fedavg-head, fedprox, "
         "finetune, ifca, lame, persona, persona-nocross, persona-noedit, persona-noproto, "
-        "persona-refine, "
+        "persona-refine, persona-ungated, "
         "pfedhn, static, t3a"
     )
 
