@@ -33,6 +33,7 @@ from simulator.scenario.drift import (
     ShiftKindName,
 )
 from simulator.scenario.fleet import DeviceClass, Faults, Fleet, LogNormal, NetworkTrace
+from simulator.scenario.known_share import deployed_contexts, family_at_share
 from simulator.scenario.types import Fraction, PositiveFloat, Strict
 from simulator.world.datasets import DATASET_NAMES, DATASETS
 from simulator.world.ratings import FORMATS, RatingsError
@@ -138,7 +139,10 @@ class Pretrain(Strict):
     ``base`` alone: a model shipped before the cloud had the family's data,
     the regime in which every family context is new to the starting model.
     ``seed`` fixes the pretraining seed across a run's simulation seeds
-    (default: each simulation seed pretrains its own).
+    (default: each simulation seed pretrains its own). ``known_share`` (unset:
+    the family as written) rewrites the family so the cloud knows that share of
+    the contexts devices meet (``simulator.scenario.known_share``): a sweep
+    axis for how much of the fleet's world the cloud prepared for.
     """
 
     epochs: Annotated[int, Field(ge=0, le=1000)] = 8
@@ -149,6 +153,7 @@ class Pretrain(Strict):
     family_fraction: Annotated[float, Field(ge=0, lt=1)] = 0.4
     starting_model: StartingModel = "cloud-best"
     seed: Annotated[int, Field(ge=0, le=2**62)] | None = None
+    known_share: Fraction | None = None
 
     def starting_contexts(self) -> list[KnownContext]:
         """The contexts the starting model trains under (besides clean), each once."""
@@ -286,7 +291,25 @@ class Scenario(Strict):
         self._check_task()
         self._check_grid()
         self._check_pools()
+        self._apply_known_share()
         return self
+
+    def _apply_known_share(self) -> None:
+        """Fix the cloud's family at validation when ``pretrain.known_share`` is set."""
+        share = self.pretrain.known_share
+        if share is None:
+            return
+        deployed = deployed_contexts(self.schedule, self.shifts)
+        if not deployed:
+            raise ValueError(
+                "pretrain.known_share: no device meets a single-shift covariate or interest "
+                "context (schedule.contexts or shifts), so there is no share to know; "
+                "remove the key or deploy such a context"
+            )
+        family = family_at_share(self.pretrain.family, deployed, share)
+        # Sections are frozen; the effective family is settled here, once, before
+        # anything reads it.
+        object.__setattr__(self, "pretrain", self.pretrain.model_copy(update={"family": family}))
 
     def _check_grid(self) -> None:
         horizon = self.rounds.horizon_s
