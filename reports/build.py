@@ -156,8 +156,15 @@ def _html_adapter(results: RunResults) -> str:
 
 
 def _warnings(results: RunResults) -> list[str]:
-    """What a reader must know before trusting the numbers: useless edits, diverged models."""
-    return adapter_warnings(results) + divergence_warnings(results)
+    """What a reader must know before trusting the numbers: a run still being written,
+    useless edits, diverged models."""
+    live = []
+    if results.writer is not None:
+        live.append(
+            f"**Still running** ({results.writer}): these figures are those of the rounds on "
+            "disk so far; rebuild the report when the run ends."
+        )
+    return live + adapter_warnings(results) + divergence_warnings(results)
 
 
 def _css(value: Any) -> str:
@@ -267,7 +274,8 @@ def compare_runs(folders: list[str | Path], out: Path) -> Path:
     styles = ["-", "--", ":", "-."]
     rows = []
     for i, results in enumerate(runs):
-        label = f"{results.name} ({results.folder.name})"
+        live = ", still running" if results.writer is not None else ""
+        label = f"{results.name} ({results.folder.name}{live})"
         for method in results.methods:
             times, mean, _ = accuracy_band(results.of(method))
             ax.plot(

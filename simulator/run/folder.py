@@ -8,6 +8,8 @@
     checkpoints/<method>__seed<N>.pt  the latest checkpoint of an unfinished run
     summary.json, summary.csv      written at the end (and on an interruption)
     report.html, report.md, plots/ written by ``simulate`` and ``simulate report``
+    .writer.lock                   held by the one process writing the folder
+                                   (``simulator.run.lock``)
 """
 
 from __future__ import annotations

@@ -14,6 +14,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from simulator.run.lock import held_by
 from simulator.scenario.errors import UserError
 from simulator.scenario.loading import read_document
 from simulator.scenario.schema import Scenario
@@ -107,6 +108,8 @@ class RunResults:
     runs: dict[tuple[str, int], MethodRun]
     fleets: dict[int, list[dict[str, Any]]] = field(default_factory=dict)
     paired: list[dict[str, Any]] = field(default_factory=list)
+    # Who writes the folder now (``simulator.run.lock``); None: no live writer.
+    writer: str | None = None
 
     @property
     def name(self) -> str:
@@ -193,9 +196,15 @@ def load_run(folder: str | Path) -> RunResults:
     folder = Path(folder)
     if not folder.is_dir():
         raise RunFolderError(f"{folder}: not a run folder")
+    writer = held_by(folder)
     needed = [folder / "scenario.yaml", folder / "summary.json"]
     for path in needed:
         if not path.exists():
+            if writer is not None:
+                raise RunFolderError(
+                    f"{folder}: still running ({writer}); its {path.name} is written when "
+                    "it ends, report it then"
+                )
             raise RunFolderError(f"{folder}: missing {path.name} (is this a run folder?)")
     # Read, not validated: a folder written by an older version stays reportable.
     scenario = read_document(folder / "scenario.yaml")
@@ -229,4 +238,4 @@ def load_run(folder: str | Path) -> RunResults:
     paired = []
     if (folder / PAIRED_FILE).exists():
         paired = _read_paired(folder / PAIRED_FILE)
-    return RunResults(folder, scenario, summary, runs, fleets, paired)
+    return RunResults(folder, scenario, summary, runs, fleets, paired, writer)

@@ -34,6 +34,7 @@ from simulator.engine.stop import StopRequested, StopSwitch
 from simulator.run.accuracy import answered
 from simulator.run.checkpoints import Checkpointer, load_checkpoint, run_key
 from simulator.run.folder import checkpoint_path, create_run_folder, metrics_path, write_fleet
+from simulator.run.lock import writer_lock
 from simulator.run.metrics_log import MetricsLog
 from simulator.run.paired import paired_table, references, write_paired
 from simulator.run.plan import RunPlan, read_plan, scenario_digest, write_plan
@@ -132,14 +133,25 @@ def run_plan(
         folder = create_run_folder(plan.out_dir, plan.scenario.name)
     else:
         folder.mkdir(parents=True)
-    document = scenario_to_document(plan.scenario)
-    (folder / "scenario.yaml").write_text(yaml.safe_dump(document, sort_keys=False))
-    write_plan(folder, plan)
-    return _execute(plan, folder, False, show_progress, console)
+    with writer_lock(folder):
+        document = scenario_to_document(plan.scenario)
+        (folder / "scenario.yaml").write_text(yaml.safe_dump(document, sort_keys=False))
+        write_plan(folder, plan)
+        return _execute(plan, folder, False, show_progress, console)
 
 
 def resume_run(folder: Path, show_progress: bool = True, console: Console | None = None) -> Path:
-    """Continue an interrupted run in ``folder``; finished method-seed runs are kept."""
+    """Continue an interrupted run in ``folder``; finished method-seed runs are kept.
+
+    A second writer (another resume, or the original run still going) is refused
+    before anything is written, since its rows would interleave with this one's.
+    """
+    read_plan(folder)  # a folder that is no run is refused before a lock file is left in it
+    with writer_lock(folder):
+        return _resume_locked(folder, show_progress, console)
+
+
+def _resume_locked(folder: Path, show_progress: bool, console: Console | None) -> Path:
     stored = read_plan(folder)
     scenario = load_scenario(folder / "scenario.yaml")
     if stored.scenario_sha256 is not None and stored.scenario_sha256 != scenario_digest(scenario):

@@ -17,6 +17,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from simulator.run.lock import writer_lock
 from simulator.scenario.errors import UserError
 from simulator.scenario.loading import parse_scenario, read_document
 from simulator.scenario.overrides import apply_overrides
@@ -150,15 +151,22 @@ def start_sweep(request: SweepRequest, engine: str, ray_address: str | None) -> 
     """Validate every cell, write ``sweep.json``, run the cells, write the results."""
     sweep, scenarios = plan_sweep(request)
     folder = _new_folder(request.out, scenarios[0].name)
-    write_sweep_file(folder, sweep)
-    return _run(folder, sweep, scenarios, request.workers, engine, ray_address)
+    with writer_lock(folder, "sweep"):
+        write_sweep_file(folder, sweep)
+        return _run(folder, sweep, scenarios, request.workers, engine, ray_address)
 
 
 def resume_sweep(folder: Path, workers: int, engine: str, ray_address: str | None) -> Path:
-    """Continue a sweep: finished cells are kept, the others resume from their checkpoints."""
-    sweep = read_sweep_file(folder)
-    scenarios = [cell_scenario(sweep.base, cell, sweep.source) for cell in sweep.cell_list()]
-    return _run(folder, sweep, scenarios, workers, engine, ray_address)
+    """Continue a sweep: finished cells are kept, the others resume from their checkpoints.
+
+    A second writer of the folder (another resume, or the sweep itself still
+    going) is refused before anything is written.
+    """
+    read_sweep_file(folder)  # a folder that is no sweep is refused before it is locked
+    with writer_lock(folder, "sweep"):
+        sweep = read_sweep_file(folder)
+        scenarios = [cell_scenario(sweep.base, cell, sweep.source) for cell in sweep.cell_list()]
+        return _run(folder, sweep, scenarios, workers, engine, ray_address)
 
 
 def _run(
