@@ -22,12 +22,11 @@ import itertools
 import json
 from pathlib import Path
 
-import yaml
-
 from simulator.run.plan import RunPlan
 from simulator.run.runner import run_plan
 from simulator.scenario.loading import load_scenario, parse_scenario, scenario_to_document
 from simulator.scenario.schema import MethodSpec
+from simulator.scenario.yaml12 import load_yaml
 
 TUNING_SEED = 100
 
@@ -40,7 +39,7 @@ def parse_grid(entries: list[str]) -> dict[str, dict[str, list]]:
         method, _, param = key.partition(".")
         if not (method and param and values):
             raise SystemExit(f"--grid {entry!r}: expected METHOD.PARAM=V1,V2,...")
-        grid.setdefault(method, {})[param] = [yaml.safe_load(v) for v in values.split(",")]
+        grid.setdefault(method, {})[param] = [load_yaml(v) for v in values.split(",")]
     return grid
 
 

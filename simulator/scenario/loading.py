@@ -17,6 +17,7 @@ from pydantic import ValidationError
 from simulator.scenario.errors import ScenarioError, format_validation_error
 from simulator.scenario.overrides import apply_overrides
 from simulator.scenario.schema import MethodSpec, Scenario
+from simulator.scenario.yaml12 import load_yaml
 from strategies.registry import get_method, method_names, validate_params
 
 
@@ -100,7 +101,7 @@ def read_document(path: str | Path) -> dict[str, Any]:
     except (OSError, UnicodeDecodeError) as err:
         raise ScenarioError(f"{path}: cannot read scenario file ({err})") from None
     try:
-        document = yaml.safe_load(text)
+        document = load_yaml(text)
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""

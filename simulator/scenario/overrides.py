@@ -14,6 +14,7 @@ from typing import Any
 import yaml
 
 from simulator.scenario.errors import ScenarioError
+from simulator.scenario.yaml12 import load_yaml
 
 _PART = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)((?:\[\d+\])*)")
 
@@ -68,7 +69,7 @@ def apply_overrides(
             raise ScenarioError(f"{source}: --set {text!r}: expected KEY.PATH=VALUE")
         key, raw = text.split("=", 1)
         try:
-            value = yaml.safe_load(raw) if raw.strip() else ""
+            value = load_yaml(raw) if raw.strip() else ""
         except yaml.YAMLError:
             value = raw
         try:

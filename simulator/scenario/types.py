@@ -2,12 +2,25 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+import types
+import typing
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
 PositiveFloat = Annotated[float, Field(gt=0)]
 Fraction = Annotated[float, Field(ge=0, le=1)]
+
+
+def numbers_only(annotation: Any) -> bool:
+    """Whether a field takes numbers but no boolean (``true`` would count as 1 there)."""
+    origin = typing.get_origin(annotation)
+    if origin is Annotated:
+        return numbers_only(typing.get_args(annotation)[0])
+    if origin in (typing.Union, types.UnionType):
+        options = typing.get_args(annotation)
+        return bool not in options and any(numbers_only(o) for o in options)
+    return annotation in (int, float)
 
 
 class Strict(BaseModel):
@@ -15,6 +28,17 @@ class Strict(BaseModel):
 
     No float may be infinite or NaN: every quantity in a scenario is a finite
     amount (an infinite period or severity means nothing and would never end).
+    A boolean is never a number: ``rounds.count: true`` is refused, not run
+    as one round.
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _no_boolean_numbers(cls, value: Any, info: ValidationInfo) -> Any:
+        if isinstance(value, bool) and info.field_name is not None:
+            field = cls.model_fields.get(info.field_name)
+            if field is not None and numbers_only(field.annotation):
+                raise ValueError(f"expected a number, found the boolean {str(value).lower()}")
+        return value
