@@ -23,7 +23,7 @@ from simulator.scenario.loading import parse_scenario, read_document
 from simulator.scenario.overrides import apply_overrides
 from simulator.scenario.schema import Engine, Scenario
 from simulator.sweep.execute import INTERRUPTED, CellJob, run_cells
-from simulator.sweep.grid import Axis, cell_scenario, expand
+from simulator.sweep.grid import Axis, cell_scenario, check_distinct, expand
 from simulator.sweep.state import (
     CellEntry,
     SweepFile,
@@ -77,6 +77,7 @@ def plan_sweep(request: SweepRequest) -> tuple[SweepFile, list[Scenario]]:
         )
     cells = expand(request.axes, scenario.seed, request.seeds)
     scenarios = [cell_scenario(base, cell, request.source) for cell in cells]
+    check_distinct(cells, scenarios)
     sweep = SweepFile(
         format=1,
         source=request.source,

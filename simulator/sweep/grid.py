@@ -11,6 +11,8 @@ values (so a cell's seeds do not depend on which other cells the grid has).
 from __future__ import annotations
 
 import itertools
+import json
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,9 +22,18 @@ from simulator.scenario.errors import ScenarioError, UserError
 from simulator.scenario.loading import parse_scenario
 from simulator.scenario.overrides import apply_overrides, parse_key_path
 from simulator.scenario.schema import Scenario
+from simulator.scenario.yaml12 import load_yaml
 from simulator.world.seeding import rng_for
 
 MAX_CELLS = 1000
+# Keys the sweep itself sets in every cell, so an axis over them would be overwritten.
+OWNED = {
+    "seed": "each cell draws its own seeds from the scenario's seed and its values "
+    "(--set seed=N moves them all)",
+    "seeds": "the sweep's --seeds sets how many seeds every cell runs",
+    "engine": "every cell runs inline in one worker (cells are the parallel unit; "
+    "simulate sweep --engine ray spreads them)",
+}
 SEED_RANGE = 2**31  # cell seeds stay far below the schema's bound
 
 
@@ -63,15 +74,19 @@ def parse_axis(entry: str) -> Axis:
     key, sep, text = entry.partition("=")
     key = key.strip()
     if not sep or not key or not text.strip():
-        raise UserError(f"--grid {entry!r}: expected KEY.PATH=V1,V2,... (e.g. seed=0,1)")
+        raise UserError(
+            f"--grid {entry!r}: expected KEY.PATH=V1,V2,... (e.g. data.labeled_fraction=0.1,0.5)"
+        )
     try:
-        parse_key_path(key)
+        path = parse_key_path(key)
     except ValueError as err:
         raise UserError(f"--grid {entry!r}: {err}") from None
+    if path and path[0] in OWNED:
+        raise UserError(f"--grid {key}: not a sweep axis: {OWNED[str(path[0])]}")
     values = []
     for raw in text.split(","):
         try:
-            value = yaml.safe_load(raw)
+            value = load_yaml(raw)
         except yaml.YAMLError:
             raise UserError(f"--grid {key}: value {raw!r} is not a YAML scalar") from None
         if isinstance(value, (dict, list)) or value is None:
@@ -102,9 +117,10 @@ def cell_seeds(sweep_seed: int, values: tuple[tuple[str, Any], ...], count: int)
 
 def expand(axes: list[Axis], sweep_seed: int, seeds: int) -> list[Cell]:
     """The cells of the grid, in the order of the axes (the last axis varies fastest)."""
+    count = math.prod(len(axis.values) for axis in axes)  # before the product is built
+    if count > MAX_CELLS:
+        raise UserError(f"--grid: {count:,} cells; at most {MAX_CELLS} per sweep")
     combos = list(itertools.product(*(axis.values for axis in axes)))
-    if len(combos) > MAX_CELLS:
-        raise UserError(f"--grid: {len(combos)} cells; at most {MAX_CELLS} per sweep")
     cells = []
     for index, combo in enumerate(combos):
         values = tuple(zip((axis.key for axis in axes), combo, strict=True))
@@ -124,3 +140,20 @@ def cell_scenario(base: dict[str, Any], cell: Cell, source: str) -> Scenario:
         return parse_scenario(document, source=source)
     except ScenarioError as err:
         raise UserError(f"{cell.name} ({cell.label()}): {err}") from None
+
+
+def check_distinct(cells: list[Cell], scenarios: list[Scenario]) -> None:
+    """Two cells whose validated scenarios are the same but for their seeds (``3`` and
+    ``3.0``, ``0.5`` and ``5e-1``) would run one experiment twice; refuse them by name."""
+    seen: dict[str, Cell] = {}
+    for cell, scenario in zip(cells, scenarios, strict=True):
+        document = scenario.model_dump(mode="json")
+        document.pop("seed", None)
+        canonical = json.dumps(document, sort_keys=True)
+        if canonical in seen:
+            first = seen[canonical]
+            raise UserError(
+                f"--grid: {first.name} ({first.label()}) and {cell.name} ({cell.label()}) are "
+                "the same scenario once validated; give each value once"
+            )
+        seen[canonical] = cell
