@@ -105,6 +105,19 @@ def test_noisy_differences_that_cancel_are_not_a_lead():
     assert compare(_runs(noisy), _runs(base), MEAN, [], 60.0, ("x", "y")) == result
 
 
+def test_a_against_b_mirrors_b_against_a_whatever_the_names():
+    rng = np.random.default_rng(5)
+    a = {s: list(rng.uniform(0.4, 0.9, 25)) for s in range(4)}
+    b = {s: list(np.array(accs) + rng.normal(0.02, 0.05, 25)) for s, accs in a.items()}
+    for metric in (MEAN, WORST):
+        ab = compare(_runs(a), _runs(b), metric, [], 60.0, ("zeta", "alpha"))
+        ba = compare(_runs(b), _runs(a), metric, [], 60.0, ("alpha", "zeta"))
+        assert ab.difference == pytest.approx(-ba.difference)
+        assert (ab.low, ab.high) == pytest.approx((-ba.high, -ba.low))
+        mirror = {"lead": "behind", "behind": "lead"}
+        assert mirror.get(ab.verdict, ab.verdict) == ba.verdict
+
+
 def test_fewer_than_three_seeds_give_no_verdict_and_one_seed_no_interval():
     rng = np.random.default_rng(4)
     base = {s: list(rng.uniform(0.5, 0.8, 40)) for s in range(2)}
