@@ -21,7 +21,7 @@ from reports.table import (
     table,
     value,
 )
-from simulator.run.reader import RunResults, load_run
+from simulator.run.reader import RunFolderError, RunResults, load_run
 
 STYLE = """
 body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1100px; color: #222; }
@@ -164,6 +164,12 @@ def _warnings(results: RunResults) -> list[str]:
             f"**Still running** ({results.writer}): these figures are those of the rounds on "
             "disk so far; rebuild the report when the run ends."
         )
+    unfinished = results.unfinished()
+    if unfinished:
+        live.append(
+            f"**Unfinished** (interrupted; `simulate --resume` continues them): "
+            f"{', '.join(unfinished)}. Their figures cover the rounds run, not the scenario."
+        )
     return live + adapter_warnings(results) + divergence_warnings(results)
 
 
@@ -269,12 +275,19 @@ def compare_runs(folders: list[str | Path], out: Path) -> Path:
     from reports.series import accuracy_band
 
     runs = [load_run(f) for f in folders]
+    metrics = sorted({results.metric for results in runs})
+    if len(metrics) > 1:
+        raise RunFolderError(
+            f"compare: the runs measure different things ({', '.join(metrics)}); "
+            "compare runs of one task at a time"
+        )
     out.mkdir(parents=True, exist_ok=True)
     fig, ax = plt.subplots(figsize=(9, 5))
     styles = ["-", "--", ":", "-."]
     rows = []
     for i, results in enumerate(runs):
         live = ", still running" if results.writer is not None else ""
+        live += ", unfinished" if results.unfinished() else ""
         label = f"{results.name} ({results.folder.name}{live})"
         for method in results.methods:
             times, mean, _ = accuracy_band(results.of(method))

@@ -286,3 +286,32 @@ def test_the_time_band_is_the_paired_t_band_of_per_seed_differences():
     assert (low[0], high[0]) == pytest.approx((mean[0] - half, mean[0] + half))
     _, _, low, _ = paired_band(ours[:1], theirs[:1])
     assert np.isnan(low[0])  # one seed: no band
+
+
+def test_an_unfinished_method_seed_is_named_in_the_report_and_compare(run_folder, tmp_path):
+    folder = tmp_path / "cut"
+    shutil.copytree(run_folder, folder)
+    summary = json.loads((folder / "summary.json").read_text())
+    cut = next(row for row in summary if row["method"] == "fedavg" and row["seed"] == 1)
+    cut["complete"], cut["rounds"] = False, 2
+    (folder / "summary.json").write_text(json.dumps(summary))
+    build_report(folder)
+    text = (folder / "report.md").read_text()
+    assert "**Unfinished**" in text and "fedavg seed 1 (2 of 3 rounds)" in text
+    assert "Unfinished" not in (run_folder / "report.md").read_text()
+    compare_runs([run_folder, folder], tmp_path / "cmp")
+    assert f"{folder.name}, unfinished" in (tmp_path / "cmp" / "compare.html").read_text()
+
+
+def test_compare_refuses_runs_that_measure_different_things(run_folder, tmp_path):
+    import yaml
+
+    from simulator.run.reader import RunFolderError
+
+    folder = tmp_path / "auc"
+    shutil.copytree(run_folder, folder)
+    document = yaml.safe_load((folder / "scenario.yaml").read_text())
+    document["data"]["dataset"] = "interests"
+    (folder / "scenario.yaml").write_text(yaml.safe_dump(document))
+    with pytest.raises(RunFolderError, match="different things \\(AUC, accuracy\\)"):
+        compare_runs([run_folder, folder], tmp_path / "cmp")

@@ -131,6 +131,15 @@ class RunResults:
     def summary_of(self, method: str) -> list[dict[str, Any]]:
         return [row for row in self.summary if row["method"] == method]
 
+    def unfinished(self) -> list[str]:
+        """Each method-seed that did not run to its end, with the rounds it did run."""
+        planned = self.scenario.get("rounds", {}).get("count", "?")
+        return [
+            f"{row['method']} seed {row['seed']} ({row.get('rounds', '?')} of {planned} rounds)"
+            for row in self.summary
+            if row.get("complete") is False
+        ]
+
     @property
     def metric(self) -> str:
         """The name of the task's main metric, which the ``acc_*`` figures hold."""
