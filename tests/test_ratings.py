@@ -9,7 +9,7 @@ from simulator.world.ratings import RatingsError, load_interactions, sample_nega
 
 
 def _write(path, lines):
-    path.write_text("".join(line + "\n" for line in lines), encoding="latin-1")
+    path.write_text("".join(line + "\n" for line in lines), encoding="utf-8")
     return path
 
 
@@ -81,3 +81,46 @@ def test_negatives_avoid_the_users_items_and_repeat_with_the_seed(tmp_path):
     assert not np.array_equal(negatives, sample_negatives(data, 0, 500, seed=4))
     with pytest.raises(RatingsError, match="interacted with every item"):
         sample_negatives(data, 1, 1, seed=0)
+
+
+def test_a_bom_is_dropped_not_read_into_the_first_user(tmp_path):
+    path = tmp_path / "u.data"
+    path.write_bytes(b"\xef\xbb\xbf" + b"7\t1\t3\t100\n7\t2\t3\t200\n")
+    data = load_interactions(path, "movielens-100k")
+    assert data.num_users == 1 and data.num_items == 2
+
+
+def test_text_that_is_not_utf8_is_one_line_naming_the_file(tmp_path):
+    path = tmp_path / "u.data"
+    path.write_bytes(b"1\t1\t3\t100\n2\t\xe9t\xe9\t3\t200\n")
+    with pytest.raises(RatingsError, match=r"u\.data:2: not UTF-8 text"):
+        load_interactions(path, "movielens-100k")
+
+
+@pytest.mark.parametrize("stamp", ["inf", "1e30", "-nan", "123456789012345678901"])
+def test_a_timestamp_that_is_no_time_is_refused(tmp_path, stamp):
+    _write(tmp_path / "u.data", ["1\t1\t3\t100", f"1\t2\t3\t{stamp}"])
+    with pytest.raises(RatingsError, match=r"u\.data:2: "):
+        load_interactions(tmp_path, "movielens-100k")
+
+
+def test_a_pipe_a_device_and_a_dangling_link_are_refused_before_opening(tmp_path):
+    import os
+
+    fifo = tmp_path / "pipe" / "u.data"
+    fifo.parent.mkdir()
+    os.mkfifo(fifo)
+    with pytest.raises(RatingsError, match="not a regular file"):
+        load_interactions(fifo.parent, "movielens-100k")  # would block forever on open
+    zero = tmp_path / "zero.data"
+    zero.symlink_to("/dev/zero")
+    with pytest.raises(RatingsError, match="not a regular file"):
+        load_interactions(zero, "movielens-100k")  # would read forever
+    dangling = tmp_path / "gone.data"
+    dangling.symlink_to(tmp_path / "nothing")
+    with pytest.raises(RatingsError, match="a link to nothing"):
+        load_interactions(dangling, "movielens-100k")
+    loop = tmp_path / "loop"
+    loop.symlink_to(loop)
+    with pytest.raises(RatingsError, match="cannot be read"):
+        load_interactions(loop, "movielens-100k")

@@ -19,9 +19,11 @@ A malformed line is an error naming the file and the line number.
 
 from __future__ import annotations
 
+import stat
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 
@@ -33,6 +35,13 @@ FORMATS: dict[str, tuple[str, str]] = {
     "movielens-1m": ("ratings.dat", "::"),
     "amazon": ("*.csv", ","),
 }
+
+
+# A ratings file larger than this is refused rather than read (the largest public
+# dumps the formats cover are a few GB; /dev/zero behind a link is endless).
+MAX_RATINGS_BYTES = 8 * 2**30
+# Timestamps are Unix seconds; anything beyond 2**53 cannot be a time and overflows.
+MAX_TIMESTAMP = 2**53
 
 
 class RatingsError(ValueError):
@@ -62,22 +71,44 @@ def ratings_file(path: str | Path, fmt: str) -> Path:
         raise RatingsError(f"unknown ratings format {fmt!r}; valid formats: {', '.join(FORMATS)}")
     expected, _ = FORMATS[fmt]
     path = Path(path)
-    if path.is_file():
-        return path
-    if not path.is_dir():
-        raise RatingsError(f"{path}: no such file or folder (expected {expected} for {fmt})")
-    found = sorted(path.glob(expected))
-    if len(found) != 1:
-        what = "no" if not found else f"{len(found)}"
-        raise RatingsError(f"{path}: {what} {expected} file(s) found; {fmt} expects exactly one")
-    return found[0]
+    try:
+        if path.is_dir():
+            found = sorted(path.glob(expected))
+            if len(found) != 1:
+                what = "no" if not found else f"{len(found)}"
+                raise RatingsError(
+                    f"{path}: {what} {expected} file(s) found; {fmt} expects exactly one"
+                )
+            path = found[0]
+        elif not path.exists() and not path.is_symlink():
+            raise RatingsError(f"{path}: no such file or folder (expected {expected} for {fmt})")
+        return _regular(path)
+    except OSError as err:  # a link loop, an unreadable folder, a name too long
+        raise RatingsError(f"{path}: cannot be read ({err.strerror or err})") from None
+
+
+def _regular(path: Path) -> Path:
+    """``path`` if it is a regular file under the size cap: a pipe, a device or a
+    dangling link is refused before it is opened (reading one could block or never end)."""
+    try:
+        info = path.stat()
+    except FileNotFoundError:
+        raise RatingsError(f"{path}: a link to nothing (its target is missing)") from None
+    if not stat.S_ISREG(info.st_mode):
+        raise RatingsError(f"{path}: not a regular file (a pipe, device or socket); give the file")
+    if info.st_size > MAX_RATINGS_BYTES:
+        raise RatingsError(
+            f"{path}: {info.st_size:,} bytes, more than the {MAX_RATINGS_BYTES:,} a ratings "
+            "file may hold; give a smaller extract"
+        )
+    return path
 
 
 def _records(file: Path, fmt: str) -> Iterator[tuple[str, str, int]]:
     """``(user, item, timestamp)`` per non-empty line; a bad line raises naming it."""
     _, separator = FORMATS[fmt]
-    with file.open(encoding="latin-1") as handle:
-        for number, line in enumerate(handle, start=1):
+    with file.open("rb") as handle:
+        for number, line in _lines(handle, file):
             line = line.rstrip("\r\n")
             if not line.strip():
                 continue
@@ -94,13 +125,28 @@ def _records(file: Path, fmt: str) -> Iterator[tuple[str, str, int]]:
             try:
                 float(rating)
                 timestamp = int(float(stamp))
-            except ValueError:
+            except (ValueError, OverflowError):
                 raise RatingsError(
                     f"{file}:{number}: rating {rating!r} or timestamp {stamp!r} is not a number"
                 ) from None
+            if abs(timestamp) >= MAX_TIMESTAMP:
+                raise RatingsError(f"{file}:{number}: timestamp {stamp!r} is not a Unix time")
             if not user.strip() or not item.strip():
                 raise RatingsError(f"{file}:{number}: empty user or item id")
             yield user.strip(), item.strip(), timestamp
+
+
+def _lines(handle: BinaryIO, file: Path) -> Iterator[tuple[int, str]]:
+    """Numbered UTF-8 lines (a leading BOM dropped); other text is one error naming the line."""
+    for number, raw in enumerate(handle, start=1):
+        if number == 1:
+            raw = raw.removeprefix(b"\xef\xbb\xbf")
+        try:
+            yield number, raw.decode("utf-8")
+        except UnicodeDecodeError:
+            raise RatingsError(
+                f"{file}:{number}: not UTF-8 text; convert the file to UTF-8 (iconv -t utf-8)"
+            ) from None
 
 
 def load_interactions(path: str | Path, fmt: str, min_interactions: int = 1) -> Interactions:
