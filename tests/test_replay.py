@@ -161,3 +161,34 @@ def test_user_split_is_seeded_and_disjoint(tmp_path):
     assert np.array_equal(a.device_users, b.device_users)
     assert not np.array_equal(a.device_users, c.device_users)
     assert len(a.cloud_users) == 12 and len(a.device_users) == 20
+
+
+def test_a_resume_after_the_ratings_file_changed_is_refused(replay_document, tmp_path):
+    from simulator.run.plan import PLAN_FILE
+    from simulator.run.runner import resume_run
+    from simulator.scenario.errors import UserError
+
+    replay_document["methods"] = [{"name": "static"}]
+    replay_document["rounds"]["count"] = 2
+    scenario = Scenario.model_validate(replay_document)
+    folder = run_plan(RunPlan(scenario, ["static"], [0], tmp_path / "run"), show_progress=False)
+    plan = json.loads((folder / PLAN_FILE).read_text())
+    assert set(plan["inputs_sha256"]) == {"data.path"}
+    resume_run(folder, show_progress=False)  # unchanged: the finished run is kept
+    ratings = tmp_path / "ml-100k" / "u.data"
+    ratings.write_text(ratings.read_text().replace("\t5\t", "\t4\t"))  # same shape, new data
+    with pytest.raises(UserError, match=r"data\.path changed since this run started"):
+        resume_run(folder, show_progress=False)
+    write_movielens(tmp_path / "ml-100k")  # restored: the resume goes on
+    resume_run(folder, show_progress=False)
+    plan["version"] = "0.0.0-elsewhere"
+    (folder / PLAN_FILE).write_text(json.dumps(plan))
+    with pytest.raises(UserError, match=r"the package version \(0\.0\.0-elsewhere then"):
+        resume_run(folder, show_progress=False)
+
+
+def test_a_path_that_cannot_be_resolved_is_one_line(replay_document, tmp_path):
+    replay_document["data"]["path"] = "~nosuchuser-persona-fleet/ml-100k"
+    path = write_yaml(tmp_path / "bad.yaml", replay_document)
+    with pytest.raises(ScenarioError, match=r"data\.path: .*cannot resolve '~nosuchuser"):
+        load_scenario(path)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass
+from importlib import metadata
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -57,6 +58,10 @@ class PlanFile(BaseModel):
     # The scenario the run started with (sha256 of its canonical JSON): a resumed
     # run refuses a scenario.yaml edited since. Absent in folders of older versions.
     scenario_sha256: Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")] | None = None
+    # Every file the scenario reads besides itself (key path -> sha256), and the
+    # package version that wrote the rows: a resume refuses either changed.
+    inputs_sha256: dict[str, Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]] | None = None
+    version: str | None = None
 
     @field_validator("methods")
     @classmethod
@@ -87,6 +92,41 @@ def scenario_digest(scenario: Scenario) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
+def input_digests(scenario: Scenario) -> dict[str, str]:
+    """The sha256 of every file the scenario reads besides itself, by its key path
+    (read afresh: a file replaced since an earlier digest in this process counts)."""
+    from simulator.world.datasets import DATASETS
+    from simulator.world.replay import ratings_digest
+
+    fmt = DATASETS[scenario.data.dataset].ratings
+    if scenario.data.path is None or fmt is None:
+        return {}
+    return {"data.path": ratings_digest.__wrapped__(scenario.data.path, fmt)}
+
+
+def package_version() -> str | None:
+    """The installed persona-fleet version (None when run from a bare source tree)."""
+    try:
+        return metadata.version("persona-fleet")
+    except metadata.PackageNotFoundError:
+        return None
+
+
+def changed_inputs(stored: PlanFile, scenario: Scenario) -> list[str]:
+    """What differs from when the run started: input files by key path, the version."""
+    changed = []
+    if stored.inputs_sha256 is not None:
+        now = input_digests(scenario)
+        changed += [
+            key
+            for key in sorted(set(now) | set(stored.inputs_sha256))
+            if now.get(key) != stored.inputs_sha256.get(key)
+        ]
+    if stored.version is not None and stored.version != package_version():
+        changed.append(f"the package version ({stored.version} then, {package_version()} now)")
+    return changed
+
+
 def write_plan(folder: Path, plan: RunPlan) -> None:
     """What ``simulate --resume`` needs besides the scenario."""
     document = PlanFile(
@@ -96,6 +136,8 @@ def write_plan(folder: Path, plan: RunPlan) -> None:
         checkpoint_every=plan.checkpoint_every,
         checkpoint_budget=plan.checkpoint_budget,
         scenario_sha256=scenario_digest(plan.scenario),
+        inputs_sha256=input_digests(plan.scenario),
+        version=package_version(),
     ).model_dump()
     (folder / PLAN_FILE).write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
 

@@ -37,7 +37,7 @@ from simulator.run.folder import checkpoint_path, create_run_folder, metrics_pat
 from simulator.run.lock import writer_lock
 from simulator.run.metrics_log import MetricsLog
 from simulator.run.paired import paired_table, references, write_paired
-from simulator.run.plan import RunPlan, read_plan, scenario_digest, write_plan
+from simulator.run.plan import RunPlan, changed_inputs, read_plan, scenario_digest, write_plan
 from simulator.run.reader import read_rows
 from simulator.run.stopping import graceful_interrupts
 from simulator.run.summary import nonfinite_evaluations, summarize_file, write_summary
@@ -158,6 +158,13 @@ def _resume_locked(folder: Path, show_progress: bool, console: Console | None) -
         raise UserError(
             f"{folder / 'scenario.yaml'}: changed since this run started (its rows were computed "
             f"under the old one); to run the edited scenario, start afresh: "
+            f"simulate {folder / 'scenario.yaml'}"
+        )
+    changed = changed_inputs(stored, scenario)
+    if changed:
+        raise UserError(
+            f"{folder}: {', '.join(changed)} changed since this run started (its rows were "
+            f"computed with the old one); restore it, or start afresh: "
             f"simulate {folder / 'scenario.yaml'}"
         )
     plan = RunPlan(

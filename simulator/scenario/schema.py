@@ -78,7 +78,12 @@ class Data(Strict):
     @field_validator("path")
     @classmethod
     def _absolute(cls, path: str | None) -> str | None:
-        return None if path is None else str(Path(path).expanduser().resolve())
+        if path is None:
+            return None
+        try:
+            return str(Path(path).expanduser().resolve())
+        except (OSError, RuntimeError) as err:  # ~nosuchuser, a link loop
+            raise ValueError(f"cannot resolve {path!r} ({err})") from None
 
 
 class Rounds(Strict):

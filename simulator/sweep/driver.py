@@ -66,6 +66,8 @@ def plan_sweep(request: SweepRequest) -> tuple[SweepFile, list[Scenario]]:
     """The sweep file and every cell's validated scenario (nothing runs, nothing is written)."""
     base = apply_overrides(read_document(request.source), request.overrides, request.source)
     scenario = parse_scenario(base, request.source)
+    if scenario.data.path is not None:  # resolved now, so a resume elsewhere reads the same file
+        base = {**base, "data": {**base["data"], "path": scenario.data.path}}
     methods = request.methods or [m.name for m in scenario.methods]
     listed = {m.name for m in scenario.methods}
     unknown = [m for m in methods if m not in listed]
