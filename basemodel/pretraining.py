@@ -7,8 +7,10 @@ under a key of everything it depends on, so a sweep does not retrain.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import nn
@@ -49,6 +51,26 @@ def train_supervised(
     return model
 
 
+def fits(model: nn.Module, state: Any) -> bool:
+    """Whether ``state`` holds exactly ``model``'s tensors, names, shapes and dtypes.
+
+    Checked before anything is loaded: ``load_state_dict`` copies the matching
+    tensors before it raises on a mismatch, which would leave a half-loaded
+    model to be trained on and saved back under the valid key.
+    """
+    own = model.state_dict()
+    return (
+        isinstance(state, dict)
+        and state.keys() == own.keys()
+        and all(
+            isinstance(state[k], torch.Tensor)
+            and state[k].shape == own[k].shape
+            and state[k].dtype == own[k].dtype
+            for k in own
+        )
+    )
+
+
 def pretrained_state(
     model: nn.Module,
     images: torch.Tensor,
@@ -63,13 +85,14 @@ def pretrained_state(
     key = cache_key({**description, "config": asdict(config), "seed": seed})
     path = cache_dir / f"pretrained-{key}.pt"
     state = load_entry(path)
+    if state is not None and fits(model, state):
+        model.load_state_dict(state)
+        return state, path
     if state is not None:
-        try:
-            model.load_state_dict(state)
-            return state, path
-        except (RuntimeError, TypeError, AttributeError):  # a foreign entry: rebuild it
-            pass
-    train_supervised(model, images, labels, config, seed)
+        logging.getLogger("persona_fleet").warning(
+            "cache entry %s holds another model's weights; rebuilding it", path
+        )
+    train_supervised(model, images, labels, config, seed)  # from the untouched fresh model
     state = {k: v.detach().clone() for k, v in model.state_dict().items()}
     save_atomically(state, path)
     return state, path

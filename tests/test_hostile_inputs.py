@@ -143,6 +143,30 @@ def test_a_corrupt_pretraining_cache_is_rebuilt_by_a_run(tmp_path, tiny_document
     assert torch.load(entry, weights_only=True)  # replaced by a valid entry
 
 
+def test_a_cache_entry_of_another_models_shape_is_rebuilt_from_a_fresh_model(tmp_path, caplog):
+    from basemodel.pretraining import PretrainConfig, pretrained_state
+
+    torch.manual_seed(0)
+    images, labels = torch.randn(64, 6), torch.randint(0, 3, (64,))
+    config = PretrainConfig(epochs=1, batch_size=16, lr=1e-2)
+
+    def fresh() -> torch.nn.Module:
+        torch.manual_seed(1)  # the same initial weights every time
+        return torch.nn.Sequential(torch.nn.Linear(6, 8), torch.nn.ReLU(), torch.nn.Linear(8, 3))
+
+    clean, path = pretrained_state(fresh(), images, labels, config, 0, {"t": 1}, tmp_path)
+    foreign = {k: v.clone() for k, v in clean.items()}
+    foreign["2.weight"] = torch.zeros(4, 8)  # another head: the other tensors still fit
+    foreign["2.bias"] = torch.zeros(4)
+    foreign["0.weight"] = torch.full_like(clean["0.weight"], 7.0)
+    torch.save(foreign, path)
+    rebuilt, _ = pretrained_state(fresh(), images, labels, config, 0, {"t": 1}, tmp_path)
+    assert "holds another model's weights" in caplog.text
+    for key in clean:  # exactly the clean build: nothing of the foreign entry leaked in
+        assert torch.equal(rebuilt[key], clean[key]), key
+    assert torch.equal(torch.load(path, weights_only=True)["0.weight"], clean["0.weight"])
+
+
 def test_unsatisfiable_ray_requests_are_refused_before_starting():
     with pytest.raises(UserError, match="engine.cpus_per_device: 64 CPUs per device, but"):
         check_cpus(Engine(kind="flower", cpus_per_device=64), 2, "the local Ray")
