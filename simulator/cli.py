@@ -287,6 +287,14 @@ def _sweep(argv: list[str]) -> int:
         for name in ("sweep.csv", "sweep.md", "sweep.html"):
             if (folder / name).exists():
                 print(f"  {folder / name}")
+    failed = sorted(path.stem for path in (folder / "cells").glob("*.error"))
+    if failed:  # the table holds the others; a scheduler must still see the failure
+        print(
+            f"error: {len(failed)} cell(s) failed ({', '.join(failed)}); their errors are in "
+            f"{folder / 'cells'}/<cell>.error, and simulate sweep --resume {folder} reruns them",
+            file=sys.stderr,
+        )
+        return 1
     return 0
 
 

@@ -142,7 +142,8 @@ def test_a_failing_cell_is_recorded_and_the_others_finish(tmp_path, monkeypatch,
     monkeypatch.setattr(execute, "run_plan", failing_for_cell_one)
     args = _sweep_args(_scenario(tmp_path), tmp_path / "out", workers="1")
     one_axis = args[:4] + args[6:]  # the labeled fraction only: 2 cells
-    assert main(one_axis) == 0
+    assert main(one_axis) == 1  # the table is written, and the failure is the exit status
+    assert "1 cell(s) failed (cell-001)" in capsys.readouterr().err
     (folder,) = (tmp_path / "out" / "tiny-test").iterdir()
     rows = _rows(folder)
     failed = [r for r in rows if r["status"] == "failed"]
