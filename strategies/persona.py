@@ -25,7 +25,7 @@ from typing import Any, Literal
 import torch
 from flwr.app import ArrayRecord, ConfigRecord, Message, MetricRecord, RecordDict
 from flwr.serverapp import Grid
-from pydantic import Field
+from pydantic import Field, model_validator
 from torch.utils.flop_counter import FlopCounterMode
 
 from basemodel.architecture import head_forward, head_keys
@@ -109,6 +109,17 @@ class PersonaParams(MethodParams):
         default=_library(PersonaTrainConfig, "prototype_episodes"), ge=2
     )
     lr: float = Field(default=_library(PersonaTrainConfig, "lr"), gt=0)
+
+    @model_validator(mode="after")
+    def _enough_episodes(self) -> PersonaParams:
+        # k-means over the prototype episodes cannot find more clusters than episodes;
+        # cutting the count without a word would run another method than the one asked.
+        if self.prototypes > self.prototype_episodes:
+            raise ValueError(
+                f"prototypes: {self.prototypes} prototypes from {self.prototype_episodes} "
+                "prototype episodes; raise prototype_episodes or lower prototypes"
+            )
+        return self
 
 
 PRECISIONS = {"float16": torch.float16, "float32": torch.float32}

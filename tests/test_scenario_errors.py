@@ -94,6 +94,14 @@ def test_unknown_method_parameter(tmp_path, tiny_document):
     )
 
 
+def test_more_prototypes_than_episodes_is_refused_not_cut(tmp_path, tiny_document):
+    tiny_document["methods"].append(
+        {"name": "persona", "params": {"prototypes": 8, "prototype_episodes": 4}}
+    )
+    message = _error_for(tmp_path, tiny_document)
+    assert "8 prototypes from 4 prototype episodes" in message, message
+
+
 def test_shift_group_must_be_a_device_class(tmp_path, tiny_document):
     tiny_document["shifts"][0]["applies_to"] = {"group": "tablets"}
     assert _error_for(tmp_path, tiny_document) == (
