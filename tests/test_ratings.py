@@ -124,3 +124,10 @@ def test_a_pipe_a_device_and_a_dangling_link_are_refused_before_opening(tmp_path
     loop.symlink_to(loop)
     with pytest.raises(RatingsError, match="cannot be read"):
         load_interactions(loop, "movielens-100k")
+
+
+def test_old_mac_line_endings_split_like_any_other(tmp_path):
+    path = tmp_path / "u.data"
+    path.write_bytes(b"1\t1\t3\t100\r1\t2\t3\t200\r2\t1\t5\t300\r")
+    data = load_interactions(path, "movielens-100k")
+    assert data.num_users == 2 and data.num_items == 2

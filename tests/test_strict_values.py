@@ -81,3 +81,19 @@ def test_the_cell_limit_is_checked_before_the_product_is_built(tmp_path, capsys)
     grid = ["--grid", f"rounds.count={values}", "--grid", f"rounds.eval_devices={values}"]
     assert main(["sweep", str(path), *grid, "--dry-run"]) != 0
     assert "1,000,000 cells; at most 1000" in capsys.readouterr().err
+
+
+def test_what_the_run_folder_writes_reads_back_to_the_same_values():
+    from simulator.scenario.yaml12 import dump_yaml
+
+    document = {"name": "08", "a": "1e3", "b": "0o17", "c": "true", "d": 8, "e": 1.5, "f": None}
+    document["08"] = "null"
+    assert load_yaml(dump_yaml(document, sort_keys=False)) == document
+
+
+@pytest.mark.parametrize("text", ["!!int 0b11", "!!int 1:30", "!!bool yes", "!!float 1:30"])
+def test_an_explicit_tag_cannot_smuggle_a_1_1_value_in(text):
+    import yaml
+
+    with pytest.raises(yaml.YAMLError, match="is not a YAML 1.2"):
+        load_yaml(text)

@@ -25,6 +25,7 @@ from simulator.run.lock import FolderBusy, held_by, writer_lock
 from simulator.run.plan import RunPlan
 from simulator.run.reader import RunFolderError, load_run
 from simulator.run.runner import resume_run, run_plan
+from simulator.scenario.errors import UserError
 from simulator.scenario.schema import Scenario
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -120,3 +121,20 @@ def test_a_second_sweep_writer_is_refused(tmp_path):
         assert _snapshot(folder) == before
     finally:
         _stop(holder)
+
+
+def test_a_lock_file_that_is_a_link_or_a_pipe_is_neither_followed_nor_waited_on(tmp_path):
+    folder = tmp_path / "run"
+    folder.mkdir()
+    victim = tmp_path / "precious.txt"
+    victim.write_text("keep me\n")
+    (folder / ".writer.lock").symlink_to(victim)
+    with pytest.raises(UserError, match="lock file"), writer_lock(folder):
+        pass
+    assert victim.read_text() == "keep me\n"
+    assert held_by(folder) is None
+    (folder / ".writer.lock").unlink()
+    os.mkfifo(folder / ".writer.lock")
+    assert held_by(folder) is None  # returns at once: a reader never blocks on a pipe
+    with pytest.raises(UserError, match="not a regular file"), writer_lock(folder):
+        pass

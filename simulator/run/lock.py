@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import fcntl
 import os
+import stat
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -27,13 +28,23 @@ LOCK_FILE = ".writer.lock"
 _RETRY_S = 2.0
 
 
+# A lock file is never followed through a link (a folder from elsewhere could point
+# it at any file of the user's) and never blocks on open (a pipe would hang).
+_SAFE = os.O_NOFOLLOW | os.O_NONBLOCK
+
+
+def _regular(handle: int, path: Path) -> None:
+    if not stat.S_ISREG(os.fstat(handle).st_mode):
+        raise UserError(f"{path}: not a regular file; remove it and retry")
+
+
 class FolderBusy(UserError):
     """Another live process writes this folder; the message names it."""
 
 
-def _holder_words(path: Path) -> str:
+def _holder_words(handle: int) -> str:
     try:
-        text = path.read_text(encoding="utf-8", errors="replace").strip()
+        text = os.pread(handle, 200, 0).decode("utf-8", errors="replace").strip()
     except OSError:
         text = ""
     return text or "a process that wrote no name"
@@ -46,10 +57,11 @@ def writer_lock(folder: Path, what: str = "run") -> Iterator[None]:
         raise UserError(f"{folder}: no such {what} folder")
     path = folder / LOCK_FILE
     try:
-        handle = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        handle = os.open(path, os.O_RDWR | os.O_CREAT | _SAFE, 0o644)
     except OSError as err:
         raise UserError(f"{path}: cannot open the {what}'s lock file ({err.strerror})") from None
     try:
+        _regular(handle, path)
         deadline = time.monotonic() + _RETRY_S
         while True:
             try:
@@ -59,7 +71,7 @@ def writer_lock(folder: Path, what: str = "run") -> Iterator[None]:
                 if time.monotonic() >= deadline:
                     raise FolderBusy(
                         f"{folder}: another process writes this {what} "
-                        f"({_holder_words(path)}); wait for it to end or stop it, then retry"
+                        f"({_holder_words(handle)}); wait for it to end or stop it, then retry"
                     ) from None
                 time.sleep(0.05)
         stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime())
@@ -74,14 +86,16 @@ def held_by(folder: Path) -> str | None:
     """Who writes ``folder`` now (pid and start time), or ``None`` when nobody does."""
     path = folder / LOCK_FILE
     try:
-        handle = os.open(path, os.O_RDONLY)
+        handle = os.open(path, os.O_RDONLY | _SAFE)
     except OSError:
-        return None  # never locked (an older folder) or unreadable: nobody we can see
+        return None  # never locked (an older folder), a link, unreadable: nobody we can see
     try:
+        if not stat.S_ISREG(os.fstat(handle).st_mode):
+            return None
         try:
             fcntl.flock(handle, fcntl.LOCK_SH | fcntl.LOCK_NB)
         except BlockingIOError:
-            return _holder_words(path)
+            return _holder_words(handle)
         return None
     finally:
         os.close(handle)

@@ -122,8 +122,9 @@ def changed_inputs(stored: PlanFile, scenario: Scenario) -> list[str]:
             for key in sorted(set(now) | set(stored.inputs_sha256))
             if now.get(key) != stored.inputs_sha256.get(key)
         ]
-    if stored.version is not None and stored.version != package_version():
-        changed.append(f"the package version ({stored.version} then, {package_version()} now)")
+    now = package_version()
+    if stored.version is not None and now is not None and stored.version != now:
+        changed.append(f"the package version ({stored.version} then, {now} now)")
     return changed
 
 

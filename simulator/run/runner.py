@@ -20,7 +20,6 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-import yaml
 from flwr.app import ArrayRecord
 from rich.console import Console
 from rich.logging import RichHandler
@@ -43,6 +42,7 @@ from simulator.run.stopping import graceful_interrupts
 from simulator.run.summary import nonfinite_evaluations, summarize_file, write_summary
 from simulator.scenario.errors import UserError
 from simulator.scenario.loading import load_scenario, scenario_to_document
+from simulator.scenario.yaml12 import dump_yaml
 from simulator.world.build import WorldSpec, model_words
 from simulator.world.cloud import pretrain_for, starting_model_words
 from simulator.world.schedule import onsets
@@ -135,7 +135,7 @@ def run_plan(
         folder.mkdir(parents=True)
     with writer_lock(folder):
         document = scenario_to_document(plan.scenario)
-        (folder / "scenario.yaml").write_text(yaml.safe_dump(document, sort_keys=False))
+        (folder / "scenario.yaml").write_text(dump_yaml(document, sort_keys=False))
         write_plan(folder, plan)
         return _execute(plan, folder, False, show_progress, console)
 

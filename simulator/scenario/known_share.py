@@ -4,11 +4,11 @@ Whether a cloud-side method helps depends on whether the cloud holds labeled
 data under the contexts devices meet. To put that on a sweep axis, a scenario
 may set ``pretrain.known_share`` (0..1): the cloud's family then keeps its
 declared contexts that no device meets (what the cloud knows besides) and
-gains the first ``round(share x n)`` of the ``n`` deployed contexts, in the
-order the scenario declares them (schedule contexts, then top-level shifts).
-Share 0: the cloud knows none of them; 1: all. A context made of two shifts
-at once can never be known (``simulator.world.known``), so it counts as
-deployed but is never added.
+gains the first ``floor(share x n + 1/2)`` (halves round up) of the ``n``
+deployed single-shift contexts, in the order the scenario declares them
+(schedule contexts, then top-level shifts). Share 0: the cloud knows none of
+them; 1: all. A context made of two shifts at once can never be known
+(``simulator.world.known``), so it is left out of ``n``.
 """
 
 from __future__ import annotations

@@ -12,6 +12,7 @@ tags that build Python objects are refused as before.
 
 from __future__ import annotations
 
+import math
 import re
 from typing import Any
 
@@ -36,21 +37,46 @@ _RESOLVERS: list[tuple[str, re.Pattern[str], list[str]]] = [
 ]
 
 
+def _merge_only(resolvers: dict) -> dict:
+    return {
+        key: [(tag, rx) for tag, rx in found if tag == "tag:yaml.org,2002:merge"]
+        for key, found in resolvers.items()
+    }
+
+
 class CoreLoader(yaml.SafeLoader):
     """The safe loader with the 1.2 core schema's resolvers in place of 1.1's."""
 
-    yaml_implicit_resolvers: dict[str | None, list[tuple[str, re.Pattern[str]]]] = {
-        key: [(tag, rx) for tag, rx in resolvers if tag == "tag:yaml.org,2002:merge"]
-        for key, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
-    }
+    yaml_implicit_resolvers = _merge_only(yaml.SafeLoader.yaml_implicit_resolvers)
+
+
+class CoreDumper(yaml.SafeDumper):
+    """The safe dumper quoting exactly the strings the 1.2 core schema would read as
+    something else (``08``, ``1e3``, ``true``), so what it writes ``load_yaml`` reads back."""
+
+    yaml_implicit_resolvers = _merge_only(yaml.SafeDumper.yaml_implicit_resolvers)
 
 
 for _tag, _pattern, _first in _RESOLVERS:
     CoreLoader.add_implicit_resolver(_tag, _pattern, _first)
+    CoreDumper.add_implicit_resolver(_tag, _pattern, _first)
+
+_PATTERNS = {tag: pattern for tag, pattern, _ in _RESOLVERS}
+
+
+def _checked(loader: CoreLoader, node: yaml.ScalarNode, tag: str) -> str:
+    """The scalar's text, refused when an explicit tag asks for what it does not look like
+    (``!!int 1:30``, ``!!bool yes``)."""
+    text = str(loader.construct_scalar(node))
+    if not _PATTERNS[tag].match(text):
+        raise yaml.constructor.ConstructorError(
+            None, None, f"{text!r} is not a YAML 1.2 {tag.rsplit(':', 1)[-1]}", node.start_mark
+        )
+    return text
 
 
 def _int(loader: CoreLoader, node: yaml.ScalarNode) -> int:
-    text = str(loader.construct_scalar(node))
+    text = _checked(loader, node, "tag:yaml.org,2002:int")
     sign = -1 if text.startswith("-") else 1
     body = text.lstrip("+-")
     if body.startswith("0o"):
@@ -61,11 +87,24 @@ def _int(loader: CoreLoader, node: yaml.ScalarNode) -> int:
 
 
 def _bool(loader: CoreLoader, node: yaml.ScalarNode) -> bool:
-    return str(loader.construct_scalar(node)).lower() == "true"
+    return _checked(loader, node, "tag:yaml.org,2002:bool").lower() == "true"
+
+
+def _float(loader: CoreLoader, node: yaml.ScalarNode) -> float:
+    text = _checked(loader, node, "tag:yaml.org,2002:float").lower()
+    if text.endswith("inf"):
+        return -math.inf if text.startswith("-") else math.inf
+    return math.nan if text.endswith("nan") else float(text)
 
 
 CoreLoader.add_constructor("tag:yaml.org,2002:int", _int)
 CoreLoader.add_constructor("tag:yaml.org,2002:bool", _bool)
+CoreLoader.add_constructor("tag:yaml.org,2002:float", _float)
+
+
+def dump_yaml(document: Any, **options: Any) -> str:
+    """``document`` as YAML that ``load_yaml`` reads back to the same values."""
+    return yaml.dump(document, Dumper=CoreDumper, **options)
 
 
 def load_yaml(text: str) -> Any:

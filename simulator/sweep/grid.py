@@ -22,7 +22,7 @@ from simulator.scenario.errors import ScenarioError, UserError
 from simulator.scenario.loading import parse_scenario
 from simulator.scenario.overrides import apply_overrides, parse_key_path
 from simulator.scenario.schema import Scenario
-from simulator.scenario.yaml12 import load_yaml
+from simulator.scenario.yaml12 import dump_yaml, load_yaml
 from simulator.world.seeding import rng_for
 
 MAX_CELLS = 1000
@@ -66,7 +66,7 @@ class Cell:
 
 
 def _yaml_scalar(value: Any) -> str:
-    return yaml.safe_dump(value, default_flow_style=True).strip().removesuffix("\n...")
+    return dump_yaml(value, default_flow_style=True).strip().removesuffix("\n...")
 
 
 def parse_axis(entry: str) -> Axis:

@@ -138,15 +138,18 @@ def _records(file: Path, fmt: str) -> Iterator[tuple[str, str, int]]:
 
 def _lines(handle: BinaryIO, file: Path) -> Iterator[tuple[int, str]]:
     """Numbered UTF-8 lines (a leading BOM dropped); other text is one error naming the line."""
-    for number, raw in enumerate(handle, start=1):
-        if number == 1:
+    number = 0
+    for raw in handle:
+        if number == 0:
             raw = raw.removeprefix(b"\xef\xbb\xbf")
-        try:
-            yield number, raw.decode("utf-8")
-        except UnicodeDecodeError:
-            raise RatingsError(
-                f"{file}:{number}: not UTF-8 text; convert the file to UTF-8 (iconv -t utf-8)"
-            ) from None
+        for piece in raw.rstrip(b"\r\n").split(b"\r"):  # old-Mac "\r" endings too
+            number += 1
+            try:
+                yield number, piece.decode("utf-8")
+            except UnicodeDecodeError:
+                raise RatingsError(
+                    f"{file}:{number}: not UTF-8 text; convert the file to UTF-8 (iconv -t utf-8)"
+                ) from None
 
 
 def load_interactions(path: str | Path, fmt: str, min_interactions: int = 1) -> Interactions:
