@@ -44,7 +44,8 @@ def main() -> None:
                 )
                 print(
                     f"{a} vs {b} {metric.name}: {100 * c.difference:+.1f} "
-                    f"[{100 * c.low:+.1f}, {100 * c.high:+.1f}] points ({c.seeds} seeds)"
+                    f"[{100 * c.low:+.1f}, {100 * c.high:+.1f}] points "
+                    f"({c.seeds} seeds; {c.verdict})"
                 )
 
 
