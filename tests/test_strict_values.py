@@ -44,6 +44,7 @@ def test_python_tags_stay_refused():
         ("rounds.count=true", "rounds.count: expected a number, found the boolean true"),
         ("rounds.count=1:30", "rounds.count: expected a valid integer"),
         ("data.labeled_fraction=false", "data.labeled_fraction: expected a number"),
+        ("model.head_hidden=[32, true]", "model.head_hidden: expected numbers, found the boolean"),
     ],
 )
 def test_a_value_that_only_looks_like_a_number_is_refused_by_key(tmp_path, override, message):

@@ -23,6 +23,16 @@ def numbers_only(annotation: Any) -> bool:
     return annotation in (int, float)
 
 
+def numbers_only_items(annotation: Any) -> bool:
+    """Whether a field is a list whose items take numbers but no boolean."""
+    origin = typing.get_origin(annotation)
+    if origin is Annotated:
+        return numbers_only_items(typing.get_args(annotation)[0])
+    if origin in (typing.Union, types.UnionType):
+        return any(numbers_only_items(o) for o in typing.get_args(annotation))
+    return origin in (list, tuple) and any(numbers_only(a) for a in typing.get_args(annotation))
+
+
 class Strict(BaseModel):
     """Base for every scenario section: unknown keys are errors, values are frozen.
 
@@ -37,8 +47,13 @@ class Strict(BaseModel):
     @field_validator("*", mode="before")
     @classmethod
     def _no_boolean_numbers(cls, value: Any, info: ValidationInfo) -> Any:
-        if isinstance(value, bool) and info.field_name is not None:
-            field = cls.model_fields.get(info.field_name)
-            if field is not None and numbers_only(field.annotation):
-                raise ValueError(f"expected a number, found the boolean {str(value).lower()}")
+        field = cls.model_fields.get(info.field_name) if info.field_name is not None else None
+        if field is None:
+            return value
+        if isinstance(value, bool) and numbers_only(field.annotation):
+            raise ValueError(f"expected a number, found the boolean {str(value).lower()}")
+        if isinstance(value, (list, tuple)) and numbers_only_items(field.annotation):
+            found = next((v for v in value if isinstance(v, bool)), None)
+            if found is not None:
+                raise ValueError(f"expected numbers, found the boolean {str(found).lower()}")
         return value
