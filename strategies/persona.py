@@ -465,8 +465,8 @@ def build_cloud(setup: CloudSetup, params: PersonaParams) -> PersonaStrategy:
             "share has none; set the family share larger or edit_gate: none"
         )
     if gate is not None:
-        _log_gate(gate, family.context_names)
         record["gate"] = gate_record(gate, family.context_names)
+        _log_gate(record["gate"])
     cloud = PersonaCloud(
         state.adapter, state.bank, refine, rules, state.novelty, setup.cloud_device, gate
     )
@@ -501,11 +501,8 @@ def gate_record(gate: EditGate, names: list[str]) -> dict[str, Any]:
     }
 
 
-def _log_gate(gate: EditGate, names: list[str]) -> None:
-    chosen = ", ".join(
-        f"{names[c] if c < len(names) else c} {float(gate.scales[c]):g}"
-        for c in range(len(gate.scales))
-    )
+def _log_gate(shares: dict[str, Any]) -> None:
+    chosen = ", ".join(f"{name} {entry['share']:g}" for name, entry in shares.items())
     log.info("persona edit gate (share of the edit served, by nearest context): %s", chosen)
 
 

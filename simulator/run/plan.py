@@ -92,16 +92,21 @@ def scenario_digest(scenario: Scenario) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
-def input_digests(scenario: Scenario) -> dict[str, str]:
-    """The sha256 of every file the scenario reads besides itself, by its key path
-    (read afresh: a file replaced since an earlier digest in this process counts)."""
+def input_digests(scenario: Scenario, fresh: bool = False) -> dict[str, str]:
+    """The sha256 of every file the scenario reads besides itself, by its key path.
+
+    A run's start shares one digest per process with the pretraining cache key
+    (the file is read once); ``fresh`` reads it again (a resume's check: the file
+    may have been replaced since).
+    """
     from simulator.world.datasets import DATASETS
     from simulator.world.replay import ratings_digest
 
     fmt = DATASETS[scenario.data.dataset].ratings
     if scenario.data.path is None or fmt is None:
         return {}
-    return {"data.path": ratings_digest.__wrapped__(scenario.data.path, fmt)}
+    digest = ratings_digest.__wrapped__ if fresh else ratings_digest
+    return {"data.path": digest(scenario.data.path, fmt)}
 
 
 def package_version() -> str | None:
@@ -116,7 +121,7 @@ def changed_inputs(stored: PlanFile, scenario: Scenario) -> list[str]:
     """What differs from when the run started: input files by key path, the version."""
     changed = []
     if stored.inputs_sha256 is not None:
-        now = input_digests(scenario)
+        now = input_digests(scenario, fresh=True)
         changed += [
             key
             for key in sorted(set(now) | set(stored.inputs_sha256))

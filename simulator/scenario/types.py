@@ -12,25 +12,19 @@ PositiveFloat = Annotated[float, Field(gt=0)]
 Fraction = Annotated[float, Field(ge=0, le=1)]
 
 
-def numbers_only(annotation: Any) -> bool:
-    """Whether a field takes numbers but no boolean (``true`` would count as 1 there)."""
+def numbers_only(annotation: Any, items: bool = False) -> bool:
+    """Whether a field takes numbers but no boolean (``true`` would count as 1 there);
+    with ``items``, whether it is a list or tuple whose items do."""
     origin = typing.get_origin(annotation)
     if origin is Annotated:
-        return numbers_only(typing.get_args(annotation)[0])
+        return numbers_only(typing.get_args(annotation)[0], items)
     if origin in (typing.Union, types.UnionType):
         options = typing.get_args(annotation)
-        return bool not in options and any(numbers_only(o) for o in options)
+        found = any(numbers_only(o, items) for o in options)
+        return found if items else found and bool not in options
+    if items:
+        return origin in (list, tuple) and any(numbers_only(a) for a in typing.get_args(annotation))
     return annotation in (int, float)
-
-
-def numbers_only_items(annotation: Any) -> bool:
-    """Whether a field is a list whose items take numbers but no boolean."""
-    origin = typing.get_origin(annotation)
-    if origin is Annotated:
-        return numbers_only_items(typing.get_args(annotation)[0])
-    if origin in (typing.Union, types.UnionType):
-        return any(numbers_only_items(o) for o in typing.get_args(annotation))
-    return origin in (list, tuple) and any(numbers_only(a) for a in typing.get_args(annotation))
 
 
 class Strict(BaseModel):
@@ -47,13 +41,14 @@ class Strict(BaseModel):
     @field_validator("*", mode="before")
     @classmethod
     def _no_boolean_numbers(cls, value: Any, info: ValidationInfo) -> Any:
-        field = cls.model_fields.get(info.field_name) if info.field_name is not None else None
-        if field is None:
-            return value
-        if isinstance(value, bool) and numbers_only(field.annotation):
-            raise ValueError(f"expected a number, found the boolean {str(value).lower()}")
-        if isinstance(value, (list, tuple)) and numbers_only_items(field.annotation):
-            found = next((v for v in value if isinstance(v, bool)), None)
-            if found is not None:
-                raise ValueError(f"expected numbers, found the boolean {str(found).lower()}")
+        if isinstance(value, bool):
+            found, items = value, False
+        elif isinstance(value, (list, tuple)):
+            found, items = next((v for v in value if isinstance(v, bool)), None), True
+        else:
+            return value  # the common case: no field lookup at all
+        field = cls.model_fields.get(info.field_name or "")
+        if found is not None and field is not None and numbers_only(field.annotation, items):
+            what = "numbers" if items else "a number"
+            raise ValueError(f"expected {what}, found the boolean {str(found).lower()}")
         return value
