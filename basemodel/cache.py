@@ -8,10 +8,14 @@ entry under a valid name.
 
 from __future__ import annotations
 
+import atexit
+import functools
 import hashlib
 import json
 import logging
 import os
+import shutil
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -40,23 +44,47 @@ def cache_key(description: dict) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
 
 
-class CacheError(Exception):
-    """The cache folder cannot be written; the message names it and how to move it."""
+def save_atomically(document: Any, path: Path) -> Path:
+    """``torch.save`` to ``path`` through a temporary file and a rename; returns the file.
+
+    An unwritable cache folder (read-only, full, a file in its place) costs the
+    next run its time, never this run's results: the entry goes to a folder of
+    this process's own, removed at exit, with one warning naming the variable
+    that moves the cache. The returned path is where the entry really is.
+    """
+    try:
+        _write(document, path)
+        return path
+    except OSError as err:
+        fallback = _uncached_dir() / path.name
+        logging.getLogger("persona_fleet").warning(
+            "cannot write the cache entry %s (%s); going on uncached (point "
+            "PERSONA_FLEET_CACHE at a writable folder to keep it for the next run)",
+            path,
+            err.strerror or err,
+        )
+        _write(document, fallback)
+        return fallback
 
 
-def save_atomically(document: Any, path: Path) -> None:
-    """``torch.save`` to ``path`` through a temporary file and a rename."""
+def _write(document: Any, path: Path) -> None:
     tmp = path.with_suffix(f".tmp{os.getpid()}")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         torch.save(document, tmp)
         os.replace(tmp, path)
-    except OSError as err:
-        tmp.unlink(missing_ok=True) if tmp.parent.is_dir() else None
-        raise CacheError(
-            f"cannot write the cache entry {path} ({err.strerror or err}); "
-            "point PERSONA_FLEET_CACHE at a writable folder"
-        ) from None
+    except OSError:
+        if tmp.parent.is_dir():
+            tmp.unlink(missing_ok=True)
+        raise
+
+
+@functools.cache
+def _uncached_dir() -> Path:
+    """A private folder for this process's entries when the cache cannot take them."""
+    folder = Path(tempfile.mkdtemp(prefix="persona-fleet-uncached-"))
+    atexit.register(shutil.rmtree, folder, ignore_errors=True)
+    return folder
 
 
 def load_entry(path: Path, expected: tuple[str, ...] = ()) -> Any | None:

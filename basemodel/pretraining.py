@@ -94,5 +94,4 @@ def pretrained_state(
         )
     train_supervised(model, images, labels, config, seed)  # from the untouched fresh model
     state = {k: v.detach().clone() for k, v in model.state_dict().items()}
-    save_atomically(state, path)
-    return state, path
+    return state, save_atomically(state, path)

@@ -8,6 +8,7 @@ everything it depends on; a later call with the same inputs loads it
 
 from __future__ import annotations
 
+import logging
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -83,8 +84,12 @@ def pretrain_persona(
     path = cache_dir / f"persona-{key}.pt"
     saved = load_entry(path, ("adapter", "bank", "novelty", "merge", "expiry", "loss"))
     cached = _from_cache(saved, adapter_config, path) if saved is not None else None
-    if cached is not None:
+    if cached is not None and _bank_fits(cached.bank, head):
         return cached
+    if saved is not None:
+        logging.getLogger("persona_fleet").warning(
+            "cache entry %s does not fit this model's head; rebuilding it", path
+        )
     with torch.random.fork_rng():
         torch.manual_seed(seed)
         features = context_features(backbone, share.images, share.contexts)
@@ -117,7 +122,7 @@ def pretrain_persona(
             support = summaries_of(heldout.support, adapter_config.summary)
             gate = calibrate_gate(adapter, bank, heldout.context, support, heldout.qx, heldout.qy)
     final_loss = float(sum(losses[-50:]) / max(1, len(losses[-50:])))
-    save_atomically(
+    path = save_atomically(
         {
             "adapter": adapter.state_dict(),
             "bank": bank.state(),
@@ -132,6 +137,25 @@ def pretrain_persona(
     )
     return PersonaCloudState(
         adapter.eval(), bank, novelty, merge, expiry, final_loss, path, diagnostics, gate
+    )
+
+
+def _bank_fits(bank: PrototypeBank, head: nn.Module) -> bool:
+    """Whether a cached bank's heads have this head's layer shapes (one per prototype).
+
+    A file under the right key but from another model (copied by hand, or a
+    format mistake) would otherwise be served to every device and saved back.
+    """
+    own = head_weights(head)
+    k = len(bank)
+    return (
+        k > 0
+        and bank.centroids.shape[0] == k
+        and len(bank.heads) == len(own)
+        and all(
+            w.shape == (k, *ow.shape) and b.shape == (k, *ob.shape) and w.dtype == ow.dtype
+            for (w, b), (ow, ob) in zip(bank.heads, own, strict=True)
+        )
     )
 
 

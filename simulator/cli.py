@@ -19,7 +19,6 @@ import os
 import sys
 from pathlib import Path
 
-from basemodel.cache import CacheError
 from simulator.engine.stop import StopRequested
 from simulator.run.plan import DEFAULT_CHECKPOINT_BUDGET, DEFAULT_CHECKPOINT_EVERY
 from simulator.run.stopping import EXIT_INTERRUPTED
@@ -324,9 +323,6 @@ def main(argv: list[str] | None = None) -> int:
     except UserError as error:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_USAGE
-    except CacheError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 1
     except StopRequested as stopped:
         folder = str(stopped)
         print(

@@ -12,7 +12,7 @@ import pytest
 import torch
 from conftest import write_yaml
 
-from basemodel.cache import CacheError, load_entry, save_atomically
+from basemodel.cache import load_entry, save_atomically
 from simulator.cli import main
 from simulator.engine.resources import check_cpus, check_reachable
 from simulator.run.reader import RunFolderError, read_rows
@@ -116,19 +116,77 @@ def test_a_corrupt_cache_entry_is_a_miss(tmp_path, content, caplog):
 
 
 @pytest.mark.skipif(os.geteuid() == 0, reason="root may write anywhere")
-def test_an_unwritable_cache_folder_names_the_variable(tmp_path):
+def test_an_unwritable_cache_folder_is_a_warning_and_the_entry_still_serves(tmp_path, caplog):
     folder = tmp_path / "locked"
     folder.mkdir()
     folder.chmod(0o500)
-    with pytest.raises(CacheError, match="PERSONA_FLEET_CACHE"):
-        save_atomically({"x": 1}, folder / "entry.pt")
+    written = save_atomically({"x": torch.ones(1)}, folder / "entry.pt")
+    assert written.parent != folder and written.name == "entry.pt"
+    assert torch.equal(torch.load(written, weights_only=True)["x"], torch.ones(1))
+    assert "going on uncached" in caplog.text and "PERSONA_FLEET_CACHE" in caplog.text
 
 
-def test_a_cache_folder_that_is_a_file_names_the_variable(tmp_path):
+def test_a_cache_folder_that_is_a_file_is_a_warning_and_the_run_goes_on(
+    tmp_path, tiny_document, monkeypatch, caplog
+):
     blocker = tmp_path / "cache"
     blocker.write_text("not a folder")
-    with pytest.raises(CacheError, match="point PERSONA_FLEET_CACHE at a writable folder"):
-        save_atomically({"x": 1}, blocker / "entry.pt")
+    written = save_atomically({"x": torch.ones(1)}, blocker / "entry.pt")
+    assert torch.equal(torch.load(written, weights_only=True)["x"], torch.ones(1))
+    assert "point PERSONA_FLEET_CACHE at a writable folder" in caplog.text
+    path = write_yaml(tmp_path / "tiny.yaml", tiny_document)
+    monkeypatch.setenv("PERSONA_FLEET_CACHE", str(blocker))
+    args = [str(path), "--methods", "static,persona", "--out", str(tmp_path / "runs")]
+    assert main([*args, "--no-progress"]) == 0  # a whole run, pretraining uncached
+    (summary,) = (tmp_path / "runs").glob("*/*/summary.json")
+    assert {row["method"] for row in json.loads(summary.read_text())} == {"static", "persona"}
+
+
+@pytest.mark.parametrize("damage", ["truncate", "foreign"])
+def test_a_damaged_dataset_cache_is_rebuilt(tmp_path, monkeypatch, caplog, damage):
+    import numpy as np
+
+    from simulator.world.datasets import load_dataset
+
+    monkeypatch.setenv("PERSONA_FLEET_CACHE", str(tmp_path))
+    load_dataset.cache_clear()
+    clean = load_dataset("digits")
+    (entry,) = tmp_path.glob("dataset-digits-*.npz")
+    if damage == "truncate":
+        with entry.open("r+b") as handle:
+            handle.truncate(entry.stat().st_size // 2)
+    else:  # a valid archive of the wrong arrays
+        np.savez(entry.with_suffix(""), images=np.zeros((3, 2), np.float32), labels=np.zeros(5))
+    load_dataset.cache_clear()
+    try:
+        again = load_dataset("digits")
+    finally:
+        load_dataset.cache_clear()
+    assert "rebuilding it" in caplog.text
+    assert torch.equal(again.images, clean.images) and torch.equal(again.labels, clean.labels)
+    with np.load(entry, allow_pickle=False) as saved:  # replaced by a valid entry
+        assert saved["images"].shape == tuple(clean.images.shape)
+
+
+def test_a_persona_cache_entry_of_another_heads_shape_does_not_fit():
+    from basemodel.architecture import EditableHead
+    from persona.pretraining import _bank_fits, head_weights
+    from persona.prototypes import PrototypeBank
+
+    def bank_of(head: EditableHead, k: int) -> PrototypeBank:
+        heads = [
+            (w.expand(k, *w.shape).clone(), b.expand(k, *b.shape).clone())
+            for w, b in head_weights(head)
+        ]
+        return PrototypeBank(torch.zeros(k, 4), heads, list(range(k)), [0] * k)
+
+    head = EditableHead([16, 8, 10])
+    assert _bank_fits(bank_of(head, 3), head)
+    assert not _bank_fits(bank_of(EditableHead([16, 8, 4]), 3), head)  # another class count
+    assert not _bank_fits(bank_of(EditableHead([16, 10]), 3), head)  # another depth
+    mixed = bank_of(head, 3)
+    mixed.centroids = torch.zeros(2, 4)  # centroids of another bank size
+    assert not _bank_fits(mixed, head)
 
 
 def test_a_corrupt_pretraining_cache_is_rebuilt_by_a_run(tmp_path, tiny_document, capsys):

@@ -21,10 +21,12 @@ and one row here (and a backbone, if none fits).
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -135,13 +137,10 @@ def load_dataset(name: str) -> ImageDataset:
         raise ValueError(f"dataset {name!r} is a generated click stream, not a set of images")
     key = cache_key({"dataset": name, "packages": _package_versions(), "format": 1})
     path = default_cache_dir() / f"dataset-{name}-{key}.npz"
-    try:
-        with np.load(path, allow_pickle=False) as saved:
-            images, labels = torch.from_numpy(saved["images"]), torch.from_numpy(saved["labels"])
-        return ImageDataset(name, images, labels, spec.num_classes)
-    except (OSError, ValueError, KeyError):
-        pass  # a miss (or an unreadable entry): load from the package, then store
-    dataset = spec.load()
+    cached = _cached_arrays(path, spec.num_classes)
+    if cached is not None:
+        return ImageDataset(name, *cached, spec.num_classes)
+    dataset = spec.load()  # a miss, or an entry that was unreadable: rebuilt and replaced
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(f".tmp{os.getpid()}.npz")
@@ -150,6 +149,36 @@ def load_dataset(name: str) -> ImageDataset:
     except OSError:
         pass  # an unwritable cache costs time, not results
     return dataset
+
+
+def _cached_arrays(path: Path, num_classes: int) -> tuple[torch.Tensor, torch.Tensor] | None:
+    """The cached images and labels, or None when missing or not a dataset of this shape.
+
+    A truncated or foreign file under the key (a disk that filled, a copy cut
+    short) is a miss with one warning; it is replaced by the rebuilt entry.
+    """
+    if not path.exists():
+        return None
+    try:
+        with np.load(path, allow_pickle=False) as saved:
+            images, labels = saved["images"], saved["labels"]
+        fits = (
+            images.ndim == 4
+            and images.dtype == np.float32
+            and labels.shape == (len(images),)
+            and labels.dtype.kind == "i"
+            and len(labels) > 0
+            and labels.min() >= 0
+            and labels.max() < num_classes
+        )
+        if not fits:
+            raise ValueError("arrays of another shape")
+        return torch.from_numpy(images), torch.from_numpy(labels)
+    except Exception as err:  # whatever a damaged zip raises, it is a miss
+        logging.getLogger("persona_fleet").warning(
+            "dataset cache %s is unreadable (%s); rebuilding it", path, type(err).__name__
+        )
+        return None
 
 
 def _package_versions() -> dict[str, str]:
