@@ -50,19 +50,32 @@ import torch
 from flwr.app import ArrayRecord, ConfigRecord, Message, MessageType, MetricRecord, RecordDict
 from flwr.serverapp import Grid
 from flwr.serverapp.strategy import Strategy
-from pydantic import BaseModel, ConfigDict
+from pydantic import ConfigDict
 
 from basemodel.architecture import FleetModel, Weights
 from basemodel.cloud_device import HOST
 from basemodel.resources import CloudResources
 from strategies.records import weights_of
+from strategies.values import NoBooleanNumbers
 
 NodeSampler = Callable[[int], list[int]]
+
+
+class SettingsError(ValueError):
+    """A method's settings cannot run on this scenario's data.
+
+    Raised while a method's cloud half is set up (after pretraining showed what
+    the settings need); the message names the setting and what to change. The
+    run stops with that one line, keeping the method-seeds already finished.
+    """
+
+
 log = logging.getLogger("persona_fleet")
 
 
-class MethodParams(BaseModel):
-    """Base for each method's parameters: unknown keys are errors, values are frozen."""
+class MethodParams(NoBooleanNumbers):
+    """Base for each method's parameters: unknown keys are errors, values are frozen,
+    and a boolean is never a number (``lr: true`` is refused, not run as 1.0)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 

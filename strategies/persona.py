@@ -46,6 +46,7 @@ from strategies.base import (
     MethodParams,
     NodeSampler,
     ServeStep,
+    SettingsError,
     TrainOutcome,
     TwoPhaseDevice,
     TwoPhaseStrategy,
@@ -460,7 +461,7 @@ def build_cloud(setup: CloudSetup, params: PersonaParams) -> PersonaStrategy:
     rules = DeployRules(params.assignment, params.head_refresh_rounds, params.edits)
     gate = state.gate if params.edit_gate == "calibrated" else None
     if params.edit_gate == "calibrated" and gate is None:
-        raise ValueError(
+        raise SettingsError(
             "persona: edit_gate calibrated needs held-out episodes, and the cloud's family "
             "share has none; set the family share larger or edit_gate: none"
         )

@@ -73,7 +73,12 @@ def validate_params(name: str, params: dict[str, Any]) -> MethodParams:
         problems = []
         for e in err.errors(include_url=False):
             where = ".".join(_readable(p) for p in e["loc"]) or "params"
-            what = "unknown parameter" if e["type"] == "extra_forbidden" else e["msg"]
+            if e["type"] == "extra_forbidden":
+                what = "unknown parameter"
+            elif e["type"] == "value_error":  # the method's own validators phrase the fix
+                what = str((e.get("ctx") or {}).get("error", e["msg"]))
+            else:
+                what = e["msg"]
             problems.append(f"{where}: {what}")
         valid = ", ".join(sorted(method.params.model_fields)) or "none"
         raise ValueError(f"{'; '.join(problems)} (valid parameters of {name!r}: {valid})") from None

@@ -15,6 +15,7 @@ from conftest import write_yaml
 from basemodel.cache import load_entry, save_atomically
 from simulator.cli import main
 from simulator.engine.resources import check_cpus, check_reachable
+from simulator.run.folder import metrics_path
 from simulator.run.reader import RunFolderError, read_rows
 from simulator.scenario.errors import ScenarioError, UserError
 from simulator.scenario.loading import load_scenario, parse_scenario
@@ -308,3 +309,30 @@ def test_damaged_run_folders_are_named_by_report(finished_run, tmp_path, capsys,
     assert main(["report", str(folder)]) != 0
     err = capsys.readouterr().err.strip()
     assert "\n" not in err and "Traceback" not in err and re.search(expected, err), err
+
+
+def test_settings_the_data_cannot_serve_stop_with_one_line_keeping_what_finished(
+    tmp_path, tiny_document, monkeypatch, capsys
+):
+    import dataclasses
+
+    import strategies.persona as persona_method
+
+    real = persona_method.pretrain_persona
+
+    def without_heldout(*args, **kwargs):  # a family share too small for held-out episodes
+        return dataclasses.replace(real(*args, **kwargs), gate=None)
+
+    monkeypatch.setattr(persona_method, "pretrain_persona", without_heldout)
+    document = {
+        **tiny_document,
+        "methods": [{"name": "static"}, {"name": "persona", "params": {"edit_gate": "calibrated"}}],
+    }
+    path = write_yaml(tmp_path / "tiny.yaml", document)
+    assert main([str(path), "--out", str(tmp_path / "runs"), "--no-progress"]) != 0
+    err = capsys.readouterr().err
+    assert "error: persona seed 0: persona: edit_gate calibrated needs held-out episodes" in err
+    assert "Traceback" not in err and "finished before it are kept" in err
+    (folder,) = (tmp_path / "runs").glob("*/*")
+    rows = [json.loads(line) for line in metrics_path(folder, "static", 0).open()]
+    assert rows[-1]["kind"] == "end"  # static's finished run is on disk

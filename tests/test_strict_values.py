@@ -45,6 +45,8 @@ def test_python_tags_stay_refused():
         ("rounds.count=1:30", "rounds.count: expected a valid integer"),
         ("data.labeled_fraction=false", "data.labeled_fraction: expected a number"),
         ("model.head_hidden=[32, true]", "model.head_hidden: expected numbers, found the boolean"),
+        ("methods[1].params.lr=true", r"methods\[1\].params: lr: expected a number, found the b"),
+        ("methods[1].params.local_epochs=false", "local_epochs: expected a number, found the"),
     ],
 )
 def test_a_value_that_only_looks_like_a_number_is_refused_by_key(tmp_path, override, message):
@@ -66,6 +68,9 @@ def test_a_leading_zero_is_decimal(tmp_path):
         ("engine.kind=inline,ray", "--grid engine.kind: not a sweep axis"),
         ("rounds.count=3,3.0", "cell-000 .* and cell-001 .* are the same scenario"),
         ("data.labeled_fraction=0.5,5e-1", "each value may appear once"),  # 5e-1 is 0.5
+        ("methods[1].params.lr=0.01,1e-2", "each value may appear once"),
+        ("methods[1].params.local_epochs=1,1.0", "cell-000 .* and cell-001 .* are the same"),
+        ("methods[1].params.lr=0.5,1,1.0", "cell-001 .* and cell-002 .* are the same"),
     ],
 )
 def test_a_sweep_refuses_axes_it_owns_and_cells_that_repeat(tmp_path, capsys, grid, message):

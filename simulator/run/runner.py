@@ -46,6 +46,7 @@ from simulator.scenario.yaml12 import dump_yaml
 from simulator.world.build import WorldSpec, model_words
 from simulator.world.cloud import pretrain_for, starting_model_words
 from simulator.world.schedule import onsets
+from strategies.base import SettingsError
 
 
 @dataclass
@@ -274,6 +275,11 @@ def _run_one(spec: DeploymentSpec, context: RunContext, resuming: bool) -> None:
         try:
             _attempt(spec, context, resuming or attempt > 0)
             return
+        except SettingsError as error:
+            raise UserError(
+                f"{spec.method} seed {spec.world.seed}: {error}; the method-seeds finished "
+                f"before it are kept in {context.folder}"
+            ) from None
         except EngineFailure as failure:
             if context.stop.requested:  # Ctrl-C may also reach Ray's workers
                 raise StopRequested(str(failure)) from None

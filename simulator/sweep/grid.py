@@ -24,6 +24,7 @@ from simulator.scenario.overrides import apply_overrides, parse_key_path
 from simulator.scenario.schema import Scenario
 from simulator.scenario.yaml12 import dump_yaml, load_yaml
 from simulator.world.seeding import rng_for
+from strategies.registry import validate_params
 
 MAX_CELLS = 1000
 # Keys the sweep itself sets in every cell, so an axis over them would be overwritten.
@@ -144,11 +145,16 @@ def cell_scenario(base: dict[str, Any], cell: Cell, source: str) -> Scenario:
 
 def check_distinct(cells: list[Cell], scenarios: list[Scenario]) -> None:
     """Two cells whose validated scenarios are the same but for their seeds (``3`` and
-    ``3.0``, ``0.5`` and ``5e-1``) would run one experiment twice; refuse them by name."""
+    ``3.0``, ``0.5`` and ``5e-1``, a method parameter ``1`` and ``1.0`` or left at its
+    default) would run one experiment twice; refuse them by name."""
     seen: dict[str, Cell] = {}
     for cell, scenario in zip(cells, scenarios, strict=True):
         document = scenario.model_dump(mode="json")
         document.pop("seed", None)
+        document["methods"] = [  # as each method reads them, every default filled in
+            {"name": m.name, "params": validate_params(m.name, m.params).model_dump(mode="json")}
+            for m in scenario.methods
+        ]
         canonical = json.dumps(document, sort_keys=True)
         if canonical in seen:
             first = seen[canonical]

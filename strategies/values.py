@@ -1,0 +1,50 @@
+"""Value rules shared by a method's parameters and the scenario's sections.
+
+YAML and ``--set`` hand over typed values, and pydantic would take ``true``
+as the number 1: ``lr: true`` or ``rounds.count: true`` would then run a
+method nobody asked for. Both the scenario's models and every method's
+parameter model refuse a boolean wherever a number is expected, by the rule
+here (one place, so the two can never disagree).
+"""
+
+from __future__ import annotations
+
+import types
+import typing
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ValidationInfo, field_validator
+
+
+def numbers_only(annotation: Any, items: bool = False) -> bool:
+    """Whether a field takes numbers but no boolean (``true`` would count as 1 there);
+    with ``items``, whether it is a list or tuple whose items do."""
+    origin = typing.get_origin(annotation)
+    if origin is Annotated:
+        return numbers_only(typing.get_args(annotation)[0], items)
+    if origin in (typing.Union, types.UnionType):
+        options = typing.get_args(annotation)
+        found = any(numbers_only(o, items) for o in options)
+        return found if items else found and bool not in options
+    if items:
+        return origin in (list, tuple) and any(numbers_only(a) for a in typing.get_args(annotation))
+    return annotation in (int, float)
+
+
+class NoBooleanNumbers(BaseModel):
+    """A model whose number fields (and lists of numbers) refuse booleans."""
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _no_boolean_numbers(cls, value: Any, info: ValidationInfo) -> Any:
+        if isinstance(value, bool):
+            found, items = value, False
+        elif isinstance(value, (list, tuple)):
+            found, items = next((v for v in value if isinstance(v, bool)), None), True
+        else:
+            return value  # the common case: no field lookup at all
+        field = cls.model_fields.get(info.field_name or "")
+        if found is not None and field is not None and numbers_only(field.annotation, items):
+            what = "numbers" if items else "a number"
+            raise ValueError(f"expected {what}, found the boolean {str(found).lower()}")
+        return value
