@@ -129,6 +129,41 @@ def test_a_killed_cell_resumes_and_finished_cells_are_kept(sweep_folder, tmp_pat
         }
 
 
+@pytest.mark.parametrize("edit", ["base", "values", "duplicate"])
+def test_a_resume_refuses_a_sweep_file_edited_after_the_start(sweep_folder, tmp_path, capsys, edit):
+    folder = tmp_path / "copy"
+    shutil.copytree(sweep_folder, folder)
+    (folder / "cells" / "cell-003" / "summary.json").unlink()  # one cell left to run
+    document = json.loads((folder / "sweep.json").read_text())
+    if edit == "base":  # the unfinished cell would run under another base than the others
+        document["base"]["rounds"]["count"] = 4
+    elif edit == "values":
+        document["cells"][3]["values"][0][1] = 0.3
+    else:  # a hand-added cell sharing an index (and a folder) with another
+        document["cells"].append({**document["cells"][0], "values": [["rounds.count", 5]]})
+    (folder / "sweep.json").write_text(json.dumps(document))
+    assert main(["sweep", "--resume", str(folder), "--workers", "1"]) != 0
+    err = capsys.readouterr().err
+    expected = "index 0 appears more than once" if edit == "duplicate" else "cell-00"
+    assert expected in err and "Traceback" not in err, err
+    if edit != "duplicate":
+        assert "no longer builds the scenario it started with" in err
+    assert not (folder / "cells" / "cell-003" / "summary.json").exists()  # nothing ran
+
+
+def test_a_cell_folder_another_process_still_writes_is_not_deleted(tmp_path):
+    from simulator.run.lock import writer_lock
+    from simulator.sweep.execute import CellJob, run_cell
+
+    folder = tmp_path / "cells" / "cell-000"
+    folder.mkdir(parents=True)
+    (folder / "partial.jsonl").write_text("{}\n")
+    with writer_lock(folder):  # stands in for a worker orphaned by a killed sweep
+        name, error = run_cell(CellJob("cell-000", str(folder), dict(TINY), ("static",), (0,)))
+    assert name == "cell-000" and "still written by pid" in error
+    assert (folder / "partial.jsonl").exists()
+
+
 def test_a_failing_cell_is_recorded_and_the_others_finish(tmp_path, monkeypatch, capsys):
     import simulator.sweep.execute as execute
 

@@ -18,6 +18,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from simulator.run.lock import writer_lock
+from simulator.run.plan import scenario_digest
 from simulator.scenario.errors import UserError
 from simulator.scenario.loading import parse_scenario, read_document
 from simulator.scenario.overrides import apply_overrides
@@ -30,6 +31,7 @@ from simulator.sweep.state import (
     cell_done,
     cell_error_path,
     cell_folder,
+    check_cells_unchanged,
     read_sweep_file,
     write_sweep_file,
 )
@@ -87,7 +89,15 @@ def plan_sweep(request: SweepRequest) -> tuple[SweepFile, list[Scenario]]:
         axes=[(axis.key, list(axis.values)) for axis in request.axes],
         methods=methods,
         sweep_seed=scenario.seed,
-        cells=[CellEntry(index=c.index, values=list(c.values), seeds=list(c.seeds)) for c in cells],
+        cells=[
+            CellEntry(
+                index=c.index,
+                values=list(c.values),
+                seeds=list(c.seeds),
+                digest=scenario_digest(s),
+            )
+            for c, s in zip(cells, scenarios, strict=True)
+        ],
     )
     return sweep, scenarios
 
@@ -169,6 +179,7 @@ def resume_sweep(folder: Path, workers: int, engine: str, ray_address: str | Non
     with writer_lock(folder, "sweep"):
         sweep = read_sweep_file(folder)
         scenarios = [cell_scenario(sweep.base, cell, sweep.source) for cell in sweep.cell_list()]
+        check_cells_unchanged(folder, sweep, scenarios)
         return _run(folder, sweep, scenarios, workers, engine, ray_address)
 
 

@@ -24,6 +24,7 @@ from typing import Any
 from rich.console import Console
 
 from simulator.engine.stop import StopRequested
+from simulator.run.lock import held_by
 from simulator.run.plan import PLAN_FILE, RunPlan
 from simulator.run.runner import resume_run, run_plan
 from simulator.scenario.loading import parse_scenario
@@ -57,6 +58,9 @@ def run_cell(job: CellJob) -> tuple[str, str | None]:
             if (folder / PLAN_FILE).is_file():
                 resume_run(folder, show_progress=False, console=console)
             else:
+                holder = held_by(folder)  # a worker of a killed sweep may still create it
+                if holder is not None:
+                    return job.name, f"{folder} is still written by {holder}; stop it, then resume"
                 shutil.rmtree(folder, ignore_errors=True)
                 scenario = parse_scenario(job.document, source=job.name)
                 plan = RunPlan(scenario, list(job.methods), list(job.seeds), folder.parent)

@@ -17,12 +17,13 @@ import json
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from simulator.run.folder import metrics_path
-from simulator.run.plan import MAX_SEED
+from simulator.run.plan import MAX_SEED, scenario_digest
 from simulator.run.reader import RunFolderError, read_rows
 from simulator.scenario.errors import UserError, format_validation_error
+from simulator.scenario.schema import Scenario
 from simulator.sweep.grid import Cell
 
 SWEEP_FILE = "sweep.json"
@@ -34,6 +35,9 @@ class CellEntry(BaseModel):
     index: Annotated[int, Field(ge=0)]
     values: list[tuple[str, Any]]
     seeds: Annotated[list[Annotated[int, Field(ge=0, le=MAX_SEED)]], Field(min_length=1)]
+    # sha256 of the cell's validated scenario when the sweep started (absent in older
+    # folders): a resume rebuilds every cell from the base and refuses one that differs.
+    digest: str | None = None
 
 
 class SweepFile(BaseModel):
@@ -48,6 +52,14 @@ class SweepFile(BaseModel):
     methods: Annotated[list[str], Field(min_length=1)]
     sweep_seed: Annotated[int, Field(ge=0, le=MAX_SEED)]
     cells: Annotated[list[CellEntry], Field(min_length=1)]
+
+    @model_validator(mode="after")
+    def _one_entry_per_index(self) -> SweepFile:
+        indices = [c.index for c in self.cells]
+        twice = sorted({i for i in indices if indices.count(i) > 1})
+        if twice:  # two entries would share one cell folder, and one would never run
+            raise ValueError(f"cells: index {twice[0]} appears more than once")
+        return self
 
     def cell_list(self) -> list[Cell]:
         return [
@@ -72,6 +84,22 @@ def read_sweep_file(folder: Path) -> SweepFile:
         raise UserError(f"{path}: not valid JSON (damaged?)") from None
     except ValidationError as err:
         raise UserError(format_validation_error(err, str(path))) from None
+
+
+def check_cells_unchanged(folder: Path, sweep: SweepFile, scenarios: list[Scenario]) -> None:
+    """Refuse a resume whose cells no longer build the scenarios they started with.
+
+    A hand edit of ``sweep.json`` (its base, a cell's values) would otherwise
+    run the remaining cells under other settings than the finished ones, and
+    the table would set them side by side as one experiment.
+    """
+    for entry, scenario in zip(sweep.cells, scenarios, strict=True):
+        if entry.digest is not None and entry.digest != scenario_digest(scenario):
+            raise UserError(
+                f"{folder / SWEEP_FILE}: cell-{entry.index:03d} no longer builds the scenario "
+                "it started with (its base or values were edited); restore the file or start "
+                "a new sweep"
+            )
 
 
 def cell_folder(folder: Path, cell: Cell) -> Path:
