@@ -192,3 +192,17 @@ def test_a_path_that_cannot_be_resolved_is_one_line(replay_document, tmp_path):
     path = write_yaml(tmp_path / "bad.yaml", replay_document)
     with pytest.raises(ScenarioError, match=r"data\.path: .*cannot resolve '~nosuchuser"):
         load_scenario(path)
+
+
+def test_a_file_replaced_during_a_process_is_read_again(tmp_path):
+    from simulator.world.replay import load_replay, ratings_digest
+
+    folder = write_movielens(tmp_path / "ml-100k")
+    first = ratings_digest(str(folder), "movielens-100k")
+    users = len(load_replay(str(folder), "movielens-100k").sequences)
+    write_movielens(tmp_path / "ml-100k", users=USERS - 10)  # a notebook swaps the file
+    assert ratings_digest(str(folder), "movielens-100k") != first
+    assert len(load_replay(str(folder), "movielens-100k").sequences) == users - 10
+    assert ratings_digest(str(folder), "movielens-100k", fresh=True) == ratings_digest(
+        str(folder), "movielens-100k"
+    )

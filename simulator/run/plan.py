@@ -105,8 +105,7 @@ def input_digests(scenario: Scenario, fresh: bool = False) -> dict[str, str]:
     fmt = DATASETS[scenario.data.dataset].ratings
     if scenario.data.path is None or fmt is None:
         return {}
-    digest = ratings_digest.__wrapped__ if fresh else ratings_digest
-    return {"data.path": digest(scenario.data.path, fmt)}
+    return {"data.path": ratings_digest(scenario.data.path, fmt, fresh=fresh)}
 
 
 def package_version() -> str | None:

@@ -49,15 +49,41 @@ SPAN = 20  # interactions before (window) and after (test) a device's present
 REPLAY_CLOUD_SAMPLES = 64  # samples per cloud user, from anywhere on its timeline
 
 
-@lru_cache(maxsize=4)
 def load_replay(path: str, fmt: str) -> Interactions:
-    """The file's users with enough interactions for a replay (parsed once per process)."""
+    """The file's users with enough interactions for a replay (parsed once per file version)."""
+    return _load_replay(path, fmt, _identity(path, fmt))
+
+
+def ratings_digest(path: str, fmt: str, fresh: bool = False) -> str:
+    """The ratings file's SHA-256: what a cached model trained on it depends on.
+
+    Computed once per file version and process; ``fresh`` reads the file again
+    (a resume's check, which must not trust anything remembered).
+    """
+    if fresh:
+        return _digest(path, fmt)
+    return _cached_digest(path, fmt, _identity(path, fmt))
+
+
+def _identity(path: str, fmt: str) -> tuple[int, int, int, int]:
+    """Which version of the file this is: a file replaced or rewritten in place (a
+    notebook's long-lived process) is a new one, so nothing parsed from the old
+    file is served for it."""
+    found = ratings_file(path, fmt).stat()
+    return found.st_dev, found.st_ino, found.st_size, found.st_mtime_ns
+
+
+@lru_cache(maxsize=4)
+def _load_replay(path: str, fmt: str, identity: tuple[int, ...]) -> Interactions:
     return load_interactions(path, fmt, min_interactions=MIN_INTERACTIONS)
 
 
 @lru_cache(maxsize=4)
-def ratings_digest(path: str, fmt: str) -> str:
-    """The ratings file's SHA-256: what a cached model trained on it depends on."""
+def _cached_digest(path: str, fmt: str, identity: tuple[int, ...]) -> str:
+    return _digest(path, fmt)
+
+
+def _digest(path: str, fmt: str) -> str:
     digest = hashlib.sha256()
     with ratings_file(path, fmt).open("rb") as handle:
         for block in iter(lambda: handle.read(1 << 20), b""):
