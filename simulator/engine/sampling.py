@@ -30,11 +30,14 @@ class DeviceSampler:
         return max(1, round(self.rounds.participation * len(self.world.fleet)))
 
     def reachable(self, round_index: int, start_s: float) -> list[int]:
-        """Devices online this round (availability) with their link up at ``start_s``.
+        """Devices online this round (availability, or the device's traced online
+        windows at ``start_s``) with their link up at ``start_s``.
 
         A device in an outage slot cannot be given a task.
         """
         here = online(self.availability, round_index, self.seed) & self.world.links.up(start_s)
+        if self.world.behaviours is not None:  # measured windows decide who is online
+            here &= np.fromiter((b.online(start_s) for b in self.world.behaviours), bool)
         return np.flatnonzero(here).tolist()
 
     def sample(self, round_index: int, start_s: float, asking: list[int] = ()) -> list[int]:

@@ -102,10 +102,16 @@ def input_digests(scenario: Scenario, fresh: bool = False) -> dict[str, str]:
     from simulator.world.datasets import DATASETS
     from simulator.world.replay import ratings_digest
 
+    found = {}
     fmt = DATASETS[scenario.data.dataset].ratings
-    if scenario.data.path is None or fmt is None:
-        return {}
-    return {"data.path": ratings_digest(scenario.data.path, fmt, fresh=fresh)}
+    if scenario.data.path is not None and fmt is not None:
+        found["data.path"] = ratings_digest(scenario.data.path, fmt, fresh=fresh)
+    traces = scenario.fleet.traces
+    for key in ("capacity", "behaviour"):
+        path = None if traces is None else getattr(traces, key)
+        if path is not None:  # small files: read afresh each time
+            found[f"fleet.traces.{key}"] = hashlib.sha256(Path(path).read_bytes()).hexdigest()
+    return found
 
 
 def package_version() -> str | None:

@@ -45,6 +45,7 @@ from simulator.scenario.loading import load_scenario, scenario_to_document
 from simulator.scenario.yaml12 import dump_yaml
 from simulator.world.build import WorldSpec, model_words
 from simulator.world.cloud import pretrain_for, starting_model_words
+from simulator.world.fleet import trace_words
 from simulator.world.schedule import onsets
 from strategies.base import SettingsError
 
@@ -200,6 +201,9 @@ def _execute(
             console.print(f"device model: {model_words(scenario)}", highlight=False)
             for seed in plan.seeds:
                 write_fleet(folder, scenario, seed)
+                traced = trace_words(scenario, seed)
+                if traced is not None:
+                    console.print(traced, highlight=False)
                 pretrained, key = pretrain_for(scenario, seed)
                 console.print(
                     f"starting model (seed {seed}, {starting_model_words(scenario)}): "

@@ -6,13 +6,15 @@ Units are in the names: FLOP/s (``_flops``), kbit/s (``_kbps``), milliseconds
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from simulator.scenario.presets import expand_preset
 from simulator.scenario.types import Fraction, PositiveFloat, Strict
 from simulator.world.energy import DEFAULT_JOULES_PER_FLOP, RADIO_NAMES
+from simulator.world.traces import load_behaviour, load_capacity
 
 RadioName = Literal[RADIO_NAMES]  # type: ignore[valid-type]
 
@@ -79,11 +81,58 @@ class Faults(Strict):
         return self
 
 
+# FedScale's capacity trace gives one inference latency per device, not the model it
+# was measured on; this reference (MobileNetV2 at 224 px, about 300 M multiply-adds,
+# 2 FLOPs each) turns the latency into FLOP/s. Set it to the model your trace measured.
+REFERENCE_FLOPS_PER_SAMPLE = 6.0e8
+
+
+class FleetTraces(Strict):
+    """Device profiles from measured traces in FedScale's layout (``simulator.world.traces``).
+
+    ``capacity`` sets a device's compute (``reference_flops_per_sample`` over
+    its measured per-sample latency) and its links (the measured kbit/s up,
+    times ``downlink_ratio`` down: 1.0 by default, FedScale's own convention
+    of one figure for both directions); ``behaviour`` replaces the class's
+    availability and outages by the device's measured online windows.
+    Either may be left out; the device's class fills in the rest (RTT,
+    energy, crash rate, and whatever no trace gives). Paths are resolved
+    against the current folder, like ``data.path``; the files are checked
+    when the scenario is read.
+    """
+
+    capacity: Annotated[str, Field(min_length=1)] | None = None
+    behaviour: Annotated[str, Field(min_length=1)] | None = None
+    mapping: Literal["modulo", "shuffle"] = "modulo"
+    downlink_ratio: PositiveFloat = 1.0
+    reference_flops_per_sample: PositiveFloat = REFERENCE_FLOPS_PER_SAMPLE
+
+    @field_validator("capacity", "behaviour")
+    @classmethod
+    def _readable(cls, path: str | None, info: ValidationInfo) -> str | None:
+        if path is None:
+            return None
+        try:
+            resolved = str(Path(path).expanduser().resolve())
+        except (OSError, RuntimeError) as err:
+            raise ValueError(f"cannot resolve {path!r} ({err})") from None
+        load = load_capacity if info.field_name == "capacity" else load_behaviour
+        load(resolved)  # a TraceError names the file, the client and the field
+        return resolved
+
+    @model_validator(mode="after")
+    def _something_traced(self) -> FleetTraces:
+        if self.capacity is None and self.behaviour is None:
+            raise ValueError("give capacity, behaviour or both (or remove fleet.traces)")
+        return self
+
+
 class Fleet(Strict):
     devices: Annotated[int, Field(ge=1, le=1_000_000)]
     classes: Annotated[list[DeviceClass], Field(min_length=1)]
     network: NetworkTrace = NetworkTrace()
     faults: Faults = Faults()
+    traces: FleetTraces | None = None
 
     @model_validator(mode="after")
     def _unique_class_names(self) -> Fleet:

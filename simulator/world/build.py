@@ -19,12 +19,13 @@ from basemodel.architecture import FleetModel, build_model, parameter_count
 from basemodel.flops import flops_per_sample
 from simulator.scenario.schema import Scenario
 from simulator.world.datasets import DatasetSpec, dataset_spec
-from simulator.world.fleet import DeviceProfile, build_fleet
+from simulator.world.fleet import DeviceProfile, build_fleet, device_behaviours
 from simulator.world.network import Links
 from simulator.world.replay import load_replay
 from simulator.world.schedule import ContextSchedule
 from simulator.world.sources import SampleSource, build_source
 from simulator.world.stream import DeviceStreams
+from simulator.world.traces import Behaviour
 
 
 @dataclass(frozen=True)
@@ -48,7 +49,11 @@ class World:
         self.scenario: Scenario = Scenario.model_validate_json(spec.scenario_json)
         self.seed = spec.seed
         self.fleet: list[DeviceProfile] = build_fleet(self.scenario, spec.seed)
-        self.links = Links(self.scenario.fleet.network, len(self.fleet), spec.seed)
+        # Measured online windows per device (``fleet.traces.behaviour``), else None.
+        self.behaviours: list[Behaviour] | None = device_behaviours(self.scenario, self.fleet)
+        self.links = Links(
+            self.scenario.fleet.network, len(self.fleet), spec.seed, self.behaviours is None
+        )
         self.dataset: DatasetSpec = dataset_spec(self.scenario.data.dataset)
         # The data split (or click catalogue) belongs to the pretraining seed (the cloud's
         # share trained the starting model), everything else to the simulation seed.

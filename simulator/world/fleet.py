@@ -5,16 +5,20 @@ over simulated time (bandwidth and outages in ``network``, being online in
 ``online``) is computed from the device index, the time and the seed.
 Draws for the whole fleet come from one generator each, so building a fleet
 of 100,000 devices or asking who is online in a round costs one vector.
+With ``fleet.traces``, a device's compute, links and online windows come from
+measured traces instead (``simulator.world.traces``).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
+from simulator.scenario.fleet import FleetTraces
 from simulator.scenario.schema import DeviceClass, Scenario
 from simulator.world.seeding import rng_for
+from simulator.world.traces import Behaviour, assign_clients, load_behaviour, load_capacity
 
 
 @dataclass(frozen=True)
@@ -31,6 +35,11 @@ class DeviceProfile:
     crash_rate: float
     radio: str = "4g"
     joules_per_flop: float = 1e-10
+    # From ``fleet.traces`` (-1 and "" when the class's figures are used): the client
+    # of the capacity and of the behaviour trace this device is, and its phone model.
+    capacity_client: int = -1
+    behaviour_client: int = -1
+    model: str = ""
 
 
 def class_counts(classes: list[DeviceClass], devices: int) -> list[int]:
@@ -80,7 +89,66 @@ def build_fleet(scenario: Scenario, seed: int) -> list[DeviceProfile]:
                 joules_per_flop=spec.joules_per_flop,
             )
         )
+    traces = scenario.fleet.traces
+    return fleet if traces is None else _traced(fleet, traces, seed)
+
+
+def _traced(fleet: list[DeviceProfile], traces: FleetTraces, seed: int) -> list[DeviceProfile]:
+    """The fleet with each device's measured figures in place of its class's draws."""
+    devices = len(fleet)
+    if traces.capacity is not None:
+        capacity = load_capacity(traces.capacity)
+        clients = assign_clients(list(capacity), devices, traces.mapping, seed)
+        fleet = [
+            replace(
+                p,
+                compute_flops=traces.reference_flops_per_sample / (capacity[c].latency_ms / 1000.0),
+                uplink_bps=1e3 * capacity[c].bandwidth_kbps,
+                downlink_bps=1e3 * capacity[c].bandwidth_kbps * traces.downlink_ratio,
+                capacity_client=c,
+            )
+            for p, c in zip(fleet, clients, strict=True)
+        ]
+    if traces.behaviour is not None:
+        behaviour = load_behaviour(traces.behaviour)
+        clients = assign_clients(list(behaviour), devices, traces.mapping, seed)
+        fleet = [  # online when its windows say so: no drawn availability on top
+            replace(p, availability=1.0, behaviour_client=c, model=behaviour[c].model)
+            for p, c in zip(fleet, clients, strict=True)
+        ]
     return fleet
+
+
+def device_behaviours(scenario: Scenario, fleet: list[DeviceProfile]) -> list[Behaviour] | None:
+    """Each device's online windows when the fleet's behaviour is traced, else None."""
+    traces = scenario.fleet.traces
+    if traces is None or traces.behaviour is None:
+        return None
+    behaviour = load_behaviour(traces.behaviour)
+    return [behaviour[p.behaviour_client] for p in fleet]
+
+
+def trace_words(scenario: Scenario, seed: int) -> str | None:
+    """What the traces gave this fleet, for the run log (None without ``fleet.traces``)."""
+    traces = scenario.fleet.traces
+    if traces is None:
+        return None
+    fleet = build_fleet(scenario, seed)
+    parts = []
+    if traces.capacity is not None:
+        used = len({p.capacity_client for p in fleet})
+        parts.append(f"compute and links of {used:,} capacity clients ({traces.mapping})")
+    behaviours = device_behaviours(scenario, fleet)
+    if behaviours is not None:
+        used = len({p.behaviour_client for p in fleet})
+        span = scenario.rounds.count * scenario.rounds.period_s
+        ticks = np.arange(0.0, span, scenario.rounds.period_s)
+        share = np.mean([[b.online(t) for t in ticks] for b in behaviours])
+        parts.append(
+            f"online windows of {used:,} behaviour clients (online {share:.0%} of the round "
+            "starts on average)"
+        )
+    return f"fleet: {len(fleet):,} devices from traces: " + "; ".join(parts)
 
 
 def online(availability: np.ndarray, round_index: int, seed: int) -> np.ndarray:

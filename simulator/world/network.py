@@ -33,10 +33,12 @@ class Links:
     kept, since a round asks about the same slot for many devices.
     """
 
-    def __init__(self, trace: NetworkTrace, devices: int, seed: int):
+    def __init__(self, trace: NetworkTrace, devices: int, seed: int, outages: bool = True):
         self.trace = trace
         self.devices = devices
         self.seed = seed
+        # False when a behaviour trace says when each device is offline: no drawn outages.
+        self.outages = outages
         self._slots: dict[int, tuple[np.ndarray, np.ndarray]] = {}
 
     def _slot(self, slot: int) -> tuple[np.ndarray, np.ndarray]:
@@ -47,6 +49,8 @@ class Links:
                 self._slots.pop(next(iter(self._slots)))
             rng = rng_for(self.seed, "bandwidth", slot)
             down = rng.random(self.devices) < self.trace.outage_probability
+            if not self.outages:
+                down[:] = False  # drawn all the same: the level's draws stay as they were
             level = np.exp(self.trace.sigma * rng.standard_normal(self.devices))
             hit = self._slots[slot] = (down, level)
         return hit
