@@ -128,7 +128,7 @@ def with_methods(
     ``params_from`` (so an ablation differs from its parent only in what it
     removes); the params schema of the added method still validates them.
     """
-    from strategies.registry import method_names
+    from strategies.registry import get_method, method_names
 
     unknown = [m for m in wanted if m not in method_names()]
     if unknown:
@@ -140,11 +140,12 @@ def with_methods(
     if params_from is not None and params_from not in listed:
         raise UserError(f"params from {params_from!r}: the scenario does not list that method")
     inherited = dict(listed[params_from].params) if params_from is not None else {}
-    extra = [
-        {"name": m, "params": inherited} if inherited else {"name": m}
-        for m in wanted
-        if m not in listed
-    ]
+    extra = []
+    for m in wanted:
+        if m not in listed:  # an ablation keeps what it fixes itself
+            fixed = get_method(m).fixed_params
+            params = {k: v for k, v in inherited.items() if k not in fixed}
+            extra.append({"name": m, "params": params} if params else {"name": m})
     if not extra:
         return scenario
     document = scenario_to_document(scenario)
@@ -210,7 +211,6 @@ def _run(argv: list[str]) -> int:
             raise UserError("--methods: name at least one method")
         scenario = with_methods(scenario, wanted, args.scenario)
         methods = wanted
-    _warn(scenario)
     seeds_count = args.seeds or scenario.seeds
     plan = RunPlan(
         scenario=scenario,

@@ -42,8 +42,8 @@ from __future__ import annotations
 
 import logging
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
@@ -422,6 +422,9 @@ class Method:
     # The kinds of torch device its cloud half can compute on (``cloud.device``); a
     # cloud that only averages arrays gains nothing from a GPU and stays on the CPU.
     cloud_devices: tuple[str, ...] = ("cpu",)
+    # Parameters the method sets itself (what an ablation removes from its parent):
+    # another value given for one is refused, never silently overwritten.
+    fixed_params: Mapping[str, Any] = field(default_factory=dict)
 
     @property
     def two_phase(self) -> bool:

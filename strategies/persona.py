@@ -112,6 +112,15 @@ class PersonaParams(MethodParams):
     lr: float = Field(default=_library(PersonaTrainConfig, "lr"), gt=0)
 
     @model_validator(mode="after")
+    def _room_to_refine(self) -> PersonaParams:
+        if self.refine and self.max_prototypes < self.prototypes:  # the cap could never hold
+            raise ValueError(
+                f"max_prototypes: {self.max_prototypes} is below prototypes "
+                f"({self.prototypes}); raise it or lower prototypes"
+            )
+        return self
+
+    @model_validator(mode="after")
     def _enough_episodes(self) -> PersonaParams:
         # k-means over the prototype episodes cannot find more clusters than episodes;
         # cutting the count without a word would run another method than the one asked.
@@ -528,6 +537,7 @@ def _log_diagnostics(d: AdapterDiagnostics, names: list[str]) -> None:
 def _variant(name: str, summary: str, forced: dict) -> Method:
     def cloud(setup: CloudSetup) -> PersonaStrategy:
         assert isinstance(setup.params, PersonaParams)
+        # A value given for a forced key was refused by the registry; this fills the default.
         return build_cloud(setup, setup.params.model_copy(update=forced))
 
     return Method(
@@ -538,6 +548,7 @@ def _variant(name: str, summary: str, forced: dict) -> Method:
         device=PersonaDevice(),
         requests_service=True,
         cloud_devices=("cpu", "cuda"),
+        fixed_params=forced,
     )
 
 

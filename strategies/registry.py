@@ -67,6 +67,12 @@ def get_method(name: str) -> Method:
 def validate_params(name: str, params: dict[str, Any]) -> MethodParams:
     """Validate a method's parameters; errors name the parameter and the expectation."""
     method = get_method(name)
+    for key, value in method.fixed_params.items():
+        if key in params and params[key] != value:
+            raise ValueError(
+                f"{key}: {name} fixes it to {value!r} (what it removes from its parent); "
+                "remove the key, or run the parent method"
+            )
     try:
         return method.params.model_validate(params)
     except ValidationError as err:

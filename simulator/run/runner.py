@@ -199,6 +199,8 @@ def _execute(
                 folder, plan.checkpoint_every, plan.checkpoint_budget, stop, progress, engine
             )
             console.print(f"device model: {model_words(scenario)}", highlight=False)
+            for note in scenario.warnings():  # in the run's own log (a sweep cell's too)
+                console.print(f"warning: {note}", highlight=False)
             for seed in plan.seeds:
                 write_fleet(folder, scenario, seed)
                 traced = trace_words(scenario, seed)

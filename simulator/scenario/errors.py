@@ -38,6 +38,9 @@ def _describe_found(value: Any) -> str:
     return text if len(text) <= 60 else text[:57] + "..."
 
 
+_INNER_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\[\d+\])?(\.[A-Za-z_][A-Za-z0-9_]*(\[\d+\])?)*: ")
+
+
 def _one_error(error: dict[str, Any]) -> str:
     loc = tuple(error.get("loc", ()))
     kind = error.get("type", "")
@@ -54,7 +57,12 @@ def _one_error(error: dict[str, Any]) -> str:
         # Our own validators already phrase the path and the fix.
         message = str(ctx.get("error", error.get("msg", "")))
         prefix = key_path(loc)
-        return message if prefix == "<top level>" else f"{prefix}: {message}"
+        if prefix == "<top level>":
+            return message
+        # A section's validator that names a key inside it ("classes[1].share: ...")
+        # reads as one key path: "fleet.classes[1].share: ...".
+        joined = "." if _INNER_KEY.match(message) else ": "
+        return f"{prefix}{joined}{message}"
     message = error.get("msg", "invalid value")
     message = message[0].lower() + message[1:] if message else message
     return f"{key_path(loc)}: expected {message.removeprefix('input should be ')}; found " + (

@@ -9,6 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
+import numpy as np
 from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from simulator.scenario.presets import expand_preset
@@ -127,6 +128,16 @@ class FleetTraces(Strict):
         return self
 
 
+def class_counts(classes: list[DeviceClass], devices: int) -> list[int]:
+    """Split ``devices`` among classes by share, largest remainders first (sums exactly)."""
+    shares = np.array([c.share for c in classes], dtype=float)
+    exact = shares / shares.sum() * devices
+    counts = np.floor(exact).astype(int)
+    for i in np.argsort(-(exact - counts), kind="stable")[: devices - counts.sum()]:
+        counts[i] += 1
+    return counts.tolist()
+
+
 class Fleet(Strict):
     devices: Annotated[int, Field(ge=1, le=1_000_000)]
     classes: Annotated[list[DeviceClass], Field(min_length=1)]
@@ -146,4 +157,11 @@ class Fleet(Strict):
                 f"classes: shares add up to {total:g}; they are fractions of the fleet and "
                 "must add up to 1"
             )
+        for i, count in enumerate(class_counts(self.classes, self.devices)):
+            if count == 0:  # a shift or schedule aimed at the class would touch nobody
+                share = self.classes[i].share
+                raise ValueError(
+                    f"classes[{i}].share: {share:g} of {self.devices} devices gives "
+                    f"{self.classes[i].name} no device; raise its share or fleet.devices"
+                )
         return self

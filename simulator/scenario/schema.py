@@ -37,6 +37,7 @@ from simulator.scenario.known_share import deployed_contexts, family_at_share
 from simulator.scenario.types import Fraction, PositiveFloat, Strict
 from simulator.world.datasets import DATASET_NAMES, DATASETS
 from simulator.world.ratings import FORMATS, RatingsError
+from simulator.world.replay import SPAN as REPLAY_SPAN
 from simulator.world.replay import check_rankable, load_replay, user_split
 from simulator.world.shifts import SHIFT_KINDS, Task
 
@@ -74,6 +75,15 @@ class Data(Strict):
     # A local copy of public data, for datasets read from files (``movielens-100k``, ...):
     # a folder holding the expected file, or the file; made absolute when read.
     path: Annotated[str, Field(min_length=1)] | None = None
+
+    @model_validator(mode="after")
+    def _some_label_per_window(self) -> Data:
+        if self.labeled_fraction > 0 and math.floor(self.labeled_fraction * self.window) == 0:
+            raise ValueError(  # floored to none: every label learner would silently idle
+                f"labeled_fraction: {self.labeled_fraction:g} of a {self.window}-sample window "
+                f"is no labeled sample; give at least {1 / self.window:.3g} (or 0 for no labels)"
+            )
+        return self
 
     @field_validator("path")
     @classmethod
@@ -289,6 +299,13 @@ class Scenario(Strict):
                         f"schedule.segments[{i}].groups: {len(segment.groups)} contexts for "
                         f"{len(self.fleet.classes)} device classes"
                     )
+        groups = None if self.schedule is None else self.schedule.groups
+        if isinstance(groups, int) and groups > self.fleet.devices:
+            raise ValueError(
+                f"schedule.groups: {groups} groups for {self.fleet.devices} devices "
+                "(fleet.devices): some groups would have no device and their contexts no one "
+                "to meet"
+            )
         names = [m.name for m in self.methods]
         if len(set(names)) != len(names):
             raise ValueError(f"methods: each method may appear once; got {names}")
@@ -410,6 +427,50 @@ class Scenario(Strict):
                     f"{need} ({MIN_SAMPLES_PER_CLASS} per class) are needed"
                 )
 
+    def _rounded_settings(self) -> list[str]:
+        """Settings the run must round to whole devices, classes, contexts or samples,
+        where the rounding changes what the author asked for by more than a tenth."""
+        notes = []
+        exact = self.rounds.participation * self.fleet.devices
+        drawn = max(1, round(exact))
+        if abs(drawn - exact) > 0.1 * exact:
+            notes.append(
+                f"rounds.participation: {self.rounds.participation:g} of {self.fleet.devices} "
+                f"devices is {exact:.3g} per round; each round draws {drawn}"
+            )
+        classes = DATASETS[self.data.dataset].num_classes
+        for i, shift in enumerate(self.shifts):
+            if shift.kind == "permutation" and shift.severity > 0:
+                count = max(2, round(shift.severity * classes))
+                if abs(count - shift.severity * classes) > 1e-9:
+                    notes.append(
+                        f"shifts[{i}].severity: a permutation of {shift.severity:g} of "
+                        f"{classes} classes relabels {count} classes ({count / classes:g})"
+                    )
+        if self.pretrain.family_fraction == 0:
+            notes.append(
+                "pretrain.family_fraction: 0 holds nothing out: cloud-side learners (Persona's "
+                "episodes, cloud-retrain) reuse the images the starting model trained on"
+            )
+        share = self.pretrain.known_share
+        if share is not None:
+            deployed = len(deployed_contexts(self.schedule, self.shifts))
+            known = math.floor(share * deployed + 0.5)
+            if abs(known / deployed - share) > 1e-9:
+                notes.append(
+                    f"pretrain.known_share: {share:g} of {deployed} deployed contexts is "
+                    f"{known} (a share of {known / deployed:.3g})"
+                )
+        if DATASETS[self.data.dataset].ratings is not None:
+            for key in ("window", "eval_samples"):
+                size = getattr(self.data, key)
+                if size > REPLAY_SPAN:
+                    notes.append(
+                        f"data.{key}: {size} samples drawn from at most {REPLAY_SPAN} recorded "
+                        "interactions around the present: samples repeat"
+                    )
+        return notes
+
     def warnings(self) -> list[str]:
         """Settings that run but probably do not mean what their author intended."""
         notes = []
@@ -427,6 +488,7 @@ class Scenario(Strict):
                         f"schedule.segments[{i}].from_s: {segment.from_s:g} s is at or after "
                         f"the horizon ({horizon:g} s): this segment never starts"
                     )
+        notes += self._rounded_settings()
         if self.rounds.eval_every_s > self.rounds.period_s:
             notes.append(
                 f"rounds.eval_every_s: {self.rounds.eval_every_s:g} s is coarser than the round "

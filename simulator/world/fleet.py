@@ -15,8 +15,8 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from simulator.scenario.fleet import FleetTraces
-from simulator.scenario.schema import DeviceClass, Scenario
+from simulator.scenario.fleet import FleetTraces, class_counts
+from simulator.scenario.schema import Scenario
 from simulator.world.seeding import rng_for
 from simulator.world.traces import Behaviour, assign_clients, load_behaviour, load_capacity
 
@@ -40,16 +40,6 @@ class DeviceProfile:
     capacity_client: int = -1
     behaviour_client: int = -1
     model: str = ""
-
-
-def class_counts(classes: list[DeviceClass], devices: int) -> list[int]:
-    """Split ``devices`` among classes by share, largest remainders first (sums exactly)."""
-    shares = np.array([c.share for c in classes], dtype=float)
-    exact = shares / shares.sum() * devices
-    counts = np.floor(exact).astype(int)
-    for i in np.argsort(-(exact - counts), kind="stable")[: devices - counts.sum()]:
-        counts[i] += 1
-    return counts.tolist()
 
 
 def _lognormal(median: float, sigma: float, z: float) -> float:
