@@ -160,6 +160,43 @@ def _overrides(args: argparse.Namespace) -> list[str]:
     return extra
 
 
+def _traces(argv: list[str]) -> int:
+    from simulator.world.trace_files import TraceError
+    from simulator.world.traces import convert_trace
+
+    parser = argparse.ArgumentParser(
+        prog="simulate traces",
+        description="Device traces in FedScale's layout (fleet.traces in a scenario).",
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+    convert = commands.add_parser(
+        "convert",
+        help="check a trace (pickle, JSON or CSV) and write it as CSV or JSON",
+        description="Check every client of a capacity or behaviour trace and write it in "
+        "the CSV or JSON layout (by OUT's suffix); nothing is written if a client is bad.",
+    )
+    convert.add_argument("source", metavar="IN")
+    convert.add_argument("target", metavar="OUT")
+    example = commands.add_parser(
+        "example",
+        help="write the synthetic example traces (capacity.csv, behaviour.csv) into DIR",
+    )
+    example.add_argument("folder", metavar="DIR")
+    args = parser.parse_args(argv)
+    if args.command == "example":
+        from simulator.world.example_traces import write_example_traces
+
+        for path in write_example_traces(Path(args.folder)):
+            print(path)
+        return 0
+    try:
+        kind, count = convert_trace(args.source, args.target)
+    except TraceError as error:
+        raise UserError(str(error)) from None
+    print(f"{args.target}: {count:,} clients of a {kind} trace")
+    return 0
+
+
 def _validate(argv: list[str]) -> int:
     from simulator.scenario.loading import load_scenario
 
@@ -319,6 +356,8 @@ def main(argv: list[str] | None = None) -> int:
             return _compare(argv[1:])
         if argv and argv[0] == "sweep":
             return _sweep(argv[1:])
+        if argv and argv[0] == "traces":
+            return _traces(argv[1:])
         return _run(argv)
     except UserError as error:
         print(f"error: {error}", file=sys.stderr)

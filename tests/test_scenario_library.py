@@ -30,6 +30,7 @@ LIBRARY = {
     "bigfleet",
     "rec-drift",
     "rec-lowbandwidth",
+    "traced",
 }
 
 

@@ -197,3 +197,45 @@ def test_a_bad_trace_is_one_line_naming_file_client_and_field(
     text = str(refused.value)
     assert message in text and text.count("\n") == 0, text
     assert "fleet.traces." in text
+
+
+def test_convert_writes_the_same_clients_in_each_layout(tmp_path, capsys):
+    from simulator.world.traces import load_behaviour, load_capacity
+
+    capacity, behaviour = _pickles(tmp_path / "traces")
+    for source, load in ((capacity, load_capacity), (behaviour, load_behaviour)):
+        as_csv, as_json = tmp_path / f"{source.name}.csv", tmp_path / f"{source.name}.json"
+        assert main(["traces", "convert", str(source), str(as_csv)]) == 0
+        assert main(["traces", "convert", str(as_csv), str(as_json)]) == 0
+        assert load(source) == load(as_csv) == load(as_json)
+    assert "3 clients of a behaviour trace" in capsys.readouterr().out
+
+
+def test_convert_writes_nothing_when_a_client_is_bad(tmp_path, capsys):
+    source, target = tmp_path / "capacity.json", tmp_path / "capacity.csv"
+    source.write_text(json.dumps({"1": CAPACITY[1], "2": {"computation": -1, "communication": 5}}))
+    assert main(["traces", "convert", str(source), str(target)]) != 0
+    assert "client 2: computation: must be above 0" in capsys.readouterr().err
+    assert not target.exists()
+
+
+def test_the_shipped_example_is_the_generators_output(tmp_path):
+    from pathlib import Path
+
+    from simulator.world.example_traces import write_example_traces
+
+    shipped = Path(__file__).parent.parent / "scenarios" / "traces"
+    for written in write_example_traces(tmp_path):
+        assert written.read_bytes() == (shipped / written.name).read_bytes(), written.name
+
+
+def test_a_scenario_files_relative_trace_paths_name_files_beside_it(tmp_path, monkeypatch):
+    from pathlib import Path
+
+    traced = Path(__file__).parent.parent / "scenarios" / "traced.yaml"
+    monkeypatch.chdir(tmp_path)  # anywhere but the repository
+    scenario = load_scenario(traced)
+    assert scenario.fleet.traces.capacity == str(traced.parent / "traces" / "capacity.csv")
+    capacity, _ = _csvs(tmp_path / "mine")
+    given = load_scenario(traced, ["fleet.traces.capacity=mine/capacity.csv"])
+    assert given.fleet.traces.capacity == str(capacity.resolve())  # --set: the shell's folder

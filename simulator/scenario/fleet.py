@@ -97,9 +97,10 @@ class FleetTraces(Strict):
     of one figure for both directions); ``behaviour`` replaces the class's
     availability and outages by the device's measured online windows.
     Either may be left out; the device's class fills in the rest (RTT,
-    energy, crash rate, and whatever no trace gives). Paths are resolved
-    against the current folder, like ``data.path``; the files are checked
-    when the scenario is read.
+    energy, crash rate, and whatever no trace gives). A relative path written
+    in a scenario file names a file beside it; one given with ``--set`` is
+    resolved against the current folder. The files are checked when the
+    scenario is read.
     """
 
     capacity: Annotated[str, Field(min_length=1)] | None = None

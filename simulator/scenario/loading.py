@@ -115,9 +115,28 @@ def read_document(path: str | Path) -> dict[str, Any]:
 
 def load_scenario(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> Scenario:
     """Load, apply ``--set KEY.PATH=VALUE`` overrides, and validate a scenario file."""
-    document = read_document(path)
+    document = _traces_beside(read_document(path), Path(path).parent)
     document = apply_overrides(document, overrides, source=str(path))
     return parse_scenario(document, source=str(path))
+
+
+def _traces_beside(document: Any, folder: Path) -> Any:
+    """Relative trace paths written in a scenario file name files beside it (so a
+    shipped scenario runs from any folder); a ``--set`` path is the shell's, as given."""
+    traces = document.get("fleet", {}).get("traces") if isinstance(document, dict) else None
+    if not isinstance(traces, dict):
+        return document
+    beside = {
+        key: str(folder / value) if isinstance(value, str) and not _absolute(value) else value
+        for key, value in traces.items()
+        if key in ("capacity", "behaviour")
+    }
+    fleet = {**document["fleet"], "traces": {**traces, **beside}}
+    return {**document, "fleet": fleet}
+
+
+def _absolute(value: str) -> bool:
+    return Path(value).expanduser().is_absolute()
 
 
 def scenario_to_document(scenario: Scenario) -> dict[str, Any]:

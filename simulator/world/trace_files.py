@@ -66,12 +66,12 @@ class _PlainUnpickler(pickle.Unpickler):
         raise _Refused("a persistent reference")
 
 
-def read_trace_file(path: Path, kind: str) -> dict[Any, Any]:
+def read_trace_file(path: Path, kind: str | None) -> dict[Any, Any]:
     """The file's clients as a dict of plain values (pickle, JSON or CSV by suffix).
 
-    ``kind`` is ``capacity`` or ``behaviour`` (for a CSV's columns and for
-    messages). Nothing is validated beyond the container here; see
-    ``simulator.world.traces`` for the fields.
+    ``kind`` is ``capacity`` or ``behaviour`` (a CSV's columns), or None for a
+    CSV whose header says which. Nothing is validated beyond the container
+    here; see ``simulator.world.traces`` for the fields.
     """
     data = _bounded_bytes(path)
     suffix = path.suffix.lower()
@@ -126,9 +126,11 @@ def _text(path: Path, data: bytes) -> str:
         raise TraceError(f"{path}: not UTF-8 text (byte {err.start}); save it as UTF-8") from None
 
 
-def _from_csv(path: Path, text: str, kind: str) -> dict[Any, Any]:
-    columns = CAPACITY_COLUMNS if kind == "capacity" else BEHAVIOUR_COLUMNS
+def _from_csv(path: Path, text: str, kind: str | None) -> dict[Any, Any]:
     reader = csv.DictReader(io.StringIO(text, newline=""))
+    if kind is None:
+        kind = "capacity" if "computation" in (reader.fieldnames or ()) else "behaviour"
+    columns = CAPACITY_COLUMNS if kind == "capacity" else BEHAVIOUR_COLUMNS
     missing = [c for c in columns if c not in (reader.fieldnames or ())]
     if missing:
         raise TraceError(
@@ -148,3 +150,30 @@ def _from_csv(path: Path, text: str, kind: str) -> dict[Any, Any]:
                 entry[field] = [v for v in (row[field] or "").split(";") if v.strip()]
         clients[key] = entry
     return clients
+
+
+def write_trace_file(path: Path, kind: str, clients: dict[int, dict[str, Any]]) -> None:
+    """Write checked clients as CSV or JSON (by ``path``'s suffix), through a rename."""
+    suffix = path.suffix.lower()
+    if suffix not in (".csv", ".json"):
+        raise TraceError(f"{path}: write a .csv or a .json file (a pickle is never written)")
+    buffer = io.StringIO(newline="")
+    if suffix == ".json":
+        json.dump({str(c): entry for c, entry in sorted(clients.items())}, buffer)
+    else:
+        columns = CAPACITY_COLUMNS if kind == "capacity" else BEHAVIOUR_COLUMNS
+        writer = csv.writer(buffer, lineterminator="\n")
+        writer.writerow(columns)
+        for client, entry in sorted(clients.items()):
+            row = {"client_id": client, **entry}
+            for field in ("active", "inactive"):
+                if field in row:
+                    row[field] = ";".join(repr(float(v)) for v in row[field])
+            writer.writerow(row[c] for c in columns)
+    tmp = path.with_name(f".{path.name}.tmp")
+    try:
+        tmp.write_text(buffer.getvalue(), encoding="utf-8")
+        tmp.replace(path)
+    except OSError as err:
+        tmp.unlink(missing_ok=True)
+        raise TraceError(f"{path}: cannot be written ({err.strerror or err})") from None

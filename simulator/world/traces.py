@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from simulator.world.seeding import rng_for
-from simulator.world.trace_files import TraceError, read_trace_file
+from simulator.world.trace_files import TraceError, read_trace_file, write_trace_file
 
 
 @dataclass(frozen=True)
@@ -48,6 +48,7 @@ class Behaviour:
     inactive: tuple[float, ...]
     finish_time: float
     model: str
+    duration: float | None = None  # FedScale's own field, kept for a conversion only
 
     def online(self, time_s: float) -> bool:
         """Whether the client is online at ``time_s`` (simulated seconds)."""
@@ -114,7 +115,12 @@ def _behaviour(path: str, identity: tuple[int, ...]) -> dict[int, Behaviour]:
         model = entry.get("model", "")
         if not isinstance(model, str):
             raise TraceError(f"{file}: client {client}: model: expected text, found {model!r}")
-        clients[client] = Behaviour(active, inactive, finish, model)
+        duration = entry.get("duration")
+        if duration is not None and duration != "":
+            duration = _number(file, client, "duration", duration)
+        else:
+            duration = None
+        clients[client] = Behaviour(active, inactive, finish, model, duration)
     return _nonempty(file, clients)
 
 
@@ -198,3 +204,40 @@ def _nonempty(file: Path, clients: dict[int, Any]) -> dict[int, Any]:
     if not clients:
         raise TraceError(f"{file}: no clients")
     return clients
+
+
+def trace_kind(path: str | Path) -> str:
+    """``capacity`` or ``behaviour``: which trace a file holds, from its first client."""
+    path = Path(path)
+    first = next(iter(read_trace_file(path, None).values()), None)
+    if isinstance(first, dict) and "computation" in first:
+        return "capacity"
+    if isinstance(first, dict) and "active" in first:
+        return "behaviour"
+    raise TraceError(
+        f"{path}: neither a capacity trace (computation) nor a behaviour trace (active)"
+    )
+
+
+def convert_trace(source: str | Path, target: str | Path) -> tuple[str, int]:
+    """Check ``source`` (any layout) and write it to ``target`` (CSV or JSON); returns the
+    kind and the number of clients. Nothing is written unless every client is valid."""
+    kind = trace_kind(source)
+    if kind == "capacity":
+        clients = {
+            c: {"computation": r.latency_ms, "communication": r.bandwidth_kbps}
+            for c, r in load_capacity(source).items()
+        }
+    else:
+        clients = {
+            c: {
+                "finish_time": r.finish_time,
+                "duration": "" if r.duration is None else r.duration,
+                "model": r.model,
+                "active": list(r.active),
+                "inactive": list(r.inactive),
+            }
+            for c, r in load_behaviour(source).items()
+        }
+    write_trace_file(Path(target), kind, clients)
+    return kind, len(clients)
