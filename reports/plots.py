@@ -318,7 +318,10 @@ def fleet_profile(results: RunResults) -> Figure | None:
     if not results.fleets:
         return None
     fleet = results.fleets[min(results.fleets)]
-    classes = sorted({d["device_class"] for d in fleet})
+    # A traced fleet is grouped by its phone models (fleet.traces), else by device class.
+    traced = any(d.get("model") for d in fleet)
+    group = "model" if traced else "device_class"
+    classes = sorted({d[group] for d in fleet})
     fig, axes = plt.subplots(1, 3, figsize=(12, 3.8))
     panels = (
         (axes[0], "uplink_bps", 1e3),
@@ -330,7 +333,7 @@ def fleet_profile(results: RunResults) -> Figure | None:
         low, high = np.log10(everyone.min()) - 0.1, np.log10(everyone.max()) + 0.1
         bins = np.logspace(low, high, 30)  # shared bins: classes comparable, never degenerate
         for name in classes:
-            values = [float(d[key]) / scale for d in fleet if d["device_class"] == name]
+            values = [float(d[key]) / scale for d in fleet if d[group] == name]
             ax.hist(values, bins=bins, alpha=0.6, label=f"{name} ({len(values)})")
     for ax, label in zip(
         axes,
@@ -343,7 +346,8 @@ def fleet_profile(results: RunResults) -> Figure | None:
         ax.set_ylabel("devices")
         ax.grid(alpha=0.3)
     axes[0].legend(fontsize=8)
-    fig.suptitle("The simulated fleet: median link and compute per device")
+    source = "from traces (by phone model)" if traced else "median link and compute per device"
+    fig.suptitle(f"The simulated fleet: {source}")
     fig.tight_layout()
     return fig
 

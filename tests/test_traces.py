@@ -102,6 +102,7 @@ def test_a_run_records_the_traced_fleet_and_never_reaches_an_offline_device(
         client = int(row["index"]) % 3 + 1
         assert int(row["capacity_client"]) == client and row["model"] == BEHAVIOUR[client]["model"]
         assert float(row["downlink_bps"]) == 2.0 * float(row["uplink_bps"])
+    assert next(folder.rglob("fleet.png")).stat().st_size > 0  # drawn by phone model
     scenario = load_scenario(path)
     pretrained, _ = pretrain_for(scenario, 0)  # the run's cached starting model
     world = World(WorldSpec(scenario.model_dump_json(), 0, str(pretrained)))
