@@ -12,6 +12,8 @@ from conftest import write_yaml
 
 from simulator.cli import main
 from simulator.engine.sampling import DeviceSampler
+from simulator.run.folder import metrics_path
+from simulator.run.reader import read_rows
 from simulator.scenario.errors import ScenarioError
 from simulator.scenario.loading import load_scenario
 from simulator.world.build import World, WorldSpec
@@ -240,3 +242,25 @@ def test_a_scenario_files_relative_trace_paths_name_files_beside_it(tmp_path, mo
     capacity, _ = _csvs(tmp_path / "mine")
     given = load_scenario(traced, ["fleet.traces.capacity=mine/capacity.csv"])
     assert given.fleet.traces.capacity == str(capacity.resolve())  # --set: the shell's folder
+
+
+def test_a_device_whose_window_closes_mid_round_drops_out_of_it(tmp_path, tiny_document):
+    capacity, behaviour = _pickles(tmp_path / "traces")
+    closing = {**BEHAVIOUR, 1: {**BEHAVIOUR[1], "inactive": [150.2]}}  # just after a start
+    behaviour.write_bytes(pickle.dumps(closing))
+    document = _traced(tiny_document, capacity, behaviour)
+    document["rounds"]["period_s"] = 150
+    path = write_yaml(tmp_path / "tiny.yaml", document)
+    args = [str(path), "--methods", "fedavg", "--out", str(tmp_path / "runs"), "--no-progress"]
+    assert main(args) == 0
+    (folder,) = (tmp_path / "runs").glob("*/*")
+    rows = [r for r in read_rows(metrics_path(folder, "fedavg", 0)) if r["kind"] == "round"]
+    second = next(r for r in rows if r["start_s"] == 150.0)
+    assert any("went offline" in f for f in second["failures"]), second["failures"]
+    assert second["failed"] >= 1
+
+
+def test_online_through_needs_one_window_for_the_whole_span():
+    phone = Behaviour(active=(10.0,), inactive=(50.0,), finish_time=100.0, model="x")
+    assert phone.online_through(10, 50) and phone.online_through(110, 140)
+    assert not phone.online_through(40, 51) and not phone.online_through(5, 20)

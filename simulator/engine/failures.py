@@ -1,4 +1,4 @@
-"""Two kinds of failure the engine tells apart: a simulated device's, and its own."""
+"""Failures the engine tells apart: a simulated device's (a crash, going offline), and its own."""
 
 from __future__ import annotations
 
@@ -8,6 +8,10 @@ class DeviceCrash(RuntimeError):
 
     Data, not a problem: the round records it as a failed device-round.
     """
+
+
+class DeviceOffline(RuntimeError):
+    """A traced device's online window closed before its round finished (data, like a crash)."""
 
 
 class EngineFailure(RuntimeError):

@@ -52,9 +52,14 @@ class Behaviour:
 
     def online(self, time_s: float) -> bool:
         """Whether the client is online at ``time_s`` (simulated seconds)."""
-        offset = time_s % self.finish_time
+        return self.online_through(time_s, time_s)
+
+    def online_through(self, start_s: float, end_s: float) -> bool:
+        """Whether one online window covers all of ``[start_s, end_s]``: a device whose
+        window closes mid-round drops out of that round (FedScale's trace semantics)."""
+        offset = start_s % self.finish_time
         k = bisect.bisect_right(self.active, offset) - 1
-        return k >= 0 and offset <= self.inactive[k]
+        return k >= 0 and offset + (end_s - start_s) <= self.inactive[k]
 
 
 def load_capacity(path: str | Path) -> dict[int, Capacity]:
