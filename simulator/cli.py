@@ -43,11 +43,23 @@ def _common(parser: argparse.ArgumentParser, optional_scenario: bool = False) ->
     )
 
 
+COMMANDS = {
+    "validate": "check a scenario file; run nothing",
+    "report": "rebuild a run folder's (or sweep folder's) report",
+    "compare": "set two or more run folders side by side",
+    "sweep": "run a grid of scenario values (simulate sweep --help)",
+    "traces": "convert device traces, or write the example (simulate traces --help)",
+}
+
+
 def build_parser() -> argparse.ArgumentParser:
+    commands = "\n".join(f"  simulate {name:<9} {what}" for name, what in COMMANDS.items())
     parser = argparse.ArgumentParser(
         prog="simulate",
         description="Simulate a device fleet adapting to data shift, for every method "
         "of a scenario, and write a results folder.",
+        epilog=f"other commands:\n{commands}",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     _common(parser, optional_scenario=True)
     parser.add_argument(
@@ -334,6 +346,21 @@ def _sweep(argv: list[str]) -> int:
     return 0
 
 
+def _refuse_misspelt_command(argv: list[str]) -> None:
+    """``simulate valdate x.yaml`` is a typo of a command, not a scenario named valdate."""
+    import difflib
+
+    word = argv[0] if argv else ""
+    if not word or word.startswith("-") or Path(word).suffix or Path(word).exists():
+        return
+    close = difflib.get_close_matches(word, list(COMMANDS), n=1, cutoff=0.6)
+    hint = f"did you mean 'simulate {close[0]}'? " if close else ""
+    raise UserError(
+        f"{word!r} is neither a command nor a scenario file; {hint}"
+        f"commands: {', '.join(COMMANDS)}; or give a scenario file (.yaml)"
+    )
+
+
 def quiet_libraries() -> None:
     """Keep Flower's per-round INFO lines out of the way of the progress bar."""
     import logging
@@ -358,6 +385,7 @@ def main(argv: list[str] | None = None) -> int:
             return _sweep(argv[1:])
         if argv and argv[0] == "traces":
             return _traces(argv[1:])
+        _refuse_misspelt_command(argv)
         return _run(argv)
     except UserError as error:
         print(f"error: {error}", file=sys.stderr)

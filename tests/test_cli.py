@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 
+import pytest
 import yaml
 from conftest import write_yaml
 
@@ -246,3 +247,15 @@ def test_resume_arguments_are_checked(tmp_path, tiny_document, capsys):
     assert capsys.readouterr().err.strip() == f"error: {tmp_path / 'gone'}: no such run folder"
     assert main([str(scenario), "--checkpoint-every", "-1"]) == 2
     assert "--checkpoint-every" in capsys.readouterr().err
+
+
+def test_a_misspelt_command_gets_a_suggestion_and_help_lists_the_commands(capsys):
+    from simulator.cli import main as simulate
+
+    assert simulate(["valdate", "x.yaml"]) == 2
+    err = capsys.readouterr().err
+    assert "did you mean 'simulate validate'?" in err and err.count("\n") == 1
+    with pytest.raises(SystemExit):
+        simulate(["--help"])
+    out = capsys.readouterr().out
+    assert all(f"simulate {c}" in out for c in ("validate", "report", "compare", "sweep", "traces"))
