@@ -130,15 +130,33 @@ def ignored_engine_settings(scenario: Scenario) -> list[str]:
 def describe(sweep: SweepFile, scenarios: list[Scenario], workers: int) -> list[str]:
     """The ``--dry-run`` listing: every cell, its seeds, and the time estimate."""
     cells = sweep.cell_list()
-    lines = [f"{c.name}: {c.label()} (seeds {c.seeds[0]}..{c.seeds[-1]})" for c in cells]
-    hours = estimate_s(sweep, scenarios, workers) / 3600
+    lines = [f"{c.name}: {c.label()} ({_seed_span(c.seeds)})" for c in cells]
+    seconds = estimate_s(sweep, scenarios, workers)
     lines.append(
-        f"{len(cells)} cells x {len(sweep.methods)} methods x {len(cells[0].seeds)} seeds; "
-        f"about {hours:.1f} h on {workers} workers (rough: {SECONDS_PER_DEVICE_ROUND * 1000:.0f} "
+        f"{_count(len(cells), 'cell')} x {_count(len(sweep.methods), 'method')} x "
+        f"{_count(len(cells[0].seeds), 'seed')}; about {_duration(seconds)} on "
+        f"{_count(workers, 'worker')} (rough: {SECONDS_PER_DEVICE_ROUND * 1000:.0f} "
         f"ms per device-round + {SECONDS_PER_RUN:.0f} s per method-seed run + "
         f"{SECONDS_PER_PRETRAINING:.0f} s per pretraining seed)"
     )
     return lines + _engine_note(scenarios[0])
+
+
+def _seed_span(seeds: tuple[int, ...]) -> str:
+    return f"seed {seeds[0]}" if len(seeds) == 1 else f"seeds {seeds[0]}..{seeds[-1]}"
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n:,} {noun}{'' if n == 1 else 's'}"
+
+
+def _duration(seconds: float) -> str:
+    """``45 s``, ``12 min`` or ``3.5 h``: an estimate in the unit that reads."""
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 5400:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
 
 
 def _engine_note(scenario: Scenario) -> list[str]:
