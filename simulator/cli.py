@@ -23,7 +23,7 @@ from simulator.engine.stop import StopRequested
 from simulator.run.plan import DEFAULT_CHECKPOINT_BUDGET, DEFAULT_CHECKPOINT_EVERY
 from simulator.run.stopping import EXIT_INTERRUPTED
 from simulator.scenario.errors import UserError
-from simulator.scenario.loading import parse_scenario, scenario_to_document
+from simulator.scenario.loading import closest, parse_scenario, scenario_to_document
 from simulator.scenario.schema import Scenario
 
 EXIT_USAGE = 2
@@ -145,8 +145,8 @@ def with_methods(
     unknown = [m for m in wanted if m not in method_names()]
     if unknown:
         raise UserError(
-            f"--methods: unknown method {', '.join(repr(m) for m in unknown)}; "
-            f"valid methods: {', '.join(method_names())}"
+            f"--methods: unknown method {', '.join(repr(m) for m in unknown)}"
+            f"{closest(unknown[0], method_names())}; valid methods: {', '.join(method_names())}"
         )
     listed = {m.name: m for m in scenario.methods}
     if params_from is not None and params_from not in listed:

@@ -137,7 +137,7 @@ def test_unknown_method_on_the_command_line(tmp_path, tiny_document, capsys):
     scenario = write_yaml(tmp_path / "tiny.yaml", tiny_document)
     assert main([str(scenario), "--methods", "fedsgd", "--no-progress"]) == 2
     err = capsys.readouterr().err.strip()
-    assert err.startswith("error: --methods: unknown method 'fedsgd'; valid methods: cloud-retr")
+    assert err.startswith("error: --methods: unknown method 'fedsgd' (did you mean 'fedavg'?); ")
     assert " fedavg," in err and "\n" not in err
 
 

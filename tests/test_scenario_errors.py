@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -37,8 +38,7 @@ def test_unknown_key_is_an_error(tmp_path, tiny_document):
     tiny_document["rounds"]["dedline_s"] = 10
     message = _error_for(tmp_path, tiny_document)
     assert message == (
-        f"{tmp_path / 'bad.yaml'}: rounds.dedline_s: "
-        "unknown key (check its spelling and indentation)"
+        f"{tmp_path / 'bad.yaml'}: rounds.dedline_s: unknown key (did you mean 'deadline_s'?)"
     )
 
 
@@ -52,7 +52,8 @@ def test_missing_required_key(tmp_path, tiny_document):
 def test_unknown_method_lists_valid_methods(tmp_path, tiny_document):
     tiny_document["methods"].append({"name": "fedsgd"})
     assert _error_for(tmp_path, tiny_document) == (
-        f"{tmp_path / 'bad.yaml'}: methods[2].name: unknown method 'fedsgd'; "
+        f"{tmp_path / 'bad.yaml'}: methods[2].name: unknown method 'fedsgd' "
+        "(did you mean 'fedavg'?); "
         "valid methods: cloud-retrain, em-prior, fedavg, fedavg-ft, fedavg-head, fedprox, "
         "finetune, ifca, lame, persona, persona-nocross, persona-noedit, persona-noproto, "
         "persona-refine, persona-ungated, "
@@ -230,3 +231,23 @@ def test_an_interest_turns_at_most_half_a_circle(tmp_path, tiny_document):
     tiny_document["shifts"][0] = {"kind": "interest", "severity": 270, "onset_s": 240}
     tiny_document["pretrain"]["family"] = []
     assert "severity of interest shifts is at most 180" in _error_for(tmp_path, tiny_document)
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("rounds.cont=3", "rounds.cont: unknown key (did you mean 'count'?)"),
+        (
+            "fleet.classes[0].uplnk_kbps=3",
+            "classes[0].uplnk_kbps: unknown key (did you mean 'uplink",
+        ),
+        ("methods[0].name=persna", "unknown method 'persna' (did you mean 'persona'?)"),
+        ("rounds.zzzzzz=3", "rounds.zzzzzz: unknown key (check its spelling and indentation)"),
+    ],
+)
+def test_a_near_miss_names_the_key_or_method_meant(tmp_path, override, message):
+    from conftest import TINY
+
+    path = write_yaml(tmp_path / "tiny.yaml", TINY)
+    with pytest.raises(ScenarioError, match=re.escape(message)):
+        load_scenario(path, [override])

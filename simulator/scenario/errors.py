@@ -6,7 +6,9 @@ CLI prints it as one line. ``ScenarioError`` names the file and key path.
 
 from __future__ import annotations
 
+import difflib
 import re
+import typing
 from typing import Any
 
 from pydantic import ValidationError
@@ -41,7 +43,32 @@ def _describe_found(value: Any) -> str:
 _INNER_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\[\d+\])?(\.[A-Za-z_][A-Za-z0-9_]*(\[\d+\])?)*: ")
 
 
-def _one_error(error: dict[str, Any]) -> str:
+def _keys_at(model: Any, loc: tuple[Any, ...]) -> list[str]:
+    """The keys a model accepts at ``loc`` (following fields, lists and optionals)."""
+    for part in loc:
+        if isinstance(part, int):
+            continue
+        field = getattr(model, "model_fields", {}).get(part)
+        if field is None:
+            return []
+        model = _model_in(field.annotation)
+        if model is None:
+            return []
+    return list(getattr(model, "model_fields", {}))
+
+
+def _model_in(annotation: Any) -> Any:
+    """The pydantic model an annotation holds (``X``, ``X | None``, ``list[X]``), if one."""
+    if isinstance(annotation, type) and hasattr(annotation, "model_fields"):
+        return annotation
+    for inner in typing.get_args(annotation):
+        found = _model_in(inner)
+        if found is not None:
+            return found
+    return None
+
+
+def _one_error(error: dict[str, Any], model: Any = None) -> str:
     loc = tuple(error.get("loc", ()))
     kind = error.get("type", "")
     ctx = error.get("ctx") or {}
@@ -49,7 +76,10 @@ def _one_error(error: dict[str, Any]) -> str:
     if kind == "missing":
         return f"{key_path(loc)}: required key is missing"
     if kind == "extra_forbidden":
-        return f"{key_path(loc)}: unknown key (check its spelling and indentation)"
+        valid = _keys_at(model, loc[:-1]) if model is not None and loc else []
+        close = difflib.get_close_matches(str(loc[-1]), valid, n=1) if valid else []
+        hint = f"did you mean {close[0]!r}?" if close else "check its spelling and indentation"
+        return f"{key_path(loc)}: unknown key ({hint})"
     if kind == "literal_error":
         expected = ctx.get("expected", "")
         return f"{key_path(loc)}: expected one of {expected}; found {_describe_found(found)}"
@@ -70,9 +100,9 @@ def _one_error(error: dict[str, Any]) -> str:
     )
 
 
-def format_validation_error(err: ValidationError, source: str) -> str:
+def format_validation_error(err: ValidationError, source: str, model: Any = None) -> str:
     """One line per problem, each prefixed with the file, e.g.
     ``lowbandwidth.yaml: rounds.count: expected greater than or equal to 1; found 0``.
     """
-    lines = [f"{source}: {_one_error(e)}" for e in err.errors(include_url=False)]
+    lines = [f"{source}: {_one_error(e, model)}" for e in err.errors(include_url=False)]
     return "\n".join(lines)

@@ -21,14 +21,22 @@ from simulator.scenario.yaml12 import load_yaml
 from strategies.registry import get_method, method_names, validate_params
 
 
+def closest(word: str, valid: list[str]) -> str:
+    """`` (did you mean 'persona'?)`` for a near miss among ``valid``, else nothing."""
+    import difflib
+
+    close = difflib.get_close_matches(word, valid, n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
 def check_methods(methods: list[MethodSpec], task: str = "classification") -> None:
     """Method names, tasks and parameters against the registry; ``ValueError`` names the entry."""
     valid = method_names()
     for i, spec in enumerate(methods):
         if spec.name not in valid:
             raise ValueError(
-                f"methods[{i}].name: unknown method {spec.name!r}; valid methods: "
-                f"{', '.join(valid)}"
+                f"methods[{i}].name: unknown method {spec.name!r}{closest(spec.name, valid)}; "
+                f"valid methods: {', '.join(valid)}"
             )
         method = get_method(spec.name)
         if task not in method.tasks:
@@ -74,7 +82,7 @@ def parse_scenario(document: Any, source: str = "<scenario>") -> Scenario:
     try:
         scenario = Scenario.model_validate(document)
     except ValidationError as err:
-        raise ScenarioError(format_validation_error(err, source)) from None
+        raise ScenarioError(format_validation_error(err, source, Scenario)) from None
     try:
         check_methods(scenario.methods, scenario.task)
     except ValueError as err:
