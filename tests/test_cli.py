@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+from pathlib import Path
 
 import pytest
 import yaml
@@ -259,3 +260,15 @@ def test_a_misspelt_command_gets_a_suggestion_and_help_lists_the_commands(capsys
         simulate(["--help"])
     out = capsys.readouterr().out
     assert all(f"simulate {c}" in out for c in ("validate", "report", "compare", "sweep", "traces"))
+
+
+def test_a_run_folder_records_the_code_packages_and_machine(tmp_path, tiny_document):
+    scenario = write_yaml(tmp_path / "tiny.yaml", tiny_document)
+    args = [str(scenario), "--methods", "static", "--out", str(tmp_path), "--no-progress"]
+    assert main(args) == 0
+    (folder,) = (tmp_path / "tiny-test").iterdir()
+    (entry,) = json.loads((folder / "provenance.json").read_text())
+    assert entry["role"] == "start" and entry["packages"]["torch"]
+    assert entry["machine"]["cpus"] >= 1 and entry["machine"]["processor"]
+    if (Path(__file__).parent.parent / ".git").exists():
+        assert len(entry["source"]["commit"]) == 40

@@ -37,6 +37,7 @@ from simulator.run.lock import writer_lock
 from simulator.run.metrics_log import MetricsLog
 from simulator.run.paired import paired_table, references, write_paired
 from simulator.run.plan import RunPlan, changed_inputs, read_plan, scenario_digest, write_plan
+from simulator.run.provenance import record_process
 from simulator.run.reader import read_rows
 from simulator.run.stopping import graceful_interrupts
 from simulator.run.summary import nonfinite_evaluations, summarize_file, write_summary
@@ -139,6 +140,7 @@ def run_plan(
         document = scenario_to_document(plan.scenario)
         (folder / "scenario.yaml").write_text(dump_yaml(document, sort_keys=False))
         write_plan(folder, plan)
+        record_process(folder, "start")
         return _execute(plan, folder, False, show_progress, console)
 
 
@@ -177,6 +179,7 @@ def _resume_locked(folder: Path, show_progress: bool, console: Console | None) -
         stored.checkpoint_every,
         stored.checkpoint_budget,
     )
+    record_process(folder, "resume")
     return _execute(plan, folder, True, show_progress, console)
 
 
