@@ -59,6 +59,16 @@ PERSONA_QUICK = {
 }
 
 
+def quick_params(method: str) -> dict[str, Any]:
+    """PERSONA_QUICK for a Persona method, less what a variant fixes itself; {} otherwise."""
+    from strategies.registry import get_method
+
+    if not method.startswith("persona"):
+        return {}
+    fixed = get_method(method).fixed_params
+    return {k: v for k, v in PERSONA_QUICK.items() if k not in fixed}
+
+
 @pytest.fixture(autouse=True)
 def _isolated_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch):
     """Pretrained weights go to a per-session folder, never the user's cache."""

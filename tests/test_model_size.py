@@ -7,7 +7,7 @@ import json
 
 import pytest
 import torch
-from conftest import PERSONA_QUICK, TINY, write_yaml
+from conftest import TINY, quick_params, write_yaml
 
 from basemodel.architecture import build_model, parameter_count, scaled_widths
 from basemodel.flops import flops_per_sample
@@ -37,10 +37,7 @@ def _run(tmp_path, width: float) -> dict[str, dict]:
     document = copy.deepcopy(TINY)
     document["model"] = {"width": width}
     document["pretrain"]["family"] = [{"kind": "rotation", "severity": 45}]
-    document["methods"] = [
-        {"name": m, "params": dict(PERSONA_QUICK) if m.startswith("persona") else {}}
-        for m in method_names()
-    ]
+    document["methods"] = [{"name": m, "params": quick_params(m)} for m in method_names()]
     path = write_yaml(tmp_path / f"w{width}.yaml", document)
     out = tmp_path / f"out{width}"
     assert main([str(path), "--out", str(out), "--no-progress"]) == 0
