@@ -18,13 +18,15 @@ import argparse
 import os
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from simulator.engine.stop import StopRequested
-from simulator.run.plan import DEFAULT_CHECKPOINT_BUDGET, DEFAULT_CHECKPOINT_EVERY
+from simulator.run.defaults import DEFAULT_CHECKPOINT_BUDGET, DEFAULT_CHECKPOINT_EVERY
 from simulator.run.stopping import EXIT_INTERRUPTED
-from simulator.scenario.errors import UserError
-from simulator.scenario.loading import closest, parse_scenario, scenario_to_document
-from simulator.scenario.schema import Scenario
+from simulator.scenario.errors import UserError, closest
+
+if TYPE_CHECKING:  # the heavy modules load only when a command needs them (--help is fast)
+    from simulator.scenario.schema import Scenario
 
 EXIT_USAGE = 2
 
@@ -160,6 +162,8 @@ def with_methods(
             extra.append({"name": m, "params": params} if params else {"name": m})
     if not extra:
         return scenario
+    from simulator.scenario.loading import parse_scenario, scenario_to_document
+
     document = scenario_to_document(scenario)
     document["methods"] = document["methods"] + extra
     return parse_scenario(document, source)
@@ -229,12 +233,12 @@ def _warn(scenario: Scenario) -> None:
 
 
 def _run(argv: list[str]) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)  # before the heavy imports: --help answers at once
     from simulator.run.plan import RunPlan
     from simulator.run.runner import run_plan
     from simulator.scenario.loading import load_scenario
 
-    parser = build_parser()
-    args = parser.parse_args(argv)
     if args.resume is not None:
         return _resume(args, parser)
     if args.scenario is None:

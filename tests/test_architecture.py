@@ -117,14 +117,15 @@ def test_layers_point_one_way():
     assert wrong == []
 
 
-def test_only_the_command_line_builds_reports():
+def test_only_the_front_ends_build_reports():
+    """The command line and the Python API; nothing a run executes draws a report."""
     graph = _graph()
     users = sorted(
         m
         for m, targets in graph.items()
         if m.startswith("simulator") and any(t.startswith("reports") for t in targets)
     )
-    assert users == ["simulator.cli"]
+    assert users == ["simulator.api", "simulator.cli"]
 
 
 def test_reports_read_folders_only_through_the_run_and_sweep_readers():

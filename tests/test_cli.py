@@ -272,3 +272,18 @@ def test_a_run_folder_records_the_code_packages_and_machine(tmp_path, tiny_docum
     assert entry["machine"]["cpus"] >= 1 and entry["machine"]["processor"]
     if (Path(__file__).parent.parent / ".git").exists():
         assert len(entry["source"]["commit"]) == 40
+
+
+def test_help_answers_without_loading_torch_or_flower():
+    import subprocess
+    import sys
+
+    probe = (
+        "import sys\nfrom simulator.cli import main\ntry:\n    main(['--help'])\n"
+        "except SystemExit:\n    pass\nprint('torch' in sys.modules, 'flwr' in sys.modules)"
+    )
+    root = Path(__file__).parent.parent
+    done = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, cwd=root, timeout=60
+    )
+    assert done.stdout.strip().splitlines()[-1] == "False False", done.stderr

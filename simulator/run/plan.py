@@ -16,6 +16,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from simulator.run.defaults import DEFAULT_CHECKPOINT_BUDGET, DEFAULT_CHECKPOINT_EVERY
 from simulator.scenario.errors import UserError, format_validation_error
 from simulator.scenario.schema import Scenario
 from strategies.registry import method_names
@@ -23,8 +24,6 @@ from strategies.registry import method_names
 PLAN_FILE = "run.json"
 PLAN_FORMAT = 1
 MAX_SEED = 2**63 - 1  # seeds feed 64-bit generators
-DEFAULT_CHECKPOINT_EVERY = 10  # rounds between checkpoints
-DEFAULT_CHECKPOINT_BUDGET = 0.05  # most of a run's wall time checkpoints may take
 
 
 @dataclass(frozen=True)

@@ -43,6 +43,12 @@ def _describe_found(value: Any) -> str:
 _INNER_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\[\d+\])?(\.[A-Za-z_][A-Za-z0-9_]*(\[\d+\])?)*: ")
 
 
+def closest(word: str, valid: list[str]) -> str:
+    """`` (did you mean 'persona'?)`` for a near miss among ``valid``, else nothing."""
+    close = difflib.get_close_matches(word, valid, n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
 def _keys_at(model: Any, loc: tuple[Any, ...]) -> list[str]:
     """The keys a model accepts at ``loc`` (following fields, lists and optionals)."""
     for part in loc:

@@ -14,19 +14,11 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
-from simulator.scenario.errors import ScenarioError, format_validation_error
+from simulator.scenario.errors import ScenarioError, closest, format_validation_error
 from simulator.scenario.overrides import apply_overrides
 from simulator.scenario.schema import MethodSpec, Scenario
 from simulator.scenario.yaml12 import load_yaml
 from strategies.registry import get_method, method_names, validate_params
-
-
-def closest(word: str, valid: list[str]) -> str:
-    """`` (did you mean 'persona'?)`` for a near miss among ``valid``, else nothing."""
-    import difflib
-
-    close = difflib.get_close_matches(word, valid, n=1)
-    return f" (did you mean {close[0]!r}?)" if close else ""
 
 
 def check_methods(methods: list[MethodSpec], task: str = "classification") -> None:
