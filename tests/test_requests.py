@@ -22,6 +22,7 @@ def _sampler(share: float, devices: int = 20) -> DeviceSampler:
         seed=3,
         fleet=[SimpleNamespace(availability=1.0)] * devices,
         links=SimpleNamespace(up=lambda start_s: np.ones(devices, dtype=bool)),
+        behaviours=None,  # no traced online windows
     )
     return DeviceSampler(world)  # type: ignore[arg-type]
 

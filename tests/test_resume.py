@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import PERSONA_QUICK, write_yaml
+from conftest import PERSONA_QUICK, quick_params, write_yaml
 
 from simulator.engine.failures import EngineFailure
 from simulator.engine.loop_state import LoopSnapshot
@@ -45,7 +45,9 @@ def stable_rows(path: Path) -> list[dict]:
 
 def _document(tiny_document: dict, method: str) -> dict:
     document = tiny_document
-    params = PERSONA_QUICK | {"head_refresh_rounds": 2} if method.startswith("persona") else {}
+    params = (
+        quick_params(method) | {"head_refresh_rounds": 2} if method.startswith("persona") else {}
+    )
     document["methods"] = [{"name": method, "params": params}]
     document["pretrain"]["family"] = [{"kind": "rotation", "severity": 45}]
     document["rounds"]["count"] = ROUNDS
