@@ -244,7 +244,7 @@ def test_a_scenario_files_relative_trace_paths_name_files_beside_it(tmp_path, mo
     assert given.fleet.traces.capacity == str(capacity.resolve())  # --set: the shell's folder
 
 
-def test_a_device_whose_window_closes_mid_round_drops_out_of_it(tmp_path, tiny_document):
+def test_a_device_whose_window_closes_mid_round_drops_out_of_it(tmp_path, tiny_document, caplog):
     capacity, behaviour = _pickles(tmp_path / "traces")
     closing = {**BEHAVIOUR, 1: {**BEHAVIOUR[1], "inactive": [150.2]}}  # just after a start
     behaviour.write_bytes(pickle.dumps(closing))
@@ -257,7 +257,9 @@ def test_a_device_whose_window_closes_mid_round_drops_out_of_it(tmp_path, tiny_d
     rows = [r for r in read_rows(metrics_path(folder, "fedavg", 0)) if r["kind"] == "round"]
     second = next(r for r in rows if r["start_s"] == 150.0)
     assert any("went offline" in f for f in second["failures"]), second["failures"]
-    assert second["failed"] >= 1
+    assert second["failed"] >= second["went_offline"] >= 1
+    dropped = sum(r["went_offline"] for r in rows)
+    assert f"fedavg seed 0: {dropped} of " in caplog.text  # the run log counts them
 
 
 def test_online_through_needs_one_window_for_the_whole_span():

@@ -10,6 +10,11 @@ class DeviceCrash(RuntimeError):
     """
 
 
+# Every DeviceOffline message holds this, so a round can count them among its failures
+# (a failed device-round reaches the cloud as Flower's error text only).
+WENT_OFFLINE = "went offline (its traced window closed)"
+
+
 class DeviceOffline(RuntimeError):
     """A traced device's online window closed before its round finished (data, like a crash)."""
 

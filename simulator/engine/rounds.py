@@ -25,6 +25,7 @@ from simulator.engine.checkpointing import CheckpointSession
 from simulator.engine.control import register_devices
 from simulator.engine.deployment import Deployment
 from simulator.engine.evaluation import GRID_TIMEOUT_S, evaluate_devices
+from simulator.engine.failures import WENT_OFFLINE
 from simulator.engine.loop_state import CheckpointStore, LoopPosition, RowSink
 from simulator.engine.outcome import RoundOutcome, classify_replies, round_duration
 from simulator.engine.requests import NO_REQUESTS, Requests, poll_requests
@@ -252,6 +253,8 @@ class RoundLoop:
         wall_s = time.perf_counter() - started
         row = round_row(round_index, start_s, duration_s, len(messages), outcome, metrics, wall_s)
         row["cloud_flops"] = cloud_flops
+        if self.world.behaviours is not None:  # traced windows that closed mid-round
+            row["went_offline"] = sum(WENT_OFFLINE in f for f in outcome.failures)
         row["requests"] = len(self.requests.asking)
         row["request_bytes_up"] = self.requests.bytes_up
         row["bytes_up"] += self.requests.bytes_up  # asking is billed like any upload

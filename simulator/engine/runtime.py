@@ -29,7 +29,7 @@ from flwr.common.constant import ErrorCode
 
 from basemodel.threads import fixed_threads
 from simulator.engine.deployment import Deployment
-from simulator.engine.failures import DeviceCrash, DeviceOffline
+from simulator.engine.failures import WENT_OFFLINE, DeviceCrash, DeviceOffline
 from simulator.engine.faults import MessageDropped, corrupt, draw_fault
 from simulator.engine.metering import wire_bytes
 from simulator.engine.scoring import device_score, ranking_scores
@@ -246,10 +246,7 @@ class DeviceRuntime:
             and on_time
             and not behaviours[device].online_through(start_s, start_s + total_s)
         ):
-            raise DeviceOffline(
-                f"device {device} went offline (its traced window closed) in round "
-                f"{int(sim[wire.ROUND])}"
-            )
+            raise DeviceOffline(f"device {device} {WENT_OFFLINE} in round {int(sim[wire.ROUND])}")
         energy = device_energy(
             profile,
             outcome.flops,

@@ -225,11 +225,27 @@ def _execute(
                     if stop.requested:
                         raise StopRequested("stopped between two method runs")
                     _run_one(spec, context, resuming)
+                    _log_offline(folder, method, seed)
     except (StopRequested, KeyboardInterrupt):
         raise StopRequested(str(folder)) from None
     finally:
         summarize_folder(folder, plan)
     return folder
+
+
+def _log_offline(folder: Path, method: str, seed: int) -> None:
+    """On a traced fleet: how often a sampled device dropped out as its window closed."""
+    rounds = [r for r in read_rows(metrics_path(folder, method, seed)) if r["kind"] == "round"]
+    if any("went_offline" in r for r in rounds):
+        dropped = sum(r.get("went_offline", 0) for r in rounds)
+        sent = sum(r["sampled"] for r in rounds)
+        logging.getLogger("persona_fleet").info(
+            "%s seed %d: %d of %d sampled device-rounds dropped as a traced window closed",
+            method,
+            seed,
+            dropped,
+            sent,
+        )
 
 
 def _finished(folder: Path, method: str, seed: int) -> bool:
