@@ -73,18 +73,19 @@ def validate_params(name: str, params: dict[str, Any]) -> MethodParams:
                 f"{key}: {name} fixes it to {value!r} (what it removes from its parent); "
                 "remove the key, or run the parent method"
             )
-    try:
+    try:  # validated as the method will run them, what it fixes included
+        method.params.model_validate({**params, **method.fixed_params})
         return method.params.model_validate(params)
     except ValidationError as err:
         problems = []
         for e in err.errors(include_url=False):
-            where = ".".join(_readable(p) for p in e["loc"]) or "params"
+            where = ".".join(_readable(p) for p in e["loc"])  # empty: a whole-model check
             if e["type"] == "extra_forbidden":
                 what = "unknown parameter"
             elif e["type"] == "value_error":  # the method's own validators phrase the fix
                 what = str((e.get("ctx") or {}).get("error", e["msg"]))
             else:
                 what = e["msg"]
-            problems.append(f"{where}: {what}")
+            problems.append(f"{where}: {what}" if where else what)
         valid = ", ".join(sorted(method.params.model_fields)) or "none"
         raise ValueError(f"{'; '.join(problems)} (valid parameters of {name!r}: {valid})") from None

@@ -38,6 +38,10 @@ def _schedule(groups: int) -> dict:
             ["methods=[{name: persona-noproto, params: {prototypes: 8}}]"],
             "prototypes: persona-noproto fixes it to 1",
         ),
+        (  # checked with what the variant fixes (refine on)
+            ["methods=[{name: persona-refine, params: {prototypes: 8, max_prototypes: 2}}]"],
+            "methods[0].params: max_prototypes: 2 is below prototypes (8)",
+        ),
     ],
 )
 def test_a_setting_the_run_cannot_honour_is_refused_by_key(tmp_path, overrides, message):
@@ -56,6 +60,7 @@ def test_a_setting_the_run_cannot_honour_is_refused_by_key(tmp_path, overrides, 
             "a permutation of 0.25 of 10 classes relabels 2 classes (0.2)",
         ),
         (["pretrain.family_fraction=0"], "pretrain.family_fraction: 0 holds nothing out"),
+        (["data.labeled_fraction=0.1"], "0.1 of a 16-sample window is 1.6 samples; each window"),
         (["pretrain.known_share=0.5"], "known_share: 0.5 of 1 deployed contexts is 1"),
     ],
 )

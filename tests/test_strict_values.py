@@ -103,3 +103,16 @@ def test_an_explicit_tag_cannot_smuggle_a_1_1_value_in(text):
 
     with pytest.raises(yaml.YAMLError, match="is not a YAML 1.2"):
         load_yaml(text)
+
+
+def test_a_key_given_twice_and_nesting_past_reason_are_one_line(tmp_path):
+    import yaml
+
+    with pytest.raises(yaml.YAMLError, match="key 'rounds' appears twice"):
+        load_yaml("rounds: {count: 3}\nseed: 1\nrounds: {count: 2}\n")
+    with pytest.raises(yaml.YAMLError, match="nested too deeply"):
+        load_yaml("a: " + "[" * 1000 + "]" * 1000)
+    assert load_yaml("base: &b {x: 1}\nother: {<<: *b, y: 2}") == {
+        "base": {"x": 1},
+        "other": {"x": 1, "y": 2},
+    }  # a merge key is not a repeat

@@ -184,6 +184,12 @@ def test_a_pickle_that_names_a_global_is_refused_and_nothing_runs(tmp_path, tiny
         ),
         (lambda c, b: b.write_bytes(b"\x80\x05garbage"), "not a readable pickle"),
         (
+            lambda c, b: c.write_bytes(
+                pickle.dumps({1: {"computation": 1e-300, "communication": 5}})
+            ),
+            "client 1: computation: 1e-300 is below 0.001",
+        ),
+        (
             lambda c, b: c.write_bytes(pickle.dumps({1: CAPACITY[1], "1": CAPACITY[2]})),
             "client 1 appears twice",
         ),

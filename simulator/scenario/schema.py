@@ -40,6 +40,7 @@ from simulator.world.ratings import FORMATS, RatingsError
 from simulator.world.replay import SPAN as REPLAY_SPAN
 from simulator.world.replay import check_rankable, load_replay, user_split
 from simulator.world.shifts import SHIFT_KINDS, Task
+from simulator.world.traces import load_behaviour
 
 DatasetName = Literal[DATASET_NAMES]  # type: ignore[valid-type]
 MAX_EVAL_TICKS = 100_000  # evaluation ticks over a horizon: more is a typo, not an experiment
@@ -427,6 +428,20 @@ class Scenario(Strict):
                     f"{need} ({MIN_SAMPLES_PER_CLASS} per class) are needed"
                 )
 
+    def _traced_offline(self) -> list[str]:
+        """A behaviour trace whose windows miss every round start leaves nobody to sample."""
+        traces = self.fleet.traces
+        if traces is None or traces.behaviour is None:
+            return []
+        clients = load_behaviour(traces.behaviour).values()
+        starts = [i * self.rounds.period_s for i in range(self.rounds.count)]
+        if any(c.online(t) for c in clients for t in starts):
+            return []
+        return [
+            "fleet.traces.behaviour: no client is online at any round start of the run "
+            f"(0 to {starts[-1]:g} s): no round can reach a device"
+        ]
+
     def _rounded_settings(self) -> list[str]:
         """Settings the run must round to whole devices, classes, contexts or samples,
         where the rounding changes what the author asked for by more than a tenth."""
@@ -438,6 +453,15 @@ class Scenario(Strict):
                 f"rounds.participation: {self.rounds.participation:g} of {self.fleet.devices} "
                 f"devices is {exact:.3g} per round; each round draws {drawn}"
             )
+        asked = self.data.labeled_fraction * self.data.window
+        labeled = math.floor(asked)
+        if labeled and asked - labeled > 0.1 * asked:
+            notes.append(
+                f"data.labeled_fraction: {self.data.labeled_fraction:g} of a "
+                f"{self.data.window}-sample window is {asked:.3g} samples; each window labels "
+                f"{labeled} ({labeled / self.data.window:.3g})"
+            )
+        notes += self._traced_offline()
         classes = DATASETS[self.data.dataset].num_classes
         for i, shift in enumerate(self.shifts):
             if shift.kind == "permutation" and shift.severity > 0:

@@ -97,6 +97,22 @@ def _float(loader: CoreLoader, node: yaml.ScalarNode) -> float:
     return math.nan if text.endswith("nan") else float(text)
 
 
+def _mapping(loader: CoreLoader, node: yaml.MappingNode, deep: bool = False) -> dict:
+    """A mapping whose keys each appear once: a second ``rounds:`` block would otherwise
+    replace the first without a word."""
+    seen: set = set()
+    for key_node, _ in node.value:
+        if isinstance(key_node, yaml.ScalarNode) and key_node.tag != "tag:yaml.org,2002:merge":
+            key = loader.construct_object(key_node, deep=True)
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"key {key!r} appears twice in one mapping", key_node.start_mark
+                )
+            seen.add(key)
+    return yaml.SafeLoader.construct_mapping(loader, node, deep=deep)
+
+
+CoreLoader.construct_mapping = _mapping  # type: ignore[method-assign]
 CoreLoader.add_constructor("tag:yaml.org,2002:int", _int)
 CoreLoader.add_constructor("tag:yaml.org,2002:bool", _bool)
 CoreLoader.add_constructor("tag:yaml.org,2002:float", _float)
@@ -109,4 +125,7 @@ def dump_yaml(document: Any, **options: Any) -> str:
 
 def load_yaml(text: str) -> Any:
     """Decode ``text`` as YAML data with 1.2 core scalars (raises ``yaml.YAMLError``)."""
-    return yaml.load(text, Loader=CoreLoader)  # noqa: S506 - CoreLoader is a SafeLoader
+    try:
+        return yaml.load(text, Loader=CoreLoader)  # noqa: S506 - CoreLoader is a SafeLoader
+    except RecursionError:  # the parser recurses per level: a thousand brackets end it
+        raise yaml.YAMLError("nested too deeply to be a scenario value") from None

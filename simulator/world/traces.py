@@ -31,6 +31,10 @@ from typing import Any
 from simulator.world.seeding import rng_for
 from simulator.world.trace_files import TraceError, read_trace_file, write_trace_file
 
+# Figures no device has: a microsecond per inferred sample, a terabit per second.
+MIN_LATENCY_MS = 1e-3
+MAX_BANDWIDTH_KBPS = 1e9
+
 
 @dataclass(frozen=True)
 class Capacity:
@@ -100,8 +104,13 @@ def _capacity(path: str, identity: tuple[int, ...]) -> dict[int, Capacity]:
     for key, entry in read_trace_file(file, "capacity").items():
         client = _unique(file, clients, _client_id(file, key))
         fields = _fields(file, client, entry, ("computation", "communication"))
-        latency = _positive(file, client, "computation", fields["computation"])
-        bandwidth = _positive(file, client, "communication", fields["communication"])
+        latency = _within(file, client, "computation", fields["computation"], MIN_LATENCY_MS)
+        bandwidth = _within(file, client, "communication", fields["communication"], 1e-3)
+        if bandwidth > MAX_BANDWIDTH_KBPS:
+            raise TraceError(
+                f"{file}: client {client}: communication: {bandwidth:g} kbit/s is beyond any "
+                f"link ({MAX_BANDWIDTH_KBPS:g}); the field is kbit/s"
+            )
         clients[client] = Capacity(latency, bandwidth)
     return _nonempty(file, clients)
 
@@ -174,6 +183,16 @@ def _positive(file: Path, client: int, field: str, value: Any) -> float:
     number = _number(file, client, field, value)
     if number <= 0:
         raise TraceError(f"{file}: client {client}: {field}: must be above 0, found {number:g}")
+    return number
+
+
+def _within(file: Path, client: int, field: str, value: Any, least: float) -> float:
+    """A positive figure no smaller than ``least`` (1e-300 ms would be infinite FLOP/s)."""
+    number = _positive(file, client, field, value)
+    if number < least:
+        raise TraceError(
+            f"{file}: client {client}: {field}: {number:g} is below {least:g}, no device's figure"
+        )
     return number
 
 
