@@ -116,3 +116,10 @@ def test_a_key_given_twice_and_nesting_past_reason_are_one_line(tmp_path):
         "base": {"x": 1},
         "other": {"x": 1, "y": 2},
     }  # a merge key is not a repeat
+
+
+def test_a_key_both_set_and_swept_is_refused(tmp_path, capsys):
+    path = write_yaml(tmp_path / "tiny.yaml", TINY)
+    args = ["sweep", str(path), "--grid", "rounds.count=2,3", "--set", "rounds.count=4"]
+    assert main([*args, "--dry-run"]) != 0
+    assert "--set rounds.count: also a --grid axis" in capsys.readouterr().err

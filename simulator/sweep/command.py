@@ -13,6 +13,7 @@ from pathlib import Path
 
 from simulator.scenario.errors import UserError
 from simulator.scenario.loading import load_scenario
+from simulator.scenario.overrides import parse_key_path
 from simulator.sweep.driver import (
     SweepRequest,
     default_workers,
@@ -102,6 +103,15 @@ def sweep_main(argv: list[str]) -> Path | None:
         if not methods or len(set(methods)) != len(methods):
             raise UserError("--methods: name each method once, at least one")
     axes = parse_axes(args.grid)
+    swept = {tuple(parse_key_path(axis.key)) for axis in axes}
+    for given in args.overrides:
+        key = given.partition("=")[0].strip()
+        try:
+            path = tuple(parse_key_path(key))
+        except ValueError:
+            continue  # a malformed key is named when the overrides are applied
+        if path in swept:  # the grid would overwrite it in every cell
+            raise UserError(f"--set {key}: also a --grid axis; give it once (as the axis)")
     seeds = args.seeds or load_scenario(args.scenario, args.overrides).seeds
     request = SweepRequest(
         args.scenario, list(args.overrides), axes, seeds, methods, args.workers, Path(args.out)
