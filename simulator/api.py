@@ -26,6 +26,7 @@ import pandas as pd
 
 from simulator.run.reader import RunResults
 from simulator.run.reader import load_run as _read_folder
+from simulator.scenario.yaml12 import dump_yaml
 
 
 class ScenarioWarning(UserWarning):
@@ -128,9 +129,8 @@ def simulate(
     from simulator.run.plan import RunPlan
     from simulator.run.runner import run_plan
     from simulator.scenario.loading import load_scenario
-    from simulator.scenario.yaml12 import dump_yaml
 
-    given = [f"{key}={_yaml_value(value, dump_yaml)}" for key, value in (overrides or {}).items()]
+    given = [f"{key}={_yaml_value(value)}" for key, value in (overrides or {}).items()]
     if engine is not None:
         given.append(f"engine.kind={engine}")
     loaded = load_scenario(scenario, given)
@@ -150,7 +150,7 @@ def simulate(
     return Results(run_plan(plan, show_progress=progress))
 
 
-def _yaml_value(value: Any, dump: Any) -> str:
+def _yaml_value(value: Any) -> str:
     """A Python value as the YAML text ``--set`` reads back to the same value."""
-    text = dump(value, default_flow_style=True).strip()
+    text = dump_yaml(value, default_flow_style=True).strip()
     return text.removesuffix("\n...").removesuffix("...").strip()

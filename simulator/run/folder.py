@@ -21,7 +21,7 @@ from pathlib import Path
 
 from simulator.scenario.errors import UserError
 from simulator.scenario.schema import Scenario
-from simulator.world.fleet import build_fleet
+from simulator.world.fleet import DeviceProfile, build_fleet
 
 
 def metrics_path(folder: Path, method: str, seed: int) -> Path:
@@ -50,8 +50,9 @@ def create_run_folder(out_dir: Path, scenario_name: str) -> Path:
     raise UserError(f"cannot create a new run folder under {base}")
 
 
-def write_fleet(folder: Path, scenario: Scenario, seed: int) -> None:
-    """The simulated devices' profiles (``fleet/seed<N>.csv``), for reports on the fleet."""
+def write_fleet(folder: Path, scenario: Scenario, seed: int) -> list[DeviceProfile]:
+    """The simulated devices' profiles (``fleet/seed<N>.csv``), for reports on the fleet;
+    returns them."""
     path = folder / "fleet" / f"seed{seed}.csv"
     path.parent.mkdir(parents=True, exist_ok=True)
     profiles = build_fleet(scenario, seed)
@@ -59,3 +60,4 @@ def write_fleet(folder: Path, scenario: Scenario, seed: int) -> None:
         writer = csv.DictWriter(handle, fieldnames=list(asdict(profiles[0])))
         writer.writeheader()
         writer.writerows(asdict(p) for p in profiles)
+    return profiles

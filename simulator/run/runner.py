@@ -205,8 +205,7 @@ def _execute(
             for note in scenario.warnings():  # in the run's own log (a sweep cell's too)
                 console.print(f"warning: {note}", highlight=False)
             for seed in plan.seeds:
-                write_fleet(folder, scenario, seed)
-                traced = trace_words(scenario, seed)
+                traced = trace_words(scenario, write_fleet(folder, scenario, seed))
                 if traced is not None:
                     console.print(traced, highlight=False)
                 pretrained, key = pretrain_for(scenario, seed)

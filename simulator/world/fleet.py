@@ -118,12 +118,11 @@ def device_behaviours(scenario: Scenario, fleet: list[DeviceProfile]) -> list[Be
     return [behaviour[p.behaviour_client] for p in fleet]
 
 
-def trace_words(scenario: Scenario, seed: int) -> str | None:
+def trace_words(scenario: Scenario, fleet: list[DeviceProfile]) -> str | None:
     """What the traces gave this fleet, for the run log (None without ``fleet.traces``)."""
     traces = scenario.fleet.traces
     if traces is None:
         return None
-    fleet = build_fleet(scenario, seed)
     parts = []
     if traces.capacity is not None:
         used = len({p.capacity_client for p in fleet})

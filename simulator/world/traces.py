@@ -99,43 +99,50 @@ def _identity(path: Path) -> tuple[int, ...]:
 
 @lru_cache(maxsize=4)
 def _capacity(path: str, identity: tuple[int, ...]) -> dict[int, Capacity]:
-    file = Path(path)
-    clients = {}
-    for key, entry in read_trace_file(file, "capacity").items():
-        client = _unique(file, clients, _client_id(file, key))
-        fields = _fields(file, client, entry, ("computation", "communication"))
-        latency = _within(file, client, "computation", fields["computation"], MIN_LATENCY_MS)
-        bandwidth = _within(file, client, "communication", fields["communication"], 1e-3)
-        if bandwidth > MAX_BANDWIDTH_KBPS:
-            raise TraceError(
-                f"{file}: client {client}: communication: {bandwidth:g} kbit/s is beyond any "
-                f"link ({MAX_BANDWIDTH_KBPS:g}); the field is kbit/s"
-            )
-        clients[client] = Capacity(latency, bandwidth)
-    return _nonempty(file, clients)
+    return _clients(Path(path), "capacity", _capacity_of)
 
 
 @lru_cache(maxsize=4)
 def _behaviour(path: str, identity: tuple[int, ...]) -> dict[int, Behaviour]:
-    file = Path(path)
-    clients = {}
-    for key, entry in read_trace_file(file, "behaviour").items():
+    return _clients(Path(path), "behaviour", _behaviour_of)
+
+
+def _clients(file: Path, kind: str, parse: Any) -> dict[int, Any]:
+    """Every client of the file, each checked by ``parse(file, client, entry)``."""
+    clients: dict[int, Any] = {}
+    for key, entry in read_trace_file(file, kind).items():
         client = _unique(file, clients, _client_id(file, key))
-        fields = _fields(file, client, entry, ("active", "inactive", "finish_time"))
-        finish = _positive(file, client, "finish_time", fields["finish_time"])
-        active = _seconds(file, client, "active", fields["active"])
-        inactive = _seconds(file, client, "inactive", fields["inactive"])
-        _check_windows(file, client, active, inactive, finish)
-        model = entry.get("model", "")
-        if not isinstance(model, str):
-            raise TraceError(f"{file}: client {client}: model: expected text, found {model!r}")
-        duration = entry.get("duration")
-        if duration is not None and duration != "":
-            duration = _number(file, client, "duration", duration)
-        else:
-            duration = None
-        clients[client] = Behaviour(active, inactive, finish, model, duration)
+        clients[client] = parse(file, client, entry)
     return _nonempty(file, clients)
+
+
+def _capacity_of(file: Path, client: int, entry: Any) -> Capacity:
+    fields = _fields(file, client, entry, ("computation", "communication"))
+    latency = _within(file, client, "computation", fields["computation"], MIN_LATENCY_MS)
+    bandwidth = _within(file, client, "communication", fields["communication"], 1e-3)
+    if bandwidth > MAX_BANDWIDTH_KBPS:
+        raise TraceError(
+            f"{file}: client {client}: communication: {bandwidth:g} kbit/s is beyond any "
+            f"link ({MAX_BANDWIDTH_KBPS:g}); the field is kbit/s"
+        )
+    return Capacity(latency, bandwidth)
+
+
+def _behaviour_of(file: Path, client: int, entry: Any) -> Behaviour:
+    fields = _fields(file, client, entry, ("active", "inactive", "finish_time"))
+    finish = _positive(file, client, "finish_time", fields["finish_time"])
+    active = _seconds(file, client, "active", fields["active"])
+    inactive = _seconds(file, client, "inactive", fields["inactive"])
+    _check_windows(file, client, active, inactive, finish)
+    model = entry.get("model", "")
+    if not isinstance(model, str):
+        raise TraceError(f"{file}: client {client}: model: expected text, found {model!r}")
+    duration = entry.get("duration")
+    if duration is not None and duration != "":
+        duration = _number(file, client, "duration", duration)
+    else:
+        duration = None
+    return Behaviour(active, inactive, finish, model, duration)
 
 
 def _client_id(file: Path, key: Any) -> int:
