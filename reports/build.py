@@ -21,6 +21,7 @@ from reports.table import (
     table,
     value,
 )
+from simulator.run.provenance import provenance_differences
 from simulator.run.reader import RunFolderError, RunResults, load_run
 
 STYLE = """
@@ -320,11 +321,20 @@ def compare_runs(folders: list[str | Path], out: Path) -> Path:
         for run, m, a, h, b in rows
     )
     data = base64.b64encode(png.read_bytes()).decode("ascii")
+    differences = provenance_differences([results.folder for results in runs])
+    caveat = (
+        "<p>These runs were made with different code, packages or machines (their "
+        "provenance.json):</p><ul>"
+        + "".join(f"<li>{html.escape(line)}</li>" for line in differences)
+        + "</ul>"
+        if differences
+        else ""
+    )
     (out / "compare.html").write_text(
         f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>persona-fleet comparison"
         f"</title><style>{STYLE}</style></head><body><h1>Runs compared</h1><table><tr><th>run"
         f"</th><th>method</th><th>accuracy (time-avg)</th><th>bytes per device</th></tr>{body}"
-        f"</table><img alt='accuracy' src='data:image/png;base64,{data}'></body></html>",
+        f"</table>{caveat}<img alt='accuracy' src='data:image/png;base64,{data}'></body></html>",
         encoding="utf-8",
     )
     return out / "compare.html"

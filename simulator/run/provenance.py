@@ -5,8 +5,10 @@ when a library changes its kernels), so a run folder records, in
 ``provenance.json``, every process that wrote to it: the start and each
 resume, with the source's git commit (and whether it had uncommitted
 changes), the versions of the packages whose code decides the numbers, and
-the CPU (model, core count, the vector instruction sets torch may use).
-Nothing here is read back to decide anything; it is for the reader of the run.
+the CPU (model, core count, the vector instruction sets it has and the one
+torch's kernels use), the thread counts and the command line.
+Nothing here is read back to decide a run's numbers; it is for the reader of
+the run, and ``simulate compare`` warns where two runs' records differ.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import json
 import os
 import platform
 import subprocess
+import sys
 import time
 from importlib import metadata
 from pathlib import Path
@@ -47,6 +50,7 @@ def describe_process() -> dict[str, Any]:
     """This process's code, packages and machine, as plain JSON values."""
     return {
         "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "command": [Path(sys.argv[0]).name, *sys.argv[1:]] if sys.argv else [],
         "source": _git_state(SOURCE),
         "python": platform.python_version(),
         "packages": {name: _version(name) for name in PACKAGES},
@@ -55,8 +59,69 @@ def describe_process() -> dict[str, Any]:
             "processor": _cpu_model(),
             "cpus": os.cpu_count(),
             "flags": _cpu_flags(),
+            "torch_kernels": _torch_capability(),
         },
+        "threads": _threads(),
     }
+
+
+# Figures that differ between two runs for reasons other than their scenario.
+COMPARED = {
+    "source commit": lambda e: (e.get("source") or {}).get("commit"),
+    "uncommitted changes": lambda e: (e.get("source") or {}).get("uncommitted_changes"),
+    "python": lambda e: e.get("python"),
+    **{name: (lambda e, n=name: (e.get("packages") or {}).get(n)) for name in PACKAGES},
+    "CPU": lambda e: (e.get("machine") or {}).get("processor"),
+    "torch kernels": lambda e: (e.get("machine") or {}).get("torch_kernels"),
+    "torch threads": lambda e: (e.get("threads") or {}).get("torch"),
+}
+
+
+def read_provenance(folder: Path) -> list[dict[str, Any]]:
+    """The folder's recorded processes (empty for a folder written before they were kept)."""
+    try:
+        loaded = json.loads((folder / PROVENANCE_FILE).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return []
+    return [e for e in loaded if isinstance(e, dict)] if isinstance(loaded, list) else []
+
+
+def provenance_differences(folders: list[Path]) -> list[str]:
+    """One line per recorded figure on which the runs' starting processes disagree."""
+    starts = {}
+    for folder in folders:
+        entries = read_provenance(folder)
+        if entries:
+            starts[folder] = entries[0]
+    if len(starts) < 2:
+        return []
+    lines = []
+    for label, read in COMPARED.items():
+        seen = {str(folder): read(entry) for folder, entry in starts.items()}
+        if len({json.dumps(v) for v in seen.values()}) > 1:
+            lines.append(f"{label} differs: " + "; ".join(f"{f}: {v}" for f, v in seen.items()))
+    return lines
+
+
+def _threads() -> dict[str, Any]:
+    """The thread counts that change wall time (and, for some kernels, float results)."""
+    import torch
+
+    return {
+        "torch": torch.get_num_threads(),
+        "torch_interop": torch.get_num_interop_threads(),
+        **{name: os.environ.get(name) for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS")},
+    }
+
+
+def _torch_capability() -> str | None:
+    """The instruction set torch's CPU kernels were dispatched to on this machine."""
+    import torch
+
+    try:
+        return str(torch.backends.cpu.get_cpu_capability())
+    except (AttributeError, RuntimeError):
+        return None
 
 
 def _version(name: str) -> str | None:

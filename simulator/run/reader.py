@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -184,6 +185,21 @@ def _read_paired(path: Path) -> list[dict[str, Any]]:
     return rows
 
 
+# Summary columns where null means "does not apply" (not "could not be computed").
+NULL_IS_ABSENT = frozenset(
+    {
+        "method",
+        "seed",
+        "starting_model",
+        "prototypes_final",
+        "model_parameters",
+        "model_flops_per_sample",
+        "pretrain_seed",
+        "complete",
+    }
+)
+
+
 def _read_summary(path: Path) -> list[dict[str, Any]]:
     """``summary.json``: a list of rows, each naming its method and seed."""
     try:
@@ -197,7 +213,11 @@ def _read_summary(path: Path) -> list[dict[str, Any]]:
     )
     if not rows_ok:
         raise RunFolderError(f"{path}: expected a list of rows with 'method' and 'seed'")
-    return summary
+    # A figure the run could not compute is null on disk and NaN in memory, as in summary.csv.
+    return [
+        {k: math.nan if v is None and k not in NULL_IS_ABSENT else v for k, v in row.items()}
+        for row in summary
+    ]
 
 
 def load_run(folder: str | Path) -> RunResults:

@@ -157,10 +157,23 @@ def summarize_file(path: Path, method: str, seed: int, scenario: Scenario) -> di
     }
 
 
+def strict_json_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The rows with every missing or non-finite figure as ``None``.
+
+    JSON has no NaN: a bare ``NaN`` token is refused by strict parsers (and by
+    other languages' readers), so a figure a run could not compute is ``null``.
+    """
+    return [
+        {k: None if isinstance(v, float) and not math.isfinite(v) else v for k, v in row.items()}
+        for row in rows
+    ]
+
+
 def write_summary(rows: list[dict[str, Any]], folder: Path) -> None:
-    """Write ``summary.json`` and ``summary.csv`` (atomically: write, then rename)."""
+    """Write ``summary.json`` (strict JSON) and ``summary.csv`` (atomically: write, then rename)."""
     json_tmp, csv_tmp = folder / ".summary.json.tmp", folder / ".summary.csv.tmp"
-    json_tmp.write_text(json.dumps(rows, indent=2, default=str) + "\n", encoding="utf-8")
+    text = json.dumps(strict_json_rows(rows), indent=2, default=str, allow_nan=False)
+    json_tmp.write_text(text + "\n", encoding="utf-8")
     with csv_tmp.open("w", newline="", encoding="utf-8") as handle:
         writer = csv.DictWriter(handle, fieldnames=SUMMARY_COLUMNS)
         writer.writeheader()
