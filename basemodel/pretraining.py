@@ -16,6 +16,7 @@ import torch
 from torch import nn
 
 from basemodel.cache import cache_key, default_cache_dir, load_entry, save_atomically
+from basemodel.progress import training_steps
 
 
 @dataclass(frozen=True)
@@ -33,6 +34,7 @@ def train_supervised(
     labels: torch.Tensor,
     config: PretrainConfig,
     seed: int,
+    label: str = "training",
 ) -> nn.Module:
     """Plain minibatch Adam training (cloud side: backprop is allowed here)."""
     generator = torch.Generator().manual_seed(seed)
@@ -40,13 +42,16 @@ def train_supervised(
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
     loss_fn = nn.CrossEntropyLoss()
     model.train()
-    for _ in range(config.epochs):
-        order = torch.randperm(len(labels), generator=generator)
-        for start in range(0, len(order), config.batch_size):
-            batch = order[start : start + config.batch_size]
-            optimizer.zero_grad()
-            loss_fn(model(images[batch]), labels[batch]).backward()
-            optimizer.step()
+    batches = -(-len(labels) // config.batch_size)
+    with training_steps(label, config.epochs * batches) as advance:
+        for _ in range(config.epochs):
+            order = torch.randperm(len(labels), generator=generator)
+            for start in range(0, len(order), config.batch_size):
+                batch = order[start : start + config.batch_size]
+                optimizer.zero_grad()
+                loss_fn(model(images[batch]), labels[batch]).backward()
+                optimizer.step()
+                advance(1)
     model.eval()
     return model
 
@@ -79,6 +84,7 @@ def pretrained_state(
     seed: int,
     description: dict,
     cache_dir: Path | None = None,
+    label: str = "training",
 ) -> tuple[dict[str, torch.Tensor], Path]:
     """Weights after pretraining, from the cache when present; returns them and the file."""
     cache_dir = cache_dir or default_cache_dir()
@@ -92,6 +98,6 @@ def pretrained_state(
         logging.getLogger("persona_fleet").warning(
             "cache entry %s holds another model's weights; rebuilding it", path
         )
-    train_supervised(model, images, labels, config, seed)  # from the untouched fresh model
+    train_supervised(model, images, labels, config, seed, label)  # from the untouched model
     state = {k: v.detach().clone() for k, v in model.state_dict().items()}
     return state, save_atomically(state, path)

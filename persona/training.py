@@ -34,6 +34,7 @@ from sklearn.cluster import KMeans
 from torch import nn
 
 from basemodel.architecture import HeadWeights
+from basemodel.progress import training_steps
 from persona.adapter import (
     PersonaAdapter,
     batched_head_forward,
@@ -169,23 +170,25 @@ def train_adapter(
     curve: list[tuple[int, float, float]] = []
     best = (float("inf"), 0, copy.deepcopy(adapter.state_dict()))
     stale, step = 0, 0
-    for step in range(1, config.steps + 1):
-        support, qx, qy = sampler.sample(config.episodes_per_step, config.window, config.query)
-        optimizer.zero_grad()
-        loss = episode_loss(adapter, bases, proto, support, qx, qy)
-        loss.backward()
-        optimizer.step()
-        losses.append(loss.item())
-        if heldout is None or (step % config.eval_every and step != config.steps):
-            continue
-        held, _, _ = score_heldout(adapter, head, heldout)
-        curve.append((step, float(np.mean(losses[-config.eval_every :])), held))
-        if held < best[0]:
-            best, stale = (held, step, copy.deepcopy(adapter.state_dict())), 0
-        else:
-            stale += 1
-            if stale >= config.patience:
-                break
+    with training_steps("Persona's adapter", config.steps) as advance:
+        for step in range(1, config.steps + 1):
+            support, qx, qy = sampler.sample(config.episodes_per_step, config.window, config.query)
+            optimizer.zero_grad()
+            loss = episode_loss(adapter, bases, proto, support, qx, qy)
+            loss.backward()
+            optimizer.step()
+            losses.append(loss.item())
+            advance(1)
+            if heldout is None or (step % config.eval_every and step != config.steps):
+                continue
+            held, _, _ = score_heldout(adapter, head, heldout)
+            curve.append((step, float(np.mean(losses[-config.eval_every :])), held))
+            if held < best[0]:
+                best, stale = (held, step, copy.deepcopy(adapter.state_dict())), 0
+            else:
+                stale += 1
+                if stale >= config.patience:
+                    break
     if heldout is None:
         return losses, None
     adapter.load_state_dict(best[2])

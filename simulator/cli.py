@@ -121,6 +121,7 @@ def _compare(argv: list[str]) -> int:
     from datetime import datetime
 
     from reports.build import compare_runs
+    from simulator.run.provenance import provenance_differences
 
     parser = argparse.ArgumentParser(
         prog="simulate compare", description="Put several run folders side by side."
@@ -128,8 +129,13 @@ def _compare(argv: list[str]) -> int:
     parser.add_argument("run_dirs", nargs="+", help="run folders written by simulate")
     parser.add_argument("--out", help="output folder (default: runs/compare-<timestamp>)")
     args = parser.parse_args(argv)
+    if len(args.run_dirs) < 2:
+        parser.error("give two run folders or more (one run's own page: simulate report FOLDER)")
     out = Path(args.out or f"runs/compare-{datetime.now():%Y-%m-%dT%H-%M-%S}")
-    print(f"comparison: {compare_runs(args.run_dirs, out)}")
+    page = compare_runs(args.run_dirs, out)
+    for line in provenance_differences([Path(f) for f in args.run_dirs]):
+        print(f"warning: {line} (figures may differ for that reason alone)", file=sys.stderr)
+    print(f"comparison: {page}")
     return 0
 
 
@@ -313,9 +319,15 @@ def _build_report(folder: Path) -> None:
 
 
 def _print_results(folder: Path) -> int:
+    """The short table (accuracy in points, KB and joules per device), then where the rest is."""
+    from simulator.run.end_table import end_of_run_table
+    from simulator.run.reader import load_run
+
     _build_report(folder)
-    print(f"results: {folder}")
-    print((folder / "summary.csv").read_text(), end="")
+    print(end_of_run_table(load_run(folder)))
+    print(f"results: {folder} (every figure: summary.csv)")
+    if (folder / "report.html").is_file():
+        print(f"report: {folder / 'report.html'}")
     return 0
 
 

@@ -62,7 +62,9 @@ def retrained_weights(resources: CloudResources, params: CloudRetrainParams) -> 
     }
     config = PretrainConfig(epochs=params.epochs, batch_size=params.batch_size, lr=params.lr)
     with fixed_threads():
-        weights, path = pretrained_state(model, images, labels, config, resources.seed, description)
+        weights, path = pretrained_state(
+            model, images, labels, config, resources.seed, description, label="cloud-retrain model"
+        )
     log.info("cloud-retrain model: cache key %s", path.stem.removeprefix("pretrained-"))
     return weights
 

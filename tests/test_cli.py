@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 from pathlib import Path
 
 import pytest
@@ -262,16 +263,60 @@ def test_a_misspelt_command_gets_a_suggestion_and_help_lists_the_commands(capsys
     assert all(f"simulate {c}" in out for c in ("validate", "report", "compare", "sweep", "traces"))
 
 
-def test_a_run_folder_records_the_code_packages_and_machine(tmp_path, tiny_document):
+def test_a_run_folder_records_the_code_packages_and_machine(tmp_path, tiny_document, capsys):
     scenario = write_yaml(tmp_path / "tiny.yaml", tiny_document)
-    args = [str(scenario), "--methods", "static", "--out", str(tmp_path), "--no-progress"]
+    args = [str(scenario), "--methods", "static,fedavg", "--out", str(tmp_path), "--no-progress"]
     assert main(args) == 0
     (folder,) = (tmp_path / "tiny-test").iterdir()
     (entry,) = json.loads((folder / "provenance.json").read_text())
     assert entry["role"] == "start" and entry["packages"]["torch"]
     assert entry["machine"]["cpus"] >= 1 and entry["machine"]["processor"]
+    assert entry["machine"]["torch_kernels"] and entry["threads"]["torch"] >= 1
     if (Path(__file__).parent.parent / ".git").exists():
         assert len(entry["source"]["commit"]) == 40
+    # What the terminal showed is kept, and the end-of-run table is a short one.
+    shown = capsys.readouterr().out
+    log = (folder / "run.log").read_text()
+    assert "device model:" in log and "starting model (seed 0" in log
+    table = [line for line in shown.splitlines() if line.startswith(("method", "static", "fedavg"))]
+    assert [line.split()[0] for line in table] == ["method", "static", "fedavg"]
+    assert all(line.split(maxsplit=1)[1] in log for line in table)
+    assert "acc_worst10" not in shown  # not the 36-column CSV
+    assert f"report: {folder / 'report.html'}" in shown
+
+
+def test_summary_json_is_strict_json_with_null_for_missing_figures(tmp_path, tiny_document):
+    def refuse(constant: str) -> None:
+        raise ValueError(f"non-standard JSON constant {constant}")
+
+    tiny_document["shifts"] = []  # no onset: the pre- and post-shift figures cannot exist
+    scenario = write_yaml(tmp_path / "tiny.yaml", tiny_document)
+    args = [str(scenario), "--methods", "static", "--out", str(tmp_path), "--no-progress"]
+    assert main(args) == 0
+    (folder,) = (tmp_path / "tiny-test").iterdir()
+    (row,) = json.loads((folder / "summary.json").read_text(), parse_constant=refuse)
+    assert row["acc_post_shift"] is None and row["acc_mean"] > 0
+    from simulator.run.reader import load_run
+
+    (read,) = load_run(folder).summary  # in memory a missing figure is NaN, as in the CSV
+    assert math.isnan(read["acc_post_shift"]) and read["prototypes_final"] is None
+
+
+def test_compare_warns_where_runs_were_made_with_different_code_or_machines(tmp_path):
+    from simulator.run.provenance import describe_process, provenance_differences
+
+    entry = describe_process()
+    folders = []
+    for name, threads in (("a", 2), ("b", 1)):
+        folder = tmp_path / name
+        folder.mkdir()
+        changed = {**entry, "threads": {**entry["threads"], "torch": threads}}
+        (folder / "provenance.json").write_text(json.dumps([{"role": "start", **changed}]))
+        folders.append(folder)
+    (line,) = provenance_differences(folders)
+    assert line.startswith("torch threads differs") and f"{folders[1]}: 1" in line
+    (tmp_path / "c").mkdir()  # an older folder without the file: nothing to compare
+    assert provenance_differences([folders[0], tmp_path / "c"]) == []
 
 
 def test_help_answers_without_loading_torch_or_flower():

@@ -15,16 +15,24 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 from flwr.app import ArrayRecord
 from rich.console import Console
 from rich.logging import RichHandler
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+)
 
+from basemodel.progress import showing_progress
 from simulator.engine.deployment import Deployment, DeploymentSpec
 from simulator.engine.failures import EngineFailure
 from simulator.engine.launch import EngineSession, engine_session
@@ -32,13 +40,15 @@ from simulator.engine.rounds import RoundLoop
 from simulator.engine.stop import StopRequested, StopSwitch
 from simulator.run.accuracy import answered
 from simulator.run.checkpoints import Checkpointer, load_checkpoint, run_key
+from simulator.run.end_table import end_of_run_table
 from simulator.run.folder import checkpoint_path, create_run_folder, metrics_path, write_fleet
 from simulator.run.lock import writer_lock
 from simulator.run.metrics_log import MetricsLog
 from simulator.run.paired import paired_table, references, write_paired
 from simulator.run.plan import RunPlan, changed_inputs, read_plan, scenario_digest, write_plan
 from simulator.run.provenance import record_process
-from simulator.run.reader import read_rows
+from simulator.run.reader import RunFolderError, load_run, read_rows
+from simulator.run.run_log import RunLog, run_log
 from simulator.run.stopping import graceful_interrupts
 from simulator.run.summary import nonfinite_evaluations, summarize_file, write_summary
 from simulator.scenario.errors import UserError
@@ -78,6 +88,29 @@ def progress_bar(enabled: bool, console: Console) -> Iterator[Progress | None]:
     )
     with Progress(*columns, console=console) as progress:
         yield progress
+
+
+class _TrainingBars:
+    """Draws the cloud's training loops (``basemodel.progress``) as bars that vanish when done."""
+
+    def __init__(self, progress: Progress):
+        self._progress = progress
+        self._tasks: dict[str, TaskID] = {}
+
+    def start(self, label: str, total: int) -> Callable[[int], None]:
+        task = self._progress.add_task(f"training: {label}", total=total, sim="-", acc="-")
+        self._tasks[label] = task
+        return lambda steps: self._progress.advance(task, steps)
+
+    def finish(self, label: str) -> None:
+        task = self._tasks.pop(label, None)
+        if task is not None:
+            self._progress.remove_task(task)
+
+
+def training_progress(progress: Progress | None) -> AbstractContextManager[None]:
+    """Within the block, the cloud's training loops draw on the run's progress display."""
+    return showing_progress(None if progress is None else _TrainingBars(progress))
 
 
 def summarize_folder(folder: Path, plan: RunPlan) -> list[dict]:
@@ -192,44 +225,64 @@ def _execute(
     scenario = plan.scenario
     scenario_json = json.dumps(scenario_to_document(scenario), sort_keys=True)
     stop = StopSwitch()
-    try:
-        with (
-            progress_bar(show_progress, console) as progress,
-            graceful_interrupts(stop),
-            engine_session(scenario.engine) as engine,
-        ):
-            context = RunContext(
-                folder, plan.checkpoint_every, plan.checkpoint_budget, stop, progress, engine
-            )
-            console.print(f"device model: {model_words(scenario)}", highlight=False)
-            for note in scenario.warnings():  # in the run's own log (a sweep cell's too)
-                console.print(f"warning: {note}", highlight=False)
-            for seed in plan.seeds:
-                traced = trace_words(scenario, write_fleet(folder, scenario, seed))
-                if traced is not None:
-                    console.print(traced, highlight=False)
-                pretrained, key = pretrain_for(scenario, seed)
-                console.print(
-                    f"starting model (seed {seed}, {starting_model_words(scenario)}): "
-                    f"cache key {key}",
-                    highlight=False,
+    with run_log(folder, console) as log:
+        try:
+            with (
+                progress_bar(show_progress, console) as progress,
+                graceful_interrupts(stop),
+                engine_session(scenario.engine) as engine,
+            ):
+                context = RunContext(
+                    folder, plan.checkpoint_every, plan.checkpoint_budget, stop, progress, engine
                 )
-                world = WorldSpec(scenario_json, seed, str(pretrained))
-                for method in plan.methods:
-                    spec = DeploymentSpec(world, method)
-                    if resuming and _finished(folder, method, seed):
-                        console.print(f"{method} seed {seed}: finished earlier, kept")
-                        checkpoint_path(folder, method, seed).unlink(missing_ok=True)
-                        continue
-                    if stop.requested:
-                        raise StopRequested("stopped between two method runs")
-                    _run_one(spec, context, resuming)
-                    _log_offline(folder, method, seed)
-    except (StopRequested, KeyboardInterrupt):
-        raise StopRequested(str(folder)) from None
-    finally:
-        summarize_folder(folder, plan)
+                _run_seeds(plan, context, resuming, scenario_json, log)
+        except (StopRequested, KeyboardInterrupt):
+            log.write("interrupted; the rows so far are kept (continue with simulate --resume)")
+            raise StopRequested(str(folder)) from None
+        finally:
+            summarize_folder(folder, plan)
+            _log_table(folder, log)
     return folder
+
+
+def _run_seeds(
+    plan: RunPlan, context: RunContext, resuming: bool, scenario_json: str, log: RunLog
+) -> None:
+    """Every method for every seed, in order (each seed's world and starting model first)."""
+    scenario, folder = plan.scenario, context.folder
+    log.say(f"device model: {model_words(scenario)}")
+    for note in scenario.warnings():  # in the run's own log (a sweep cell's too)
+        log.say(f"warning: {note}")
+    for seed in plan.seeds:
+        traced = trace_words(scenario, write_fleet(folder, scenario, seed))
+        if traced is not None:
+            log.say(traced)
+        with training_progress(context.progress):
+            pretrained, key = pretrain_for(scenario, seed)
+        log.say(f"starting model (seed {seed}, {starting_model_words(scenario)}): cache key {key}")
+        world = WorldSpec(scenario_json, seed, str(pretrained))
+        for method in plan.methods:
+            spec = DeploymentSpec(world, method)
+            if resuming and _finished(folder, method, seed):
+                log.say(f"{method} seed {seed}: finished earlier, kept")
+                checkpoint_path(folder, method, seed).unlink(missing_ok=True)
+                continue
+            if context.stop.requested:
+                raise StopRequested("stopped between two method runs")
+            with training_progress(context.progress):
+                _run_one(spec, context, resuming)
+            _log_offline(folder, method, seed)
+
+
+def _log_table(folder: Path, log: RunLog) -> None:
+    """The end-of-run table, in ``run.log`` (the command line prints it too)."""
+    try:
+        table = end_of_run_table(load_run(folder))
+    except RunFolderError as error:  # nothing finished yet: the log says why there is no table
+        log.write(f"no results table: {error}")
+        return
+    for line in table.splitlines():
+        log.write(line)
 
 
 def _log_offline(folder: Path, method: str, seed: int) -> None:

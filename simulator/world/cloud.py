@@ -204,5 +204,7 @@ def pretrain_for(scenario: Scenario, seed: int, cache_dir: Path | None = None) -
         }
     images, labels = cloud_share(scenario, seed, "base").rendered()
     with fixed_threads():  # the same weights on every machine and engine
-        _, path = pretrained_state(model, images, labels, config, seed, description, cache_dir)
+        _, path = pretrained_state(
+            model, images, labels, config, seed, description, cache_dir, "starting model"
+        )
     return path, path.stem.removeprefix("pretrained-")
