@@ -7,7 +7,7 @@ prints the wall time and cells per hour of each. The first pass also fills
 the pretraining cache, so it is run once untimed first. Usage:
 
     python benchmarks/sweep_throughput.py
-    python benchmarks/sweep_throughput.py --engine ray
+    python benchmarks/sweep_throughput.py --cells-on ray
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ def main() -> None:
     parser.add_argument(
         "--set", dest="overrides", action="append", default=None, help="default: fleet.devices=120"
     )
-    parser.add_argument("--engine", choices=("inline", "ray"), default="inline")
+    parser.add_argument("--cells-on", choices=("processes", "ray"), default="processes")
     args = parser.parse_args()
     grid = args.grid or ["data.labeled_fraction=0.1,0.5", "rounds.participation=0.25,0.5"]
     cores = os.cpu_count() or 1
@@ -55,7 +55,7 @@ def main() -> None:
                 Path(out) / f"w{workers}-{time.monotonic_ns()}",
             )
             started = time.perf_counter()
-            folder = start_sweep(request, args.engine, None)
+            folder = start_sweep(request, args.cells_on, None)
             cells = len(list((folder / "cells").glob("cell-*.log")))
             return time.perf_counter() - started, cells
 

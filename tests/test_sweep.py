@@ -224,10 +224,17 @@ def test_dry_run_names_engine_settings_a_sweep_does_not_use(tmp_path, capsys):
     assert "not used in a sweep" in out and "engine.shards=3" in out
 
 
+def test_engine_keeps_one_meaning_and_a_sweep_refuses_it(tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        main(["sweep", str(_scenario(tmp_path)), *GRID, "--engine", "ray", "--dry-run"])
+    err = capsys.readouterr().err
+    assert "cells run on the inline engine" in err and "--cells-on ray" in err
+
+
 @pytest.mark.slow
 def test_ray_tasks_give_the_numbers_of_worker_processes(sweep_folder, tmp_path):
     """Cells are ordinary seeded runs: where they run does not change a number."""
-    assert main([*_sweep_args(_scenario(tmp_path), tmp_path / "out"), "--engine", "ray"]) == 0
+    assert main([*_sweep_args(_scenario(tmp_path), tmp_path / "out"), "--cells-on", "ray"]) == 0
     (folder,) = (tmp_path / "out" / "tiny-test").iterdir()
     keys = ("cell", "method", "acc_mean", "acc_post_shift", "difference", "low", "high")
     assert [{k: r[k] for k in keys} for r in _rows(folder)] == [

@@ -2,8 +2,13 @@
 
 simulate sweep SCENARIO.yaml --grid KEY.PATH=V1,V2,... [--grid ...] [--seeds N]
                [--methods a,b] [--set KEY.PATH=VALUE ...] [--workers N]
-               [--engine inline|ray] [--out DIR] [--dry-run]
-simulate sweep --resume SWEEP_DIR [--workers N] [--engine inline|ray]
+               [--cells-on processes|ray] [--out DIR] [--dry-run]
+simulate sweep --resume SWEEP_DIR [--workers N] [--cells-on processes|ray]
+
+Each cell is one ordinary run on the inline engine; ``--cells-on`` says where
+the cells run (worker processes here, or Ray tasks). ``--engine`` keeps the
+one meaning it has for ``simulate``, which a sweep has no use for, so it is
+refused with that said.
 """
 
 from __future__ import annotations
@@ -57,12 +62,13 @@ def build_sweep_parser() -> argparse.ArgumentParser:
         help="cells run side by side (default: this machine's cores)",
     )
     parser.add_argument(
-        "--engine",
-        choices=("inline", "ray"),
-        default="inline",
-        help="inline: worker processes on this machine; ray: Ray tasks (a cluster with "
-        "engine.ray_address)",
+        "--cells-on",
+        choices=("processes", "ray"),
+        default="processes",
+        help="processes: worker processes on this machine; ray: Ray tasks (a cluster with "
+        "engine.ray_address); each cell runs on the inline engine either way",
     )
+    parser.add_argument("--engine", help=argparse.SUPPRESS)
     parser.add_argument("--out", default="sweeps", help="parent folder (default: sweeps)")
     parser.add_argument("--dry-run", action="store_true", help="list the cells and an estimate")
     parser.add_argument("--resume", metavar="SWEEP_DIR", help="continue an interrupted sweep")
@@ -73,6 +79,14 @@ def sweep_main(argv: list[str]) -> Path | None:
     """Run (or resume) a sweep; its folder, or ``None`` after a dry run."""
     parser = build_sweep_parser()
     args = parser.parse_args(argv)
+    if args.engine is not None:
+        parser.error(
+            "--engine picks the engine of one run; a sweep's cells run on the inline engine. "
+            f"To run the cells as Ray tasks: --cells-on {args.engine}"
+            if args.engine == "ray"
+            else "--engine picks the engine of one run; a sweep's cells run on the inline "
+            "engine (where they run: --cells-on processes|ray)"
+        )
     if args.workers < 1:
         raise UserError("--workers must be at least 1")
     if args.resume is not None:
@@ -92,7 +106,7 @@ def sweep_main(argv: list[str]) -> Path | None:
             parser.error(f"--resume takes no {', '.join(given)}: the sweep folder holds them")
         folder = Path(args.resume)
         address = read_sweep_file(folder).base.get("engine", {}).get("ray_address")
-        return resume_sweep(folder, args.workers, args.engine, address)
+        return resume_sweep(folder, args.workers, args.cells_on, address)
     if args.scenario is None:
         parser.error("the following arguments are required: scenario (or --resume SWEEP_DIR)")
     if args.seeds is not None and args.seeds < 1:
@@ -121,4 +135,4 @@ def sweep_main(argv: list[str]) -> Path | None:
         print("\n".join(describe(sweep, scenarios, args.workers)))
         return None
     address = scenarios[0].engine.ray_address
-    return start_sweep(request, args.engine, address)
+    return start_sweep(request, args.cells_on, address)

@@ -178,16 +178,16 @@ def _new_folder(out: Path, name: str) -> Path:
     raise UserError(f"cannot create a new sweep folder under {out / name}")
 
 
-def start_sweep(request: SweepRequest, engine: str, ray_address: str | None) -> Path:
+def start_sweep(request: SweepRequest, cells_on: str, ray_address: str | None) -> Path:
     """Validate every cell, write ``sweep.json``, run the cells, write the results."""
     sweep, scenarios = plan_sweep(request)
     folder = _new_folder(request.out, scenarios[0].name)
     with writer_lock(folder, "sweep"):
         write_sweep_file(folder, sweep)
-        return _run(folder, sweep, scenarios, request.workers, engine, ray_address)
+        return _run(folder, sweep, scenarios, request.workers, cells_on, ray_address)
 
 
-def resume_sweep(folder: Path, workers: int, engine: str, ray_address: str | None) -> Path:
+def resume_sweep(folder: Path, workers: int, cells_on: str, ray_address: str | None) -> Path:
     """Continue a sweep: finished cells are kept, the others resume from their checkpoints.
 
     A second writer of the folder (another resume, or the sweep itself still
@@ -198,7 +198,7 @@ def resume_sweep(folder: Path, workers: int, engine: str, ray_address: str | Non
         sweep = read_sweep_file(folder)
         scenarios = [cell_scenario(sweep.base, cell, sweep.source) for cell in sweep.cell_list()]
         check_cells_unchanged(folder, sweep, scenarios)
-        return _run(folder, sweep, scenarios, workers, engine, ray_address)
+        return _run(folder, sweep, scenarios, workers, cells_on, ray_address)
 
 
 def _run(
@@ -206,7 +206,7 @@ def _run(
     sweep: SweepFile,
     scenarios: list[Scenario],
     workers: int,
-    engine: str,
+    cells_on: str,
     ray_address: str | None,
 ) -> Path:
     console = Console(stderr=True)
@@ -248,7 +248,7 @@ def _run(
                 console.print(f"{name}: failed ({error.splitlines()[0]})", highlight=False)
 
         try:
-            run_cells(todo, workers, engine, ray_address, done)
+            run_cells(todo, workers, cells_on, ray_address, done)
         finally:
             finish_sweep(folder, sweep, scenarios)
     if interrupted:

@@ -2,7 +2,7 @@
 
 A cell is an ordinary run (``run_plan``) with the inline engine, one cell per
 worker: cells are the unit of parallel work, so nothing inside a cell needs
-more than one core. ``--engine ray`` sends cells to Ray as tasks of one CPU
+more than one core. ``--cells-on ray`` sends cells to Ray as tasks of one CPU
 each (a local Ray, or the cluster at ``engine.ray_address``); otherwise a
 pool of spawned processes runs them. One worker runs cells in this process.
 Workers write only their cell's run folder and log; the driver records
@@ -76,11 +76,13 @@ def run_cell(job: CellJob) -> tuple[str, str | None]:
 Done = Callable[[str, str | None], None]
 
 
-def run_cells(jobs: list[CellJob], workers: int, engine: str, ray_address: str | None, done: Done):
+def run_cells(
+    jobs: list[CellJob], workers: int, cells_on: str, ray_address: str | None, done: Done
+):
     """Run every job, calling ``done(name, error)`` in the driver as each cell ends."""
     if not jobs:
         return
-    if engine == "ray":
+    if cells_on == "ray":
         _on_ray(jobs, ray_address, done)
     elif workers <= 1:
         for job in jobs:

@@ -33,7 +33,7 @@ OWNED = {
     "(--set seed=N moves them all)",
     "seeds": "the sweep's --seeds sets how many seeds every cell runs",
     "engine": "every cell runs inline in one worker (cells are the parallel unit; "
-    "simulate sweep --engine ray spreads them)",
+    "simulate sweep --cells-on ray spreads them)",
 }
 SEED_RANGE = 2**31  # cell seeds stay far below the schema's bound
 
