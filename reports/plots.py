@@ -18,7 +18,13 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
-from matplotlib.ticker import NullFormatter  # noqa: E402
+from matplotlib.ticker import (  # noqa: E402
+    EngFormatter,
+    FuncFormatter,
+    LogLocator,
+    MaxNLocator,
+    NullFormatter,
+)
 
 from reports.series import (  # noqa: E402
     accuracy_band,
@@ -31,15 +37,25 @@ from reports.statistics import mean_ci95  # noqa: E402
 from reports.table import value  # noqa: E402
 from simulator.run.reader import RunResults  # noqa: E402
 
-KNOWN_COLOURS = {
+KNOWN_COLOURS = {  # the shipped methods, each its own hue; families share a hue's shades
     "static": "#7f7f7f",
     "fedavg": "#1f77b4",
+    "fedavg-ft": "#6baed6",
+    "fedavg-head": "#08306b",
+    "fedprox": "#17becf",
+    "finetune": "#2ca02c",
+    "cloud-retrain": "#8c564b",
+    "em-prior": "#ff7f0e",
+    "t3a": "#bcbd22",
+    "lame": "#9467bd",
+    "ifca": "#98df8a",
+    "pfedhn": "#c49c94",
     "persona": "#d62728",
     "persona-noproto": "#ff9896",
-    "persona-nocross": "#9467bd",
-    "persona-refine": "#e377c2",
-    "finetune": "#2ca02c",
-    "fedprox": "#17becf",
+    "persona-nocross": "#e377c2",
+    "persona-refine": "#f7b6d2",
+    "persona-noedit": "#7b1f1f",
+    "persona-ungated": "#fd8d3c",
 }
 PALETTE = plt.get_cmap("tab20").colors
 
@@ -49,6 +65,48 @@ def colour(method: str) -> str | tuple[float, ...]:
     if method in KNOWN_COLOURS:
         return KNOWN_COLOURS[method]
     return PALETTE[zlib.crc32(method.encode()) % len(PALETTE)]
+
+
+def _integer_ticks(*axes: plt.Axes) -> None:
+    """Counts (devices, prototypes) get whole-number ticks."""
+    for ax in axes:
+        ax.yaxis.set_major_locator(MaxNLocator(integer=True))
+
+
+def _readable_log_ticks(axis: matplotlib.axis.Axis, low: float, high: float) -> None:
+    """Labelled ticks on a log axis even when the data span less than a decade."""
+    wide = high / low > 100  # two decades or more: powers of ten are enough
+    axis.set_major_locator(LogLocator(base=10, subs=(1.0,) if wide else (1.0, 2.0, 5.0)))
+    axis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+    axis.set_minor_formatter(NullFormatter())
+    shown = [t for t in axis.get_major_locator().tick_values(low, high) if low <= t <= high]
+    if len(shown) < 2:  # narrower than a factor of 2: four ticks across the data
+        ticks = [float(f"{t:.2g}") for t in np.geomspace(low, high, 4)]
+        axis.set_major_locator(matplotlib.ticker.FixedLocator(ticks))
+
+
+def _engineering(ax: plt.Axes, unit: str) -> None:
+    """A log y axis labelled 10 k, 100 k, 1 M instead of crowded minor powers of ten."""
+    ax.yaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+    ax.yaxis.set_major_formatter(EngFormatter(unit=unit, places=0))
+    ax.yaxis.set_minor_formatter(NullFormatter())
+
+
+def _annotate_none(ax: plt.Axes, positions: list[int], text: str = "none") -> None:
+    """Upright words at the foot of a bar chart where a method has nothing to draw."""
+    for i in positions:
+        ax.annotate(
+            text,
+            (i, 0),
+            xycoords=("data", "axes fraction"),
+            ha="center",
+            va="bottom",
+            rotation=90,
+            fontsize=8,
+            color="0.35",
+            xytext=(0, 4),
+            textcoords="offset points",
+        )
 
 
 def _mark_onsets(ax: plt.Axes, onsets_s: list[float], scale: float = 60.0) -> None:
@@ -100,15 +158,26 @@ def accuracy_over_time(results: RunResults) -> Figure | None:
 
 
 def accuracy_vs_bytes(results: RunResults) -> Figure | None:
+    """Each method's accuracy against its cumulative traffic; silent methods as level lines."""
     devices = int(results.scenario["fleet"]["devices"])
     fig, ax = plt.subplots(figsize=(7, 4.5))
     for method in results.methods:
         runs = results.of(method)
         times, mean, _ = accuracy_band(runs)
         moved = np.mean([cumulative_bytes_at(run, times, devices) for run in runs], axis=0)
+        sent = moved > 0
+        if not sent.any():  # nothing on the wire: its time-averaged level, across the axis
+            level = float(np.nanmean(mean)) if len(mean) else math.nan
+            ax.axhline(
+                level,
+                color=colour(method),
+                linestyle="--",
+                label=f"{method} (no traffic; its mean)",
+            )
+            continue
         ax.plot(
-            np.maximum(moved, 1.0),
-            mean,
+            moved[sent],
+            mean[sent],
             color=colour(method),
             label=method,
             marker="o",
@@ -116,7 +185,7 @@ def accuracy_vs_bytes(results: RunResults) -> Figure | None:
             linewidth=1.2,
         )
     ax.set_xscale("log")
-    ax.set_xlabel("cumulative bytes per device, up + down (log; 1 = nothing sent)")
+    ax.set_xlabel("cumulative bytes per device, up + down (log)")
     ax.set_ylabel(results.named("fleet accuracy"))
     ax.set_title(results.named("Accuracy versus traffic (efficiency frontier)"))
     ax.grid(alpha=0.3, which="both")
@@ -195,7 +264,7 @@ def traffic_and_compute(results: RunResults) -> Figure | None:
         values = [mean_ci95([value(r, column) for r in results.summary_of(m)])[0] for m in methods]
         left.bar(
             x + offset,
-            np.maximum(values, 1.0),
+            [v if v > 0 else np.nan for v in values],  # nothing sent: no bar (log axis)
             width=0.4,
             label=label,
             color=[colour(m) for m in methods],
@@ -203,22 +272,19 @@ def traffic_and_compute(results: RunResults) -> Figure | None:
             edgecolor="black",
             linewidth=0.5,
         )
-    for i, m in enumerate(methods):
-        rows = results.summary_of(m)
+    silent = [
+        i
+        for i, m in enumerate(methods)
         if all(
-            value(r, "bytes_up_per_device") + value(r, "bytes_down_per_device") <= 0 for r in rows
-        ):
-            left.annotate(
-                "no traffic",
-                (i, 1.0),
-                ha="center",
-                va="bottom",
-                fontsize=8,
-                xytext=(0, 3),
-                textcoords="offset points",
-            )
-    left.set_yscale("log")
-    left.set_ylabel("bytes per device over the run (log; 1 = none)")
+            value(r, "bytes_up_per_device") + value(r, "bytes_down_per_device") <= 0
+            for r in results.summary_of(m)
+        )
+    ]
+    _annotate_none(left, silent, "no traffic")
+    if len(silent) < len(methods):
+        left.set_yscale("log")
+        _engineering(left, "B")
+    left.set_ylabel("bytes per device over the run (log)")
     left.set_title("Traffic (solid: up, light: down)")
     flops = [
         mean_ci95([value(r, "device_flops_per_round") for r in results.summary_of(m)])[0]
@@ -226,13 +292,17 @@ def traffic_and_compute(results: RunResults) -> Figure | None:
     ]
     right.bar(
         x,
-        np.maximum(flops, 1.0),
+        [f if f > 0 else np.nan for f in flops],
         color=[colour(m) for m in methods],
         edgecolor="black",
         linewidth=0.5,
     )
-    right.set_yscale("log")
-    right.set_ylabel("device FLOPs per device-round (log; 1 = none)")
+    idle = [i for i, f in enumerate(flops) if not f > 0]
+    _annotate_none(right, idle, "no device work")
+    if len(idle) < len(methods):
+        right.set_yscale("log")
+        _engineering(right, "")
+    right.set_ylabel("device FLOPs per device-round (log)")
     right.set_title("On-device compute")
     for ax in (left, right):
         ax.set_xticks(x, methods, rotation=20, ha="right")
@@ -277,6 +347,7 @@ def energy_per_device(results: RunResults) -> Figure | None:
         hatch="..",
         label="radio",
     )
+    _annotate_none(ax, [i for i in range(len(methods)) if compute[i] + radio[i] <= 0])
     ax.set_xticks(x, methods, rotation=20, ha="right")
     ax.set_ylabel("energy per device over the run (J)")
     ax.set_title("Device energy (solid: compute, dotted: radio; figures cited in world/energy.py)")
@@ -299,7 +370,7 @@ def prototypes_over_time(results: RunResults) -> Figure | None:
         2, 1, figsize=(8, 5.5), sharex=True, gridspec_kw={"height_ratios": [3, 1]}
     )
     labels = [f"prototype {k.split('-')[1]}" for k in counts]
-    top.stackplot(rounds, *counts.values(), labels=labels, alpha=0.85)
+    top.stackplot(rounds, *counts.values(), labels=labels, alpha=0.85, step="post")
     stacked_max = max((sum(v) for v in zip(*counts.values(), strict=True)), default=1)
     top.set_ylim(0, 1.3 * stacked_max)  # room for the legend above the areas
     top.set_ylabel("devices answered")
@@ -308,6 +379,9 @@ def prototypes_over_time(results: RunResults) -> Figure | None:
     bottom.step(rounds, totals, where="post", color="black")
     bottom.set_ylabel("prototypes")
     bottom.set_xlabel("round")
+    bottom.xaxis.set_major_locator(MaxNLocator(integer=True))
+    bottom.set_ylim(0, max(totals, default=1) + 1)  # whole counts, even when constant
+    _integer_ticks(top, bottom)
     for ax in (top, bottom):
         ax.grid(alpha=0.3)
     fig.tight_layout()
@@ -328,20 +402,24 @@ def fleet_profile(results: RunResults) -> Figure | None:
         (axes[1], "downlink_bps", 1e3),
         (axes[2], "compute_flops", 1e9),
     )
+    spans = []
     for ax, key, scale in panels:
         everyone = np.array([float(d[key]) / scale for d in fleet])
         low, high = np.log10(everyone.min()) - 0.1, np.log10(everyone.max()) + 0.1
         bins = np.logspace(low, high, 30)  # shared bins: classes comparable, never degenerate
+        spans.append((10**low, 10**high))
         for name in classes:
             values = [float(d[key]) / scale for d in fleet if d[group] == name]
             ax.hist(values, bins=bins, alpha=0.6, label=f"{name} ({len(values)})")
-    for ax, label in zip(
+    for ax, label, (low, high) in zip(
         axes,
         ("uplink (kbit/s, log)", "downlink (kbit/s, log)", "compute (GFLOP/s, log)"),
+        spans,
         strict=True,
     ):
         ax.set_xscale("log")
-        ax.xaxis.set_minor_formatter(NullFormatter())  # no crowded minor labels
+        _readable_log_ticks(ax.xaxis, low, high)
+        _integer_ticks(ax)
         ax.set_xlabel(label)
         ax.set_ylabel("devices")
         ax.grid(alpha=0.3)
@@ -387,6 +465,7 @@ def rounds_and_drops(results: RunResults) -> Figure | None:
     top.set_title(f"Rounds over simulated time (seed {results.seeds[0]})")
     top.legend(fontsize=8)
     bottom.set_ylabel("dropped devices\n(late + crashed)")
+    _integer_ticks(bottom)
     bottom.set_xlabel("simulated time (min)")
     for ax in (top, bottom):
         _mark_onsets(ax, results.onsets_s)

@@ -127,6 +127,38 @@ def divergence_warnings(results: RunResults) -> list[str]:
     return warnings
 
 
+def _energy_against_bytes(results: RunResults, moved: dict[str, float]) -> list[str]:
+    """Where fewer bytes do not mean less energy, and which part of the energy says why."""
+
+    def mean_of(method: str, column: str) -> float:
+        return mean_ci95([value(r, column) for r in results.summary_of(method)])[0]
+
+    lines = []
+    for thrifty in results.methods:
+        for other in results.methods:
+            if thrifty not in moved or other not in moved or moved[thrifty] >= moved[other]:
+                continue
+            e_thrifty = mean_of(thrifty, "energy_j_per_device")
+            e_other = mean_of(other, "energy_j_per_device")
+            if not (math.isfinite(e_thrifty) and math.isfinite(e_other) and e_thrifty > e_other):
+                continue
+            radio_more = mean_of(thrifty, "energy_radio_j_per_device") > mean_of(
+                other, "energy_radio_j_per_device"
+            )
+            why = (
+                "its radio costs more: every transfer pays a fixed ramp and tail "
+                "(simulator/world/energy.py), so more transfers outweigh fewer bytes"
+                if radio_more
+                else "its on-device compute costs more than the radio it saves"
+            )
+            lines.append(
+                f"By energy the order differs from traffic: {thrifty} moves "
+                f"{100 * moved[thrifty] / moved[other]:.0f}% of {other}'s bytes per device but "
+                f"spends {e_thrifty:,.1f} J per device against {e_other:,.1f} J ({why})."
+            )
+    return lines[:3]
+
+
 def reading(results: RunResults) -> list[str]:
     """Sentences computed from the numbers: paired leads with intervals, then costs."""
     methods = results.methods
@@ -156,6 +188,7 @@ def reading(results: RunResults) -> list[str]:
                     f"Over the run, {method} moves {100 * finite[method] / finite[busiest]:.1f}% "
                     f"of the bytes per device that {busiest} moves."
                 )
+    lines += _energy_against_bytes(results, finite)
     silent = [m for m in methods if finite.get(m) == 0]
     if silent:
         lines.append("No byte moves for: " + ", ".join(silent) + ".")

@@ -315,3 +315,41 @@ def test_compare_refuses_runs_that_measure_different_things(run_folder, tmp_path
     (folder / "scenario.yaml").write_text(yaml.safe_dump(document))
     with pytest.raises(RunFolderError, match="different things \\(AUC, accuracy\\)"):
         compare_runs([run_folder, folder], tmp_path / "cmp")
+
+
+def test_each_pair_of_methods_is_compared_once(run_folder):
+    from simulator.run.reader import load_run
+
+    pairs = [frozenset((r["method"], r["reference"])) for r in load_run(run_folder).paired]
+    by_metric = {}
+    for row, pair in zip(load_run(run_folder).paired, pairs, strict=True):
+        by_metric.setdefault(row["metric"], []).append(pair)
+    assert all(len(p) == len(set(p)) for p in by_metric.values())  # never A-B and B-A
+    assert frozenset(("fedavg", "static")) in by_metric["acc_mean"]
+
+
+def test_figures_draw_nothing_where_a_method_sends_nothing(run_folder):
+    """Static is a level line on the traffic axis, not a point at 1 byte; no bar stands
+    for "none"; counts get whole-number ticks."""
+    import matplotlib.pyplot as plt
+
+    from reports.plots import accuracy_vs_bytes, rounds_and_drops, traffic_and_compute
+    from simulator.run.reader import load_run
+
+    results = load_run(run_folder)
+    fig = accuracy_vs_bytes(results)
+    ax = fig.axes[0]
+    static = [line for line in ax.get_lines() if line.get_label().startswith("static")]
+    assert len(static) == 1 and "no traffic" in static[0].get_label()
+    lowest = min(min(line.get_xdata()) for line in ax.get_lines() if line not in static)
+    assert lowest > 100  # the data decades only (static's level line spans the axis)
+    plt.close(fig)
+    fig = traffic_and_compute(results)
+    heights = [bar.get_height() for bar in fig.axes[0].patches]
+    assert all(not (h > 0) or h > 1.5 for h in heights)  # no stand-in bar of height 1
+    assert any(t.get_text() == "no traffic" for t in fig.axes[0].texts)
+    plt.close(fig)
+    fig = rounds_and_drops(results)
+    ticks = fig.axes[1].get_yticks()
+    assert all(float(t).is_integer() for t in ticks)
+    plt.close(fig)

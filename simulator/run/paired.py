@@ -149,7 +149,7 @@ def paired_table(
     rows = []
     for reference in references:
         for method in evals:
-            if method == reference:
+            if method == reference or _already_paired(method, reference, references):
                 continue
             for metric in METRICS:
                 if metric.after_shift and not onsets:
@@ -160,6 +160,11 @@ def paired_table(
                 if metric.context is None or row.devices:  # no such context: no row
                     rows.append(row)
     return rows
+
+
+def _already_paired(method: str, reference: str, references: list[str]) -> bool:
+    """Two references meet once: the later one is compared with the earlier, not back."""
+    return method in references and references.index(method) < references.index(reference)
 
 
 def write_paired(rows: list[Comparison], folder: Path) -> None:
