@@ -132,6 +132,7 @@ def test_reports_read_folders_only_through_the_run_and_sweep_readers():
     targets = {t for m, ts in _graph().items() if m.startswith("reports") for t in ts}
     readers = {"simulator.run.reader", "simulator.sweep.reader"}  # run folders, sweep folders
     readers.add("simulator.run.interval")  # the seed-level interval rule: no folder access
+    readers.add("simulator.run.provenance")  # provenance.json, for compare's warnings
     assert {t for t in targets if t.startswith("simulator")} <= readers
 
 
