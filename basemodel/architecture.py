@@ -8,7 +8,7 @@ explicitly (``head_forward``), so per-device heads are plain tensors, not module
 copies.
 
 Backbones are chosen by name (``BACKBONES``); a dataset's table entry names the
-one it uses (``simulator.world.datasets``).
+one it uses (``simulator.catalog.datasets``).
 """
 
 from __future__ import annotations

@@ -21,6 +21,8 @@ from typing import Any
 
 import torch
 
+from basemodel.atomic import atomic_path
+
 
 def default_cache_dir() -> Path:
     """``$PERSONA_FLEET_CACHE`` or ``~/.cache/persona-fleet``."""
@@ -68,15 +70,9 @@ def save_atomically(document: Any, path: Path) -> Path:
 
 
 def _write(document: Any, path: Path) -> None:
-    tmp = path.with_suffix(f".tmp{os.getpid()}")
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(path) as tmp:
         torch.save(document, tmp)
-        os.replace(tmp, path)
-    except OSError:
-        if tmp.parent.is_dir():
-            tmp.unlink(missing_ok=True)
-        raise
 
 
 @functools.cache

@@ -26,10 +26,10 @@ import torch
 
 from basemodel.architecture import parameter_count
 from basemodel.flops import flops_per_sample
+from simulator.catalog.datasets import load_dataset
 from simulator.scenario.loading import load_scenario
 from simulator.world.build import new_model
 from simulator.world.cloud import pretrain_for
-from simulator.world.datasets import load_dataset
 from simulator.world.drift import ActiveShift, transform
 from simulator.world.partition import split_pools
 

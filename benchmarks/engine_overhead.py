@@ -43,6 +43,7 @@ from flwr.serverapp import Grid, ServerApp
 from flwr.simulation import run_simulation
 
 from basemodel.threads import fixed_threads
+from simulator.catalog.datasets import dataset_spec
 from simulator.cli import with_methods
 from simulator.engine.flower import backend_config
 from simulator.run.folder import metrics_path
@@ -53,7 +54,6 @@ from simulator.scenario.loading import load_scenario
 from simulator.scenario.schema import Scenario
 from simulator.world.build import new_model
 from simulator.world.cloud import pretrain_for
-from simulator.world.datasets import dataset_spec
 from strategies.local_training import LocalTrainingParams, train_locally
 
 

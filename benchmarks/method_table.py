@@ -31,6 +31,7 @@ from simulator.run.paired import references
 from simulator.run.plan import RunPlan
 from simulator.run.runner import run_plan
 from simulator.scenario.loading import load_scenario
+from strategies.registry import declared_roles
 
 COLUMNS = (
     "acc_pre_shift",
@@ -116,9 +117,11 @@ def main() -> None:
         seeds = [scenario.seed + i for i in range(args.seeds)]
         folder = run_plan(RunPlan(scenario, methods, seeds, Path(args.out)), show_progress=False)
         lines = table(folder, methods)
-        if "persona" in references(methods):  # ablations beside full Persona
-            ablations = [m for m in methods if m.startswith("persona-")]
-            lines += ["", *table(folder, ablations, reference="persona")]
+        roles = declared_roles(methods)
+        for parent in references(roles):  # a method run beside its ablations
+            ablations = [m for m, r in roles.items() if r["variant_of"] == parent]
+            if ablations:
+                lines += ["", *table(folder, ablations, reference=parent)]
         text = "\n".join(
             [f"### {scenario.name}: {len(seeds)} seeds ({scenario.fleet.devices} devices)", *lines]
         )

@@ -21,9 +21,10 @@ import numpy as np
 import torch
 
 from basemodel.architecture import build_model
-from simulator.run.ranking_metrics import auc, gauc
-from simulator.world.interests import InterestCatalogue, InterestConfig
-from simulator.world.seeding import rng_for
+from simulator.catalog.interest_model import InterestConfig
+from simulator.catalog.ranking_metrics import auc, gauc
+from simulator.catalog.seeding import rng_for
+from simulator.world.interests import InterestCatalogue
 
 
 def draw(catalogue: InterestCatalogue, users: range, severity: float, per_user: int, tag: str):

@@ -108,7 +108,8 @@ def _html_table(results: RunResults) -> str:
     head = "".join(f"<th>{html.escape(results.named(h))}</th>" for _, h, _, _ in COLUMNS)
     rows = []
     for method in results.methods:
-        swatch = f'<span class="swatch" style="background:{_css(colour(method))}"></span>'
+        painted = _css(colour(method, results.colours))
+        swatch = f'<span class="swatch" style="background:{painted}"></span>'
         tds = "".join(
             f"<td>{html.escape(c.text)}</td>" for c in (cells[method][col] for col, *_ in COLUMNS)
         )
@@ -295,7 +296,7 @@ def compare_runs(folders: list[str | Path], out: Path) -> Path:
             ax.plot(
                 times / 60,
                 mean,
-                color=colour(method),
+                color=colour(method, results.colours),
                 linestyle=styles[i % len(styles)],
                 label=f"{method} / {label}",
             )

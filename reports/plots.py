@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import matplotlib
@@ -37,33 +37,14 @@ from reports.statistics import mean_ci95  # noqa: E402
 from reports.table import value  # noqa: E402
 from simulator.run.reader import RunResults  # noqa: E402
 
-KNOWN_COLOURS = {  # the shipped methods, each its own hue; families share a hue's shades
-    "static": "#7f7f7f",
-    "fedavg": "#1f77b4",
-    "fedavg-ft": "#6baed6",
-    "fedavg-head": "#08306b",
-    "fedprox": "#17becf",
-    "finetune": "#2ca02c",
-    "cloud-retrain": "#8c564b",
-    "em-prior": "#ff7f0e",
-    "t3a": "#bcbd22",
-    "lame": "#9467bd",
-    "ifca": "#98df8a",
-    "pfedhn": "#c49c94",
-    "persona": "#d62728",
-    "persona-noproto": "#ff9896",
-    "persona-nocross": "#e377c2",
-    "persona-refine": "#f7b6d2",
-    "persona-noedit": "#7b1f1f",
-    "persona-ungated": "#fd8d3c",
-}
 PALETTE = plt.get_cmap("tab20").colors
 
 
-def colour(method: str) -> str | tuple[float, ...]:
-    """A method's colour, the same in every figure and every report."""
-    if method in KNOWN_COLOURS:
-        return KNOWN_COLOURS[method]
+def colour(method: str, declared: Mapping[str, str] | None = None) -> str | tuple[float, ...]:
+    """A method's colour, the same in every figure and every report: the one it declares
+    (``strategies.base.Method.colour``, as the run recorded it), else one from its name."""
+    if declared and method in declared:
+        return declared[method]
     return PALETTE[zlib.crc32(method.encode()) % len(PALETTE)]
 
 
@@ -125,7 +106,7 @@ def accuracy_over_time(results: RunResults) -> Figure | None:
     difference to the reference (``static`` where it ran) with the t band over
     seeds, the same rule as ``paired.csv``; an unpaired band over seeds would
     mostly show how seeds differ, which both methods share."""
-    reference = "static" if "static" in results.methods else results.methods[0]
+    reference = results.reference or results.methods[0]
     seeds = len(results.seeds)
     fig, (top, bottom) = plt.subplots(
         2, 1, figsize=(8, 6.5), sharex=True, gridspec_kw={"height_ratios": [3, 2]}
@@ -134,16 +115,22 @@ def accuracy_over_time(results: RunResults) -> Figure | None:
         times, mean, _ = accuracy_band(results.of(method))
         if len(times) == 0:
             continue
-        top.plot(times / 60, mean, color=colour(method), label=method, linewidth=1.6)
+        top.plot(
+            times / 60, mean, color=colour(method, results.colours), label=method, linewidth=1.6
+        )
         if method == reference:
             continue
         times, difference, low, high = paired_band(results.of(method), results.of(reference))
         if len(times) == 0:
             continue
-        bottom.plot(times / 60, 100 * difference, color=colour(method), linewidth=1.4)
+        bottom.plot(
+            times / 60, 100 * difference, color=colour(method, results.colours), linewidth=1.4
+        )
         if seeds >= 2:
-            bottom.fill_between(times / 60, 100 * low, 100 * high, color=colour(method), alpha=0.15)
-    bottom.axhline(0, color=colour(reference), linewidth=1)
+            bottom.fill_between(
+                times / 60, 100 * low, 100 * high, color=colour(method, results.colours), alpha=0.15
+            )
+    bottom.axhline(0, color=colour(reference, results.colours), linewidth=1)
     for ax in (top, bottom):
         _mark_onsets(ax, results.onsets_s)
         ax.grid(alpha=0.3)
@@ -170,7 +157,7 @@ def accuracy_vs_bytes(results: RunResults) -> Figure | None:
             level = float(np.nanmean(mean)) if len(mean) else math.nan
             ax.axhline(
                 level,
-                color=colour(method),
+                color=colour(method, results.colours),
                 linestyle="--",
                 label=f"{method} (no traffic; its mean)",
             )
@@ -178,7 +165,7 @@ def accuracy_vs_bytes(results: RunResults) -> Figure | None:
         ax.plot(
             moved[sent],
             mean[sent],
-            color=colour(method),
+            color=colour(method, results.colours),
             label=method,
             marker="o",
             markersize=3,
@@ -200,9 +187,11 @@ def device_accuracy_ecdf(results: RunResults) -> Figure | None:
         if len(values) == 0:
             continue
         ecdf = np.arange(1, len(values) + 1) / len(values)
-        ax.step(values, ecdf, where="post", color=colour(method), label=method)
+        ax.step(values, ecdf, where="post", color=colour(method, results.colours), label=method)
         worst = values[: max(1, int(np.ceil(0.1 * len(values))))]
-        ax.plot([worst.mean()], [0.1], marker="v", color=colour(method), markersize=8)
+        ax.plot(
+            [worst.mean()], [0.1], marker="v", color=colour(method, results.colours), markersize=8
+        )
     ax.axhline(0.1, color="black", linestyle=":", linewidth=1, label="worst 10% (marker: mean)")
     ax.set_xlabel(results.named("device accuracy, time-averaged"))
     ax.set_ylabel("fraction of evaluated devices")
@@ -229,7 +218,7 @@ def recovery_bars(results: RunResults) -> Figure | None:
             i,
             mean,
             yerr=half,
-            color=colour(method),
+            color=colour(method, results.colours),
             hatch="//" if censored else None,
             edgecolor="black",
             linewidth=0.5,
@@ -267,7 +256,7 @@ def traffic_and_compute(results: RunResults) -> Figure | None:
             [v if v > 0 else np.nan for v in values],  # nothing sent: no bar (log axis)
             width=0.4,
             label=label,
-            color=[colour(m) for m in methods],
+            color=[colour(m, results.colours) for m in methods],
             alpha=1.0 if label == "up" else 0.5,
             edgecolor="black",
             linewidth=0.5,
@@ -293,7 +282,7 @@ def traffic_and_compute(results: RunResults) -> Figure | None:
     right.bar(
         x,
         [f if f > 0 else np.nan for f in flops],
-        color=[colour(m) for m in methods],
+        color=[colour(m, results.colours) for m in methods],
         edgecolor="black",
         linewidth=0.5,
     )
@@ -331,7 +320,7 @@ def energy_per_device(results: RunResults) -> Figure | None:
     ax.bar(
         x,
         compute,
-        color=[colour(m) for m in methods],
+        color=[colour(m, results.colours) for m in methods],
         edgecolor="black",
         linewidth=0.5,
         label="compute",
@@ -340,7 +329,7 @@ def energy_per_device(results: RunResults) -> Figure | None:
         x,
         radio,
         bottom=compute,
-        color=[colour(m) for m in methods],
+        color=[colour(m, results.colours) for m in methods],
         alpha=0.45,
         edgecolor="black",
         linewidth=0.5,
@@ -350,7 +339,9 @@ def energy_per_device(results: RunResults) -> Figure | None:
     _annotate_none(ax, [i for i in range(len(methods)) if compute[i] + radio[i] <= 0])
     ax.set_xticks(x, methods, rotation=20, ha="right")
     ax.set_ylabel("energy per device over the run (J)")
-    ax.set_title("Device energy (solid: compute, dotted: radio; figures cited in world/energy.py)")
+    ax.set_title(
+        "Device energy (solid: compute, dotted: radio; sources in simulator/catalog/energy.py)"
+    )
     ax.grid(alpha=0.3, axis="y")
     ax.legend(fontsize=8)
     fig.tight_layout()
@@ -443,7 +434,7 @@ def rounds_and_drops(results: RunResults) -> Figure | None:
         top.plot(
             starts,
             [r["duration_s"] for r in active],
-            color=colour(method),
+            color=colour(method, results.colours),
             label=method,
             marker=".",
             linewidth=0.8,
@@ -451,7 +442,7 @@ def rounds_and_drops(results: RunResults) -> Figure | None:
         bottom.plot(
             starts,
             [r["late"] + r["failed"] for r in active],
-            color=colour(method),
+            color=colour(method, results.colours),
             label=method,
             marker=".",
             linewidth=0.8,

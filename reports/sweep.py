@@ -31,7 +31,6 @@ from reports.plots import colour  # noqa: E402
 from simulator.sweep.reader import SweepResults, load_sweep  # noqa: E402
 
 NONE_COLOUR = "#eeeeee"
-PERSONA = "persona"
 NO_WINNER = "none detectable"
 
 Cell = dict[str, dict[str, Any]]  # method -> its sweep.csv row, for one cell
@@ -105,24 +104,24 @@ def _winner_of(cell: Cell) -> str | None:
     return None if found == NO_WINNER else found
 
 
-def _margin(cell: Cell) -> tuple[str, float, float, float] | None:
-    """Persona's difference against the best other method of the cell, and its interval."""
-    row = cell.get(PERSONA)
+def _margin(cell: Cell, subject: str) -> tuple[str, float, float, float] | None:
+    """The subject's difference against the best other method of the cell, and its interval."""
+    row = cell.get(subject)
     if row is None or not row.get("best_other"):
         return None
     return row["best_other"], float(row["difference"]), float(row["low"]), float(row["high"])
 
 
-def _margin_text(cell: Cell) -> str:
-    found = _margin(cell)
+def _margin_text(cell: Cell, subject: str) -> str:
+    found = _margin(cell, subject)
     if found is None:
         return "-"
     other, d, low, high = found
     return f"{100 * d:+.1f} vs {other}\n[{100 * low:+.1f}, {100 * high:+.1f}]"
 
 
-def _margin_colour(cell: Cell) -> str:
-    found = _margin(cell)
+def _margin_colour(cell: Cell, subject: str) -> str:
+    found = _margin(cell, subject)
     if found is None or not math.isfinite(found[2]):
         return NONE_COLOUR
     _, _, low, high = found
@@ -147,7 +146,7 @@ def _scatter(results: SweepResults, path: Path) -> Path:
                 [100 * y for y in ys],
                 label=method,
                 s=18,
-                color=colour(method),
+                color=colour(method, results.colours),
             )
     ax.set_xscale("log")
     ax.set_xlabel("bytes per device-round (log; 0 drawn at 1)")
@@ -163,7 +162,8 @@ def _scatter(results: SweepResults, path: Path) -> Path:
 def write_plots(results: SweepResults) -> list[tuple[str, Path]]:
     plots = results.folder / "plots"
     plots.mkdir(exist_ok=True)
-    has_persona = any(r["method"] == PERSONA for r in results.done())
+    subject = results.subject  # the method the project studies, as the cells recorded it
+    has_subject = subject is not None and any(r["method"] == subject for r in results.done())
     figures = []
     for n, panel in enumerate(_panels(results.axes)):
         figures.append(
@@ -174,21 +174,24 @@ def write_plots(results: SweepResults) -> list[tuple[str, Path]]:
                     results,
                     "winner",
                     lambda cell: _winner_of(cell) or "none",
-                    lambda cell: colour(w) if (w := _winner_of(cell)) else NONE_COLOUR,
+                    lambda cell: (
+                        colour(w, results.colours) if (w := _winner_of(cell)) else NONE_COLOUR
+                    ),
                     plots / f"sweep-winner-{n}.png",
                 ),
             )
         )
-        if has_persona:
+        if has_subject:
+            assert subject is not None
             figures.append(
                 (
-                    "Persona minus the best other method, points [95% interval]",
+                    f"{subject} minus the best other method, points [95% interval]",
                     _heatmap(
                         panel,
                         results,
-                        "Persona's margin",
-                        _margin_text,
-                        _margin_colour,
+                        f"{subject}'s margin",
+                        lambda cell: _margin_text(cell, subject),
+                        lambda cell: _margin_colour(cell, subject),
                         plots / f"sweep-margin-{n}.png",
                     ),
                 )
@@ -212,8 +215,9 @@ def reading(results: SweepResults) -> list[str]:
             f"No detectable winner in {len(wins[''])} of {len(cells)} cells: {'; '.join(wins[''])}."
         )
     leads, behind, ties = [], [], []
+    subject = results.subject
     for cell in cells.values():
-        found = _margin(cell)
+        found = None if subject is None else _margin(cell, subject)
         if found is None:
             continue
         other, d, low, high = found
@@ -225,7 +229,7 @@ def reading(results: SweepResults) -> list[str]:
         ("shows no detectable difference from the best other method", ties),
     ):
         if group:
-            lines.append(f"Persona {verb} in {len(group)} cells: {'; '.join(group)}.")
+            lines.append(f"{subject} {verb} in {len(group)} cells: {'; '.join(group)}.")
     for row in results.failed():
         lines.append(f"{row['cell']} failed: {row['error'].splitlines()[0]}")
     return lines

@@ -147,7 +147,7 @@ def _energy_against_bytes(results: RunResults, moved: dict[str, float]) -> list[
             )
             why = (
                 "its radio costs more: every transfer pays a fixed ramp and tail "
-                "(simulator/world/energy.py), so more transfers outweigh fewer bytes"
+                "(simulator/catalog/energy.py), so more transfers outweigh fewer bytes"
                 if radio_more
                 else "its on-device compute costs more than the radio it saves"
             )
@@ -183,7 +183,7 @@ def reading(results: RunResults) -> list[str]:
     busiest = max(finite, key=lambda m: finite[m], default=None)
     if busiest is not None and finite[busiest] > 0:
         for method in methods:
-            if method != busiest and method in finite and method.startswith("persona"):
+            if method != busiest and method in finite and results.in_subject_family(method):
                 lines.append(
                     f"Over the run, {method} moves {100 * finite[method] / finite[busiest]:.1f}% "
                     f"of the bytes per device that {busiest} moves."

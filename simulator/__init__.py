@@ -1,6 +1,11 @@
-"""The fleet simulator, in rooms that follow the data flow.
+"""The fleet simulator, in rooms that follow the data flow; every import points down.
 
-``scenario`` (schema, loading, presets) -> ``world`` (fleet, network, data,
-drift; no Flower) -> ``engine`` (device ClientApp, cloud round loop, engines)
--> ``run`` (run folder, checkpoints, summary) ; ``cli`` is the command line.
+``catalog`` (the tables every room reads: shift kinds and corruptions,
+datasets, energy figures, seeding, ranking metrics, error types) ->
+``scenario`` (schema, loading, presets; validation reads nothing) -> ``world``
+(fleet, network, data, drift, the preflight checks of machine and files; no
+Flower) -> ``engine`` (device ClientApp, cloud round loop, its protocol, the
+engines) -> ``run`` (run folder, checkpoints, summary, the one reader) ->
+``sweep`` (grids of runs); ``cli`` and ``api`` are the front ends
+(``tests/test_architecture.py`` checks the order).
 """

@@ -129,6 +129,7 @@ def simulate(
     from simulator.run.plan import RunPlan
     from simulator.run.runner import run_plan
     from simulator.scenario.loading import load_scenario
+    from simulator.world.preflight import preflight
 
     given = [f"{key}={_yaml_value(value)}" for key, value in (overrides or {}).items()]
     if engine is not None:
@@ -138,7 +139,8 @@ def simulate(
     if methods is not None:
         names = list(methods)
         loaded = with_methods(loaded, names, str(scenario))
-    for note in loaded.warnings():
+    checked = preflight(loaded, str(scenario))  # this machine and the files, once
+    for note in [*loaded.warnings(), *checked]:
         warnings.warn(note, ScenarioWarning, stacklevel=2)
     count = seeds or loaded.seeds
     plan = RunPlan(
@@ -147,7 +149,7 @@ def simulate(
         seeds=[loaded.seed + i for i in range(count)],
         out_dir=Path(out or loaded.output),
     )
-    return Results(run_plan(plan, show_progress=progress))
+    return Results(run_plan(plan, show_progress=progress, checked=checked))
 
 
 def _yaml_value(value: Any) -> str:

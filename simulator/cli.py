@@ -20,10 +20,10 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from simulator.catalog.errors import UserError, closest
 from simulator.engine.stop import StopRequested
 from simulator.run.defaults import DEFAULT_CHECKPOINT_BUDGET, DEFAULT_CHECKPOINT_EVERY
 from simulator.run.stopping import EXIT_INTERRUPTED
-from simulator.scenario.errors import UserError, closest
 
 if TYPE_CHECKING:  # the heavy modules load only when a command needs them (--help is fast)
     from simulator.scenario.schema import Scenario
@@ -223,8 +223,10 @@ def _validate(argv: list[str]) -> int:
     from simulator.scenario.loading import load_scenario
 
     args = build_validate_parser().parse_args(argv)
+    from simulator.world.preflight import preflight
+
     scenario = load_scenario(args.scenario, args.overrides)
-    _warn(scenario)
+    _warn(scenario, preflight(scenario, args.scenario))
     print(
         f"{args.scenario}: valid ({scenario.fleet.devices} devices, "
         f"{len(scenario.methods)} methods, {scenario.rounds.count} rounds)"
@@ -232,9 +234,9 @@ def _validate(argv: list[str]) -> int:
     return 0
 
 
-def _warn(scenario: Scenario) -> None:
+def _warn(scenario: Scenario, checked: list[str]) -> None:
     """The scenario's warnings, one line each on stderr (they do not stop the run)."""
-    for note in scenario.warnings():
+    for note in [*scenario.warnings(), *checked]:
         print(f"warning: {note}", file=sys.stderr)
 
 
@@ -244,6 +246,7 @@ def _run(argv: list[str]) -> int:
     from simulator.run.plan import RunPlan
     from simulator.run.runner import run_plan
     from simulator.scenario.loading import load_scenario
+    from simulator.world.preflight import preflight
 
     if args.resume is not None:
         return _resume(args, parser)
@@ -279,15 +282,16 @@ def _run(argv: list[str]) -> int:
         checkpoint_every=every,
         checkpoint_budget=None if budget >= 1 else budget,
     )
-    return _print_results(run_plan(plan, show_progress=not args.no_progress))
+    checked = preflight(scenario, args.scenario)  # this machine and the files, once
+    return _print_results(run_plan(plan, show_progress=not args.no_progress, checked=checked))
 
 
 def _resume(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    from simulator.catalog.errors import resume_refusal
     from simulator.run.runner import resume_run
 
-    given = [
-        flag
-        for flag, value in (
+    refusal = resume_refusal(
+        [
             ("scenario file", args.scenario),
             ("--set", args.overrides),
             ("--methods", args.methods),
@@ -296,11 +300,11 @@ def _resume(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
             ("--out", args.out),
             ("--checkpoint-every", args.checkpoint_every is not None),
             ("--checkpoint-budget", args.checkpoint_budget is not None),
-        )
-        if value
-    ]
-    if given:
-        parser.error(f"--resume takes no {', '.join(given)}: the run folder holds them")
+        ],
+        "run",
+    )
+    if refusal is not None:
+        parser.error(refusal)
     return _print_results(resume_run(Path(args.resume), show_progress=not args.no_progress))
 
 

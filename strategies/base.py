@@ -44,7 +44,7 @@ import logging
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 import torch
 from flwr.app import ArrayRecord, ConfigRecord, Message, MessageType, MetricRecord, RecordDict
@@ -52,11 +52,11 @@ from flwr.serverapp import Grid
 from flwr.serverapp.strategy import Strategy
 from pydantic import ConfigDict
 
-from basemodel.architecture import FleetModel, Weights
+from basemodel.architecture import Weights
 from basemodel.cloud_device import HOST
 from basemodel.resources import CloudResources
-from strategies.records import weights_of
-from strategies.values import NoBooleanNumbers
+from basemodel.values import NoBooleanNumbers
+from strategies.device_kit import ArrayCache, DeviceKit
 
 NodeSampler = Callable[[int], list[int]]
 
@@ -185,75 +185,6 @@ class TwoPhaseStrategy(FleetStrategy):
     @abstractmethod
     def aggregate_apply(self, server_round: int, replies: Iterable[Message]) -> MetricRecord | None:
         """Metrics of the second phase, merged into the round's ``train_metrics``."""
-
-
-class ArrayCache:
-    """Record -> torch weights, converted once per cohort.
-
-    Devices of a round usually receive the same record (FedAvg's global model);
-    decoding it once, and giving every device the same tensors, saves the work
-    and the memory. The tensors are shared: read them, never change them in place.
-    """
-
-    def __init__(self) -> None:
-        self._decoded: dict[int, tuple[ArrayRecord, Weights]] = {}
-
-    def torch(self, record: ArrayRecord) -> Weights:
-        hit = self._decoded.get(id(record))
-        if hit is None or hit[0] is not record:
-            hit = self._decoded[id(record)] = (record, weights_of(record))
-        return hit[1]
-
-
-class DeviceKit:
-    """What every device simulated by a process shares: a scratch model and the factory weights.
-
-    The scratch model is shared by every device a runtime computes for, so it
-    is reached only through ``load(held)``: the factory weights, overridden
-    key by key by ``held``. FLOPs are per sample, forward only.
-    """
-
-    def __init__(
-        self,
-        model: FleetModel,
-        pretrained: Weights,
-        forward_flops_per_sample: float,
-        backbone_flops_per_sample: float,
-    ):
-        self._model = model
-        # The scratch model's own tensors by name: ``load`` copies into them in place.
-        self._tensors = dict(model.state_dict(keep_vars=True))
-        if set(pretrained) != set(self._tensors):
-            missing = sorted(set(self._tensors) - set(pretrained))
-            extra = sorted(set(pretrained) - set(self._tensors))
-            raise ValueError(
-                f"factory weights do not fit the model: missing {missing}, extra {extra}"
-            )
-        self.pretrained = pretrained
-        self.forward_flops_per_sample = forward_flops_per_sample
-        self.backbone_flops_per_sample = backbone_flops_per_sample
-
-    @torch.no_grad()
-    def load(self, held: Weights | None = None) -> FleetModel:
-        """The scratch model with the factory weights, then ``held`` over them.
-
-        What ``load_state_dict`` does (in-place copies; names ``held`` has that
-        the model lacks are ignored, as with ``strict=False``), without its
-        per-module walk, which cost ten times the copies for every device.
-        """
-        for name, value in self.pretrained.items():
-            self._tensors[name].copy_(value)
-        for name, value in (held or {}).items():
-            target = self._tensors.get(name)
-            if target is None:
-                continue
-            if target.shape != value.shape:
-                raise RuntimeError(
-                    f"size mismatch for {name}: held {tuple(value.shape)}, "
-                    f"model {tuple(target.shape)}"
-                )
-            target.copy_(value)
-        return self._model
 
 
 @dataclass(frozen=True)
@@ -398,6 +329,9 @@ def messages_to(
 CloudFactory = Callable[[CloudSetup], FleetStrategy]
 
 
+MethodRole = Literal["method", "reference", "subject"]
+
+
 @dataclass(frozen=True)
 class Method:
     """A registered method: its name, one-line summary, parameters and two halves.
@@ -415,7 +349,7 @@ class Method:
     # Its devices may ask for service between rounds (``DeviceHalf.requests_service``):
     # the engine then polls devices that hold state at each round's start.
     requests_service: bool = False
-    # The tasks it can run on (``simulator.world.datasets``); the scenario loader refuses
+    # The tasks it can run on (``simulator.catalog.datasets``); the scenario loader refuses
     # the others, with ``task_note`` as the reason.
     tasks: tuple[str, ...] = ("classification", "recommendation")
     task_note: str = ""
@@ -425,6 +359,19 @@ class Method:
     # Parameters the method sets itself (what an ablation removes from its parent):
     # another value given for one is refused, never silently overwritten.
     fixed_params: Mapping[str, Any] = field(default_factory=dict)
+    # Its part in the comparisons (``simulator.run.paired``) and the reports, declared
+    # here rather than read from its name: a ``reference`` is what every method is
+    # compared with (``static``); the ``subject`` is the method the project studies
+    # (its traffic share and sweep margin are reported); ``variant_of`` names the method
+    # it ablates, which becomes a reference when the two run side by side.
+    role: MethodRole = "method"
+    variant_of: str | None = None
+    # Its colour in every figure (None: one drawn from its name).
+    colour: str | None = None
+
+    def declared_roles(self) -> dict[str, str | None]:
+        """Role, parent and colour as plain values (a run folder records them)."""
+        return {"role": self.role, "variant_of": self.variant_of, "colour": self.colour}
 
     @property
     def two_phase(self) -> bool:

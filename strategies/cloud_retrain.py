@@ -117,6 +117,7 @@ def _cloud(setup: CloudSetup) -> CloudRetrainStrategy:
 
 METHOD = Method(
     name="cloud-retrain",
+    colour="#8c564b",
     summary="the cloud retrains on all its data (family included) and pushes the model",
     params=CloudRetrainParams,
     cloud=_cloud,

@@ -15,8 +15,8 @@ import torch
 from pydantic import Field
 
 from strategies.base import Method, MethodParams
+from strategies.label_free import TestTimeDevice
 from strategies.static import static_cloud
-from strategies.test_time import TestTimeDevice
 
 
 class EMPriorParams(MethodParams):
@@ -57,6 +57,7 @@ class EMPriorDevice(TestTimeDevice):
 
 METHOD = Method(
     name="em-prior",
+    colour="#ff7f0e",
     summary="re-estimates each batch's class prior by EM (label shift); no labels, no backprop",
     params=EMPriorParams,
     cloud=static_cloud,

@@ -131,6 +131,7 @@ def _cloud(setup: CloudSetup) -> FleetFedAvg:
 
 METHOD = Method(
     name="fedavg",
+    colour="#1f77b4",
     summary="Flower FedAvg: local SGD on labeled samples, full-weight upload",
     params=FedAvgParams,
     cloud=_cloud,

@@ -23,6 +23,7 @@ class FedAvgFTDevice(FedAvgDevice):
 
 METHOD = Method(
     name="fedavg-ft",
+    colour="#6baed6",
     summary="FedAvg; each device runs its locally fine-tuned copy of the global model",
     params=FedAvgParams,
     cloud=FEDAVG.cloud,

@@ -80,6 +80,7 @@ def _cloud(setup: CloudSetup) -> FleetFedAvgHead:
 
 METHOD = Method(
     name="fedavg-head",
+    colour="#08306b",
     summary="Flower FedAvg on the head only (frozen backbone): head up and down",
     params=FedAvgHeadParams,
     cloud=_cloud,

@@ -58,6 +58,7 @@ def _cloud(setup: CloudSetup) -> FleetFedProx:
 
 METHOD = Method(
     name="fedprox",
+    colour="#17becf",
     summary="Flower FedProx: FedAvg with a proximal term on the device",
     params=FedProxParams,
     cloud=_cloud,

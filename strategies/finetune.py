@@ -85,6 +85,7 @@ def _cloud(setup: CloudSetup) -> FinetuneStrategy:
 
 METHOD = Method(
     name="finetune",
+    colour="#2ca02c",
     summary="each device fine-tunes its own copy on its labeled samples; no upload",
     params=FinetuneParams,
     cloud=_cloud,

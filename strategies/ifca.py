@@ -148,6 +148,7 @@ def _cloud(setup: CloudSetup) -> IFCAStrategy:
 
 METHOD = Method(
     name="ifca",
+    colour="#98df8a",
     summary="clustered FL: devices pick the lowest-loss of K cloud models and train it",
     params=IFCAParams,
     cloud=_cloud,

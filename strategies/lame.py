@@ -15,8 +15,8 @@ import torch
 from pydantic import Field
 
 from strategies.base import Method, MethodParams
+from strategies.label_free import TestTimeDevice
 from strategies.static import static_cloud
-from strategies.test_time import TestTimeDevice
 
 
 class LAMEParams(MethodParams):
@@ -65,6 +65,7 @@ class LAMEDevice(TestTimeDevice):
 
 METHOD = Method(
     name="lame",
+    colour="#9467bd",
     summary="adjusts outputs to agree between neighbouring samples; no labels, no backprop",
     params=LAMEParams,
     cloud=static_cloud,

@@ -40,7 +40,6 @@ from persona.training import AdapterDiagnostics, PersonaTrainConfig
 from strategies import wire
 from strategies.base import (
     CloudSetup,
-    DeviceKit,
     DeviceStep,
     Method,
     MethodParams,
@@ -53,7 +52,19 @@ from strategies.base import (
     Weights,
     messages_to,
 )
+from strategies.device_kit import DeviceKit
 from strategies.records import record_of, tensor_of, weights_of
+
+# Persona's records (its payload keys; the shared ones are in strategies.wire).
+SUMMARY = "summary"  # ArrayRecord: the device's window summary (features or statistics)
+HELD_PROTO = "held-proto"  # ConfigRecord: prototype id and version the device holds
+EDIT = "edit"  # ArrayRecord: clipped edit per head layer
+PROTO = "proto"  # ConfigRecord: assigned prototype id and version
+PROTO_HEAD = "proto-head"  # ArrayRecord: P(k), sent only when the device lacks it
+EDIT_REF = "edit-ref"  # ArrayRecord: mean feature of the window the edit was made for
+PROTO_ID = "id"
+PROTO_VERSION = "version"
+EXPIRY_DISTANCE = "expiry-distance"
 
 log = logging.getLogger("persona_fleet")
 NO_PROTO = -1
@@ -229,9 +240,9 @@ class PersonaStrategy(TwoPhaseStrategy):
         answer; the device is simply not answered this round.
         """
         try:
-            summary = tensor_of(reply.content[wire.SUMMARY]["summary"]).float()
-            held = reply.content[wire.HELD_PROTO]
-            holds = (int(held[wire.PROTO_ID]), int(held[wire.PROTO_VERSION]))
+            summary = tensor_of(reply.content[SUMMARY]["summary"]).float()
+            held = reply.content[HELD_PROTO]
+            holds = (int(held[PROTO_ID]), int(held[PROTO_VERSION]))
         except (KeyError, TypeError, ValueError):
             return None
         feature_dim = self.cloud.adapter.config.feature_dim
@@ -249,19 +260,19 @@ class PersonaStrategy(TwoPhaseStrategy):
         for node, (answer, needs_head, mean) in sorted(self._answers.items()):
             content = RecordDict(
                 {
-                    wire.PROTO: ConfigRecord(
+                    PROTO: ConfigRecord(
                         {
-                            wire.PROTO_ID: answer.proto_id,
-                            wire.PROTO_VERSION: answer.version,
-                            wire.EXPIRY_DISTANCE: self._expiry_distance,
+                            PROTO_ID: answer.proto_id,
+                            PROTO_VERSION: answer.version,
+                            EXPIRY_DISTANCE: self._expiry_distance,
                         }
                     ),
-                    wire.EDIT: _as_record(answer.edit, self._edit_dtype),
-                    wire.EDIT_REF: record_of({"mean": mean.to(self._edit_dtype)}),
+                    EDIT: _as_record(answer.edit, self._edit_dtype),
+                    EDIT_REF: record_of({"mean": mean.to(self._edit_dtype)}),
                 }
             )
             if needs_head:  # P(k) travels at the edit's precision, like the edit itself
-                content[wire.PROTO_HEAD] = _as_record(answer.base, self._edit_dtype)
+                content[PROTO_HEAD] = _as_record(answer.base, self._edit_dtype)
             messages.append(Message(content, dst_node_id=node, message_type=wire.TRAIN_APPLY))
         return messages
 
@@ -296,53 +307,53 @@ class PersonaDevice(TwoPhaseDevice):
         summary = summarize_window(features, step.params.summary).to(
             PRECISIONS[step.params.summary_precision]
         )
-        held = step.view.records.get(wire.HELD_PROTO)
+        held = step.view.records.get(HELD_PROTO)
         holds = (
             {
-                wire.PROTO_ID: int(held[wire.PROTO_ID]),
-                wire.PROTO_VERSION: int(held[wire.PROTO_VERSION]),
+                PROTO_ID: int(held[PROTO_ID]),
+                PROTO_VERSION: int(held[PROTO_VERSION]),
             }
             if isinstance(held, ConfigRecord)
-            else {wire.PROTO_ID: NO_PROTO, wire.PROTO_VERSION: NO_PROTO}
+            else {PROTO_ID: NO_PROTO, PROTO_VERSION: NO_PROTO}
         )
         reply = RecordDict(
             {
-                wire.SUMMARY: record_of({"summary": summary}),
-                wire.HELD_PROTO: ConfigRecord(holds),
+                SUMMARY: record_of({"summary": summary}),
+                HELD_PROTO: ConfigRecord(holds),
             }
         )
         return TrainOutcome(reply, None, step.kit.backbone_flops_per_sample * len(step.inputs), 0)
 
     def _apply_edit(self, step: DeviceStep) -> TrainOutcome:
-        proto = step.content[wire.PROTO]
-        if wire.PROTO_HEAD in step.content:
-            base = step.content[wire.PROTO_HEAD]
+        proto = step.content[PROTO]
+        if PROTO_HEAD in step.content:
+            base = step.content[PROTO_HEAD]
         else:
             held, base = (
-                step.view.records.get(wire.HELD_PROTO),
-                step.view.records.get(wire.PROTO_HEAD),
+                step.view.records.get(HELD_PROTO),
+                step.view.records.get(PROTO_HEAD),
             )
             if (
                 not isinstance(held, ConfigRecord)
                 or not isinstance(base, ArrayRecord)
-                or (int(held[wire.PROTO_ID]), int(held[wire.PROTO_VERSION]))
-                != (int(proto[wire.PROTO_ID]), int(proto[wire.PROTO_VERSION]))
+                or (int(held[PROTO_ID]), int(held[PROTO_VERSION]))
+                != (int(proto[PROTO_ID]), int(proto[PROTO_VERSION]))
             ):
                 raise RuntimeError("edit for a prototype version the device does not hold")
-        edit = weights_of(step.content[wire.EDIT])
+        edit = weights_of(step.content[EDIT])
         with torch.inference_mode():
             base_weights = weights_of(base)
             head = {key: base_weights[key].float() + edit[key].float() for key in edit}
         records = {
-            wire.HELD_PROTO: ConfigRecord(
+            HELD_PROTO: ConfigRecord(
                 {
-                    wire.PROTO_ID: int(proto[wire.PROTO_ID]),
-                    wire.PROTO_VERSION: int(proto[wire.PROTO_VERSION]),
-                    wire.EXPIRY_DISTANCE: float(proto[wire.EXPIRY_DISTANCE]),
+                    PROTO_ID: int(proto[PROTO_ID]),
+                    PROTO_VERSION: int(proto[PROTO_VERSION]),
+                    EXPIRY_DISTANCE: float(proto[EXPIRY_DISTANCE]),
                 }
             ),
-            wire.PROTO_HEAD: base,
-            wire.EDIT_REF: step.content[wire.EDIT_REF],
+            PROTO_HEAD: base,
+            EDIT_REF: step.content[EDIT_REF],
         }
         flops = float(sum(t.numel() for t in edit.values()))  # one add per edited weight
         return TrainOutcome(RecordDict(), head, flops, 0, records)
@@ -363,11 +374,11 @@ class PersonaDevice(TwoPhaseDevice):
         """Whether the device holds an edit made for a window its inputs have left."""
         assert isinstance(step.params, PersonaParams)
         view = step.view
-        ref, held = view.records.get(wire.EDIT_REF), view.records.get(wire.HELD_PROTO)
+        ref, held = view.records.get(EDIT_REF), view.records.get(HELD_PROTO)
         if not step.params.expiry or view.held is None or not isinstance(ref, ArrayRecord):
             return False
         mean = tensor_of(ref["mean"]).float()
-        return float((features.mean(dim=0) - mean).norm()) > float(held[wire.EXPIRY_DISTANCE])
+        return float((features.mean(dim=0) - mean).norm()) > float(held[EXPIRY_DISTANCE])
 
     def _serving(self, step: ServeStep, features: torch.Tensor) -> Weights | None:
         """The edited head while it is fresh, else its prototype head (or the factory's).
@@ -385,7 +396,7 @@ class PersonaDevice(TwoPhaseDevice):
         view = step.view
         if not self._stale(step, features):
             return view.held
-        prototype = view.records.get(wire.PROTO_HEAD)
+        prototype = view.records.get(PROTO_HEAD)
         if step.params.on_expiry == "factory" or not isinstance(prototype, ArrayRecord):
             return None
         return {key: value.float() for key, value in weights_of(prototype).items()}
@@ -534,7 +545,12 @@ def _log_diagnostics(d: AdapterDiagnostics, names: list[str]) -> None:
     )
 
 
-def _variant(name: str, summary: str, forced: dict) -> Method:
+SUBJECT = "persona"
+
+
+def _variant(name: str, summary: str, forced: dict, colour: str) -> Method:
+    """Persona (``forced`` empty) or one of its ablations, which fixes the ``forced`` keys."""
+
     def cloud(setup: CloudSetup) -> PersonaStrategy:
         assert isinstance(setup.params, PersonaParams)
         # A value given for a forced key was refused by the registry; this fills the default.
@@ -549,16 +565,29 @@ def _variant(name: str, summary: str, forced: dict) -> Method:
         requests_service=True,
         cloud_devices=("cpu", "cuda"),
         fixed_params=forced,
+        role="subject" if name == SUBJECT else "method",
+        variant_of=None if name == SUBJECT else SUBJECT,
+        colour=colour,
     )
 
 
 METHODS = [
-    _variant("persona", "prototype-based backprop-free editing", {}),
+    _variant(SUBJECT, "prototype-based backprop-free editing", {}, "#d62728"),
     _variant(
-        "persona-noproto", "one base head, DUET-style edit", {"prototypes": 1, "refine": False}
+        "persona-noproto",
+        "one base head, DUET-style edit",
+        {"prototypes": 1, "refine": False},
+        "#ff9896",
     ),
-    _variant("persona-nocross", "independent per-layer codes", {"cross_layer": False}),
-    _variant("persona-refine", "prototypes refined without labels", {"refine": True}),
-    _variant("persona-noedit", "prototype heads only, no per-device edit", {"edits": False}),
-    _variant("persona-ungated", "every edit served whole (no edit gate)", {"edit_gate": "none"}),
+    _variant("persona-nocross", "independent per-layer codes", {"cross_layer": False}, "#e377c2"),
+    _variant("persona-refine", "prototypes refined without labels", {"refine": True}, "#f7b6d2"),
+    _variant(
+        "persona-noedit", "prototype heads only, no per-device edit", {"edits": False}, "#7b1f1f"
+    ),
+    _variant(
+        "persona-ungated",
+        "every edit served whole (no edit gate)",
+        {"edit_gate": "none"},
+        "#fd8d3c",
+    ),
 ]

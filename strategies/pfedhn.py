@@ -191,6 +191,7 @@ def _cloud(setup: CloudSetup) -> PFedHNStrategy:
 
 METHOD = Method(
     name="pfedhn",
+    colour="#c49c94",
     summary="server hypernetwork generates each device's head from a learned embedding",
     params=PFedHNParams,
     cloud=_cloud,

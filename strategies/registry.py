@@ -64,6 +64,11 @@ def get_method(name: str) -> Method:
         ) from None
 
 
+def declared_roles(names: list[str]) -> dict[str, dict[str, str | None]]:
+    """Each named method's declared role, parent and colour (``Method.declared_roles``)."""
+    return {name: get_method(name).declared_roles() for name in names}
+
+
 def validate_params(name: str, params: dict[str, Any]) -> MethodParams:
     """Validate a method's parameters; errors name the parameter and the expectation."""
     method = get_method(name)

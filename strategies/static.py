@@ -50,6 +50,8 @@ def static_cloud(setup: CloudSetup) -> StaticStrategy:
 
 METHOD = Method(
     name="static",
+    role="reference",
+    colour="#7f7f7f",
     summary="pretrained model, never updated",
     params=StaticParams,
     cloud=static_cloud,

@@ -15,8 +15,8 @@ import torch
 from pydantic import Field
 
 from strategies.base import Method, MethodParams
+from strategies.label_free import TestTimeDevice
 from strategies.static import static_cloud
-from strategies.test_time import TestTimeDevice
 
 
 class T3AParams(MethodParams):
@@ -58,6 +58,7 @@ class T3ADevice(TestTimeDevice):
 
 METHOD = Method(
     name="t3a",
+    colour="#bcbd22",
     summary="test-time classifier adjustment with feature prototypes; no labels, no backprop",
     params=T3AParams,
     cloud=static_cloud,

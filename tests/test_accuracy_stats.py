@@ -204,8 +204,24 @@ def test_no_shared_seed_gives_no_figure():
 
 def test_references_are_static_the_first_baseline_and_persona_beside_its_ablations():
     from simulator.run.paired import references
+    from strategies.registry import declared_roles
 
-    assert references(["static", "persona", "fedavg", "finetune"]) == ["static", "fedavg"]
+    def chosen(methods: list[str]) -> list[str]:
+        return references(declared_roles(methods))
+
+    assert chosen(["static", "persona", "fedavg", "finetune"]) == ["static", "fedavg"]
     with_ablation = ["static", "persona", "persona-noedit", "fedavg"]
-    assert references(with_ablation) == ["static", "fedavg", "persona"]
-    assert references(["persona-noedit", "persona-noproto"]) == []  # no full Persona to compare
+    assert chosen(with_ablation) == ["static", "fedavg", "persona"]
+    assert chosen(["persona-noedit", "persona-noproto"]) == []  # no full Persona to compare
+
+
+def test_roles_are_declared_so_a_new_method_can_be_a_reference_or_a_variant():
+    from simulator.run.paired import references
+
+    roles = {
+        "baseline-zero": {"role": "reference", "variant_of": None, "colour": None},
+        "mine": {"role": "subject", "variant_of": None, "colour": None},
+        "mine-lite": {"role": "method", "variant_of": "mine", "colour": None},
+        "theirs": {"role": "method", "variant_of": None, "colour": None},
+    }
+    assert references(roles) == ["baseline-zero", "theirs", "mine"]

@@ -166,3 +166,92 @@ def test_importing_the_world_loads_no_flower():
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT
     )
     assert result.stdout.strip() == "[]"
+
+
+# The rooms of ``simulator/``, lowest first: each imports only rooms at or below it.
+ROOMS = ("catalog", "scenario", "world", "engine", "run", "sweep")
+
+
+def _room(module: str) -> int | None:
+    """A simulator module's place in ``ROOMS`` (the front ends above them all)."""
+    parts = module.split(".")
+    if parts[0] != "simulator":
+        return None
+    if len(parts) > 1 and parts[1] in ROOMS:
+        return ROOMS.index(parts[1])
+    return len(ROOMS)  # simulator.cli, simulator.api, the package itself
+
+
+def test_every_arrow_inside_the_simulator_points_down():
+    """Function-level imports count: a lazy import up the rooms is still an arrow up."""
+    wrong = [
+        f"{module} imports {target}"
+        for module, targets in _graph().items()
+        for target in targets
+        if _room(module) is not None and _room(target) is not None and _room(target) > _room(module)  # type: ignore[operator]
+    ]
+    assert wrong == []
+
+
+def test_the_room_check_sees_an_arrow_up():
+    assert _room("simulator.scenario.schema") < _room("simulator.world.replay")  # type: ignore[operator]
+    assert _room("simulator.catalog.shifts") == 0 and _room("simulator.cli") == len(ROOMS)
+
+
+def _string_literals(path: Path) -> list[tuple[int, str]]:
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    return [
+        (node.lineno, node.value)
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Constant) and isinstance(node.value, str)
+    ]
+
+
+def test_no_method_is_named_outside_its_own_file_and_the_registry():
+    """Roles are declared on ``Method``; nothing else treats a method specially by name."""
+    import importlib
+
+    from strategies.registry import method_names
+
+    names = set(method_names())
+    owners: dict[str, Path] = {}  # the file whose METHOD (or METHODS) declares each method
+    for path in sorted((ROOT / "strategies").glob("*.py")):
+        module = importlib.import_module(f"strategies.{path.stem}")
+        for method in [getattr(module, "METHOD", None), *getattr(module, "METHODS", [])]:
+            if method is not None:
+                owners[method.name] = path
+    assert set(owners) == names
+    named = []
+    for package in PACKAGES:
+        for path in sorted((ROOT / package).rglob("*.py")):
+            if path.name == "registry.py" and path.parent.name == "strategies":
+                continue
+            for line, text in _string_literals(path):
+                if text in names and owners[text].resolve() != path.resolve():
+                    named.append(f"{path.relative_to(ROOT)}:{line}: {text!r}")
+    assert named == []
+
+
+def test_one_helper_writes_files_atomically():
+    """Renaming a temporary file over a target happens in ``basemodel.atomic`` only."""
+    found = []
+    for package in PACKAGES:
+        for path in sorted((ROOT / package).rglob("*.py")):
+            if path == ROOT / "basemodel" / "atomic.py":
+                continue
+            for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+                if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)):
+                    continue
+                receiver = node.func.value
+                is_os = isinstance(receiver, ast.Name) and receiver.id == "os"
+                if is_os and node.func.attr in ("replace", "rename"):
+                    found.append(f"{path.relative_to(ROOT)}:{node.lineno}")
+                if (
+                    node.func.attr in ("replace", "rename")
+                    and len(node.args) == 1
+                    and not (node.args and isinstance(node.args[0], ast.Constant))
+                ):
+                    name = ast.unparse(receiver)
+                    if "tmp" in name or "temporary" in name:
+                        found.append(f"{path.relative_to(ROOT)}:{node.lineno}")
+    assert found == []

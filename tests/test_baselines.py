@@ -90,7 +90,8 @@ def test_ifca_device_picks_the_cluster_with_the_lowest_loss():
     from flwr.app import ArrayRecord, RecordDict
 
     from strategies import wire
-    from strategies.base import ArrayCache, DeviceKit, DeviceStep, DeviceView
+    from strategies.base import DeviceStep, DeviceView
+    from strategies.device_kit import ArrayCache, DeviceKit
     from strategies.ifca import IFCADevice, IFCAParams, cluster_key
 
     torch.manual_seed(0)
@@ -217,7 +218,8 @@ def test_label_free_rivals_change_the_factory_models_predictions():
     from sklearn.datasets import load_digits
 
     from basemodel.pretraining import PretrainConfig, train_supervised
-    from strategies.base import DeviceKit, DeviceView, ServeStep
+    from strategies.base import DeviceView, ServeStep
+    from strategies.device_kit import DeviceKit
     from strategies.registry import get_method
 
     bunch = load_digits()
@@ -239,7 +241,7 @@ def test_label_free_rivals_change_the_factory_models_predictions():
 
 
 def test_the_scratch_model_loads_factory_then_held_weights_like_load_state_dict():
-    from strategies.base import DeviceKit
+    from strategies.device_kit import DeviceKit
 
     torch.manual_seed(0)
     factory = {k: v.clone() for k, v in build_model("mlp", (1, 8, 8), 10).state_dict().items()}

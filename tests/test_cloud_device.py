@@ -8,6 +8,8 @@ a GPU would.
 
 from __future__ import annotations
 
+import os
+
 import pytest
 import torch
 from conftest import PERSONA_QUICK
@@ -15,17 +17,18 @@ from fake_accelerator import META, VALUE, FakeAccelerator
 from flwr.app import ConfigRecord, Message, MessageType, RecordDict
 from flwr.supercore.task_identity import TaskIdentity
 
+import strategies.persona as persona_keys
 from persona.adapter import AdapterConfig, PersonaAdapter
 from persona.cloud import DeployRules, PersonaCloud
 from persona.novelty import NoveltyDetector
 from persona.prototypes import PrototypeBank, RefineConfig
+from simulator.catalog.errors import ScenarioError
 from simulator.run.folder import metrics_path
 from simulator.run.plan import RunPlan
 from simulator.run.reader import read_rows
 from simulator.run.runner import run_plan
-from simulator.scenario.errors import ScenarioError
 from simulator.scenario.loading import parse_scenario
-from strategies import wire
+from simulator.world.preflight import preflight
 from strategies.persona import NO_PROTO, PersonaStrategy
 from strategies.pfedhn import HeadHypernetwork, PFedHNParams, PFedHNStrategy
 from strategies.records import record_of
@@ -52,8 +55,9 @@ def _tensors(value: object) -> list[torch.Tensor]:
 @pytest.mark.parametrize("device", ["cuda", "cuda:1"])
 def test_a_gpu_cloud_is_refused_where_cuda_cannot_run(tiny_document, device):
     tiny_document["cloud"] = {"device": device}
+    scenario = parse_scenario(tiny_document)  # a scenario reads the same on any machine
     with pytest.raises(ScenarioError, match=r"cloud\.device: .*cannot run CUDA"):
-        parse_scenario(tiny_document)
+        preflight(scenario)
 
 
 def test_an_unknown_cloud_device_is_refused_with_the_valid_ones(tiny_document):
@@ -78,8 +82,10 @@ def task_identity(monkeypatch):
 
 
 def _summary_reply(node: int, summary: torch.Tensor) -> Message:
-    held = ConfigRecord({wire.PROTO_ID: NO_PROTO, wire.PROTO_VERSION: NO_PROTO})
-    content = RecordDict({wire.SUMMARY: record_of({"summary": summary}), wire.HELD_PROTO: held})
+    held = ConfigRecord({persona_keys.PROTO_ID: NO_PROTO, persona_keys.PROTO_VERSION: NO_PROTO})
+    content = RecordDict(
+        {persona_keys.SUMMARY: record_of({"summary": summary}), persona_keys.HELD_PROTO: held}
+    )
     reply = Message(content, dst_node_id=1, message_type=MessageType.TRAIN)
     reply.metadata.__dict__["_src_node_id"] = node
     return reply
@@ -111,7 +117,7 @@ def test_persona_cloud_on_an_accelerator_answers_on_the_cpu(task_identity, assig
     # every branch of a round ran (the stand-in reads every window as novel)
     assert metrics["spawned"] > 0 and metrics["merged"] > 0
     assert [m.metadata.dst_node_id for m in messages] == [11, 12, 13]
-    assert all(wire.PROTO_HEAD in m.content for m in messages)
+    assert all(persona_keys.PROTO_HEAD in m.content for m in messages)
     assert strategy.take_cloud_flops() > 0  # the FLOP meter counts work on the device
     assert all(t.device == CPU for t in _tensors(state))  # a checkpoint loads anywhere
     assert cloud.bank.centroids.is_meta and cloud._pending_count.is_meta
@@ -151,3 +157,10 @@ def test_a_run_with_its_cloud_on_cuda_matches_the_cpu_run(tiny_document, tmp_pat
                 assert [a[k] for k in DECISIONS] == [b[k] for k in DECISIONS]
             if a["kind"] == "eval":
                 assert abs(a["acc_mean"] - b["acc_mean"]) <= 0.01
+
+
+def test_validating_a_gpu_scenario_changes_nothing_on_this_machine(tiny_document, monkeypatch):
+    monkeypatch.delenv("CUBLAS_WORKSPACE_CONFIG", raising=False)
+    tiny_document["cloud"] = {"device": "cuda"}
+    scenario = parse_scenario(tiny_document)  # a document check: no probe, no environment
+    assert scenario.cloud.device == "cuda" and "CUBLAS_WORKSPACE_CONFIG" not in os.environ

@@ -5,14 +5,14 @@ from __future__ import annotations
 import pytest
 import torch
 
-from simulator.world.corruptions import (
+from simulator.catalog.corruptions import (
     blur,
     brightness,
     contrast,
     inversion,
     occlusion,
 )
-from simulator.world.shifts import COVARIATE_NAMES, corruption
+from simulator.catalog.shifts import COVARIATE_NAMES, corruption
 
 
 def _images() -> torch.Tensor:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import torch
 
+from simulator.catalog.corruptions import rotate
 from simulator.scenario.schema import Scenario, Shift
-from simulator.world.corruptions import rotate
 from simulator.world.drift import active_shifts, ramp, touches
 from simulator.world.fleet import build_fleet
 from simulator.world.sources import build_source

@@ -13,11 +13,11 @@ import torch
 from conftest import write_yaml
 
 from basemodel.cache import load_entry, save_atomically
+from simulator.catalog.errors import ScenarioError, UserError
 from simulator.cli import main
 from simulator.engine.resources import check_cpus, check_reachable
 from simulator.run.folder import metrics_path
 from simulator.run.reader import RunFolderError, read_rows
-from simulator.scenario.errors import ScenarioError, UserError
 from simulator.scenario.loading import load_scenario, parse_scenario
 from simulator.scenario.schema import Engine
 
@@ -147,7 +147,7 @@ def test_a_cache_folder_that_is_a_file_is_a_warning_and_the_run_goes_on(
 def test_a_damaged_dataset_cache_is_rebuilt(tmp_path, monkeypatch, caplog, damage):
     import numpy as np
 
-    from simulator.world.datasets import load_dataset
+    from simulator.catalog.datasets import load_dataset
 
     monkeypatch.setenv("PERSONA_FLEET_CACHE", str(tmp_path))
     load_dataset.cache_clear()

@@ -9,9 +9,10 @@ import torch
 
 from basemodel.architecture import build_model
 from basemodel.sequence import SASRecBackbone
-from simulator.run.ranking_metrics import auc
-from simulator.world.interests import InterestCatalogue, InterestConfig
-from simulator.world.seeding import rng_for
+from simulator.catalog.interest_model import InterestConfig
+from simulator.catalog.ranking_metrics import auc
+from simulator.catalog.seeding import rng_for
+from simulator.world.interests import InterestCatalogue
 
 CATALOGUE = InterestCatalogue(InterestConfig(), seed=3)
 

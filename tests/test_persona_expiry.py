@@ -5,9 +5,10 @@ from __future__ import annotations
 import torch
 from flwr.app import ConfigRecord, RecordDict
 
+import strategies.persona as persona_keys
 from basemodel.architecture import build_model, head_keys
-from strategies import wire
-from strategies.base import ArrayCache, DeviceKit, DeviceStep, DeviceView, ServeStep
+from strategies.base import DeviceStep, DeviceView, ServeStep
+from strategies.device_kit import ArrayCache, DeviceKit
 from strategies.persona import PersonaDevice, PersonaParams, _as_record
 from strategies.records import record_of
 
@@ -28,12 +29,16 @@ def _applied(params: PersonaParams):
         mean = kit.load().backbone(window).mean(dim=0)
     content = RecordDict(
         {
-            wire.PROTO: ConfigRecord(
-                {wire.PROTO_ID: 2, wire.PROTO_VERSION: 0, wire.EXPIRY_DISTANCE: 0.5}
+            persona_keys.PROTO: ConfigRecord(
+                {
+                    persona_keys.PROTO_ID: 2,
+                    persona_keys.PROTO_VERSION: 0,
+                    persona_keys.EXPIRY_DISTANCE: 0.5,
+                }
             ),
-            wire.EDIT: _as_record(edit, torch.float16),
-            wire.EDIT_REF: record_of({"mean": mean}),
-            wire.PROTO_HEAD: _as_record(prototype, torch.float16),
+            persona_keys.EDIT: _as_record(edit, torch.float16),
+            persona_keys.EDIT_REF: record_of({"mean": mean}),
+            persona_keys.PROTO_HEAD: _as_record(prototype, torch.float16),
         }
     )
     step = DeviceStep(

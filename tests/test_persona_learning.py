@@ -19,8 +19,8 @@ from persona.training import (
     head_as_batch,
     train_adapter,
 )
-from simulator.world.corruptions import rotate
-from simulator.world.datasets import load_dataset
+from simulator.catalog.corruptions import rotate
+from simulator.catalog.datasets import load_dataset
 
 
 def test_edits_reduce_query_loss_on_a_held_out_context():

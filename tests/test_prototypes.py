@@ -118,7 +118,7 @@ def test_persona_cloud_skips_malformed_summaries():
     from flwr.app import ArrayRecord, ConfigRecord, Message, RecordDict
     from flwr.supercore.task_identity import TaskIdentity
 
-    from strategies import wire
+    import strategies.persona as persona_keys
     from strategies.persona import PersonaStrategy
 
     bank = _bank([[0.0] * 4])
@@ -132,10 +132,14 @@ def test_persona_cloud_skips_malformed_summaries():
     for node, summary in enumerate(summaries, start=10):
         TaskIdentity.node_id = node
         content = RecordDict(
-            {wire.HELD_PROTO: ConfigRecord({wire.PROTO_ID: -1, wire.PROTO_VERSION: -1})}
+            {
+                persona_keys.HELD_PROTO: ConfigRecord(
+                    {persona_keys.PROTO_ID: -1, persona_keys.PROTO_VERSION: -1}
+                )
+            }
         )
         if summary is not None:
-            content[wire.SUMMARY] = ArrayRecord({"summary": summary})
+            content[persona_keys.SUMMARY] = ArrayRecord({"summary": summary})
         replies.append(Message(content, dst_node_id=1, message_type="train"))
     _, metrics = strategy.aggregate_train(1, replies)
     assert metrics["malformed"] == 3

@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from simulator.run.ranking_metrics import (
+from simulator.catalog.ranking_metrics import (
     auc,
     gauc,
     hit_rate,

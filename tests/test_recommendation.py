@@ -12,17 +12,17 @@ from conftest import PERSONA_QUICK
 
 from persona.episodes import EpisodeSampler
 from reports.build import build_report
+from simulator.catalog import datasets
+from simulator.catalog.interest_model import InterestConfig
 from simulator.engine.scoring import device_score, ranking_scores
 from simulator.run.folder import metrics_path
 from simulator.run.plan import RunPlan
 from simulator.run.reader import read_rows
 from simulator.run.runner import run_plan
 from simulator.scenario.schema import Scenario
-from simulator.world import datasets
 from simulator.world.cloud import cloud_share
 from simulator.world.drift import ActiveShift
 from simulator.world.fleet import build_fleet
-from simulator.world.interests import InterestConfig
 from simulator.world.sources import CLOUD_USERS_FROM, Draw, build_source
 
 

@@ -14,14 +14,15 @@ import pytest
 import torch
 from conftest import PERSONA_QUICK, write_yaml
 
+from simulator.catalog.errors import ScenarioError
 from simulator.cli import main
 from simulator.run.plan import RunPlan
 from simulator.run.runner import run_plan
-from simulator.scenario.errors import ScenarioError
 from simulator.scenario.loading import load_scenario
 from simulator.scenario.schema import Scenario
 from simulator.world.cloud import cloud_share
 from simulator.world.fleet import build_fleet
+from simulator.world.preflight import preflight
 from simulator.world.replay import SPAN, build_replay
 from simulator.world.sources import CLOUD_USERS_FROM, Draw, build_source
 
@@ -137,7 +138,7 @@ def test_a_replay_scenario_is_refused_with_a_clear_line(replay_document, tmp_pat
     change(replay_document, tmp_path)
     scenario = write_yaml(tmp_path / "s.yaml", replay_document)
     with pytest.raises(ScenarioError, match=None) as caught:
-        load_scenario(scenario)
+        preflight(load_scenario(scenario), str(scenario))
     assert message in str(caught.value) and "\n" not in str(caught.value).strip()
 
 
@@ -164,9 +165,9 @@ def test_user_split_is_seeded_and_disjoint(tmp_path):
 
 
 def test_a_resume_after_the_ratings_file_changed_is_refused(replay_document, tmp_path):
+    from simulator.catalog.errors import UserError
     from simulator.run.plan import PLAN_FILE
     from simulator.run.runner import resume_run
-    from simulator.scenario.errors import UserError
 
     replay_document["methods"] = [{"name": "static"}]
     replay_document["rounds"]["count"] = 2

@@ -9,6 +9,7 @@ import re
 import shutil
 import subprocess
 from html.parser import HTMLParser
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -313,6 +314,8 @@ def test_compare_refuses_runs_that_measure_different_things(run_folder, tmp_path
     document = yaml.safe_load((folder / "scenario.yaml").read_text())
     document["data"]["dataset"] = "interests"
     (folder / "scenario.yaml").write_text(yaml.safe_dump(document))
+    recorded = json.loads((folder / "recorded.json").read_text())  # what the run measured
+    (folder / "recorded.json").write_text(json.dumps({**recorded, "metric": "AUC"}))
     with pytest.raises(RunFolderError, match="different things \\(AUC, accuracy\\)"):
         compare_runs([run_folder, folder], tmp_path / "cmp")
 
@@ -353,3 +356,53 @@ def test_figures_draw_nothing_where_a_method_sends_nothing(run_folder):
     ticks = fig.axes[1].get_yticks()
     assert all(float(t).is_integer() for t in ticks)
     plt.close(fig)
+
+
+def test_building_a_report_loads_no_method_persona_or_flower(run_folder):
+    """Reports read run folders; the methods, Persona and Flower stay unloaded."""
+    import subprocess
+    import sys
+
+    probe = (
+        "import sys\nfrom reports.build import build_report\n"
+        f"build_report({str(run_folder)!r})\n"
+        "print(sorted({m.split('.')[0] for m in sys.modules} & {'strategies', 'persona', 'flwr'}))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", probe],
+        capture_output=True,
+        text=True,
+        cwd=Path(__file__).resolve().parent.parent,
+        timeout=300,
+    )
+    assert done.stdout.strip().splitlines()[-1] == "[]", done.stderr
+
+
+def test_a_schedule_run_is_reported_from_what_it_recorded(tmp_path):
+    """Its onsets (and so the post-shift headline) come from recorded.json, even where its
+    scenario no longer validates; without the record that is one line, never a guess."""
+    import yaml
+    from conftest import TINY, write_yaml
+
+    from reports.table import headline_metric
+    from simulator.run.reader import RunFolderError, load_run
+
+    document = json.loads(json.dumps(TINY))
+    document.pop("shifts")
+    document["schedule"] = {
+        "groups": 2,
+        "contexts": {"tilted": [{"kind": "rotation", "severity": 60}]},
+        "segments": [{"from_s": 240, "groups": ["tilted", "clean"]}],
+    }
+    scenario = write_yaml(tmp_path / "schedule.yaml", document)
+    args = [str(scenario), "--methods", "static", "--out", str(tmp_path), "--no-progress"]
+    assert main(args) == 0
+    (folder,) = (tmp_path / "tiny-test").iterdir()
+    stored = yaml.safe_load((folder / "scenario.yaml").read_text())
+    stored["schedule"]["segments"][0]["groups"] = ["tilted", "nowhere"]  # no longer valid
+    (folder / "scenario.yaml").write_text(yaml.safe_dump(stored))
+    results = load_run(folder)
+    assert results.onsets_s == [240.0] and headline_metric(results) == "acc_post_shift"
+    (folder / "recorded.json").unlink()
+    with pytest.raises(RunFolderError, match=r"no recorded\.json .* shift onsets are unknown"):
+        _ = load_run(folder).onsets_s

@@ -22,6 +22,7 @@ import pytest
 import torch
 from conftest import PERSONA_QUICK, quick_params, write_yaml
 
+from simulator.catalog.errors import UserError
 from simulator.engine.failures import EngineFailure
 from simulator.engine.loop_state import LoopSnapshot
 from simulator.engine.rounds import RoundLoop
@@ -31,7 +32,6 @@ from simulator.run.folder import checkpoint_path, metrics_path
 from simulator.run.plan import RunPlan
 from simulator.run.reader import read_rows
 from simulator.run.runner import resume_run, run_plan
-from simulator.scenario.errors import UserError
 from simulator.scenario.schema import Scenario
 from strategies.registry import method_names
 

@@ -8,8 +8,8 @@ import json
 import pytest
 from conftest import TINY, write_yaml
 
+from simulator.catalog.errors import ScenarioError
 from simulator.cli import main, with_methods
-from simulator.scenario.errors import ScenarioError
 from simulator.scenario.loading import load_scenario
 
 

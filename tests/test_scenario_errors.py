@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from conftest import write_yaml
 
-from simulator.scenario.errors import ScenarioError
+from simulator.catalog.errors import ScenarioError
 from simulator.scenario.loading import load_scenario
 
 

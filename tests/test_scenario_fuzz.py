@@ -9,8 +9,9 @@ from conftest import TINY
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from simulator.scenario.errors import ScenarioError
-from simulator.scenario.loading import parse_scenario, read_document
+from simulator.catalog.errors import ScenarioError
+from simulator.scenario.documents import read_document
+from simulator.scenario.loading import parse_scenario
 from simulator.scenario.schema import Scenario
 
 values = st.recursive(

@@ -9,13 +9,13 @@ import pytest
 import yaml
 
 from reports.build import build_report
+from simulator.catalog import datasets
+from simulator.catalog.interest_model import InterestConfig
 from simulator.run.folder import metrics_path
 from simulator.run.plan import RunPlan
 from simulator.run.reader import read_rows
 from simulator.run.runner import run_plan
 from simulator.scenario.loading import load_scenario
-from simulator.world import datasets
-from simulator.world.interests import InterestConfig
 
 SCENARIOS = sorted(Path(__file__).parent.parent.joinpath("scenarios").glob("*.yaml"))
 LIBRARY = {

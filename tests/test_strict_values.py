@@ -8,8 +8,8 @@ import re
 import pytest
 from conftest import TINY, write_yaml
 
+from simulator.catalog.errors import ScenarioError
 from simulator.cli import main
-from simulator.scenario.errors import ScenarioError
 from simulator.scenario.loading import load_scenario
 from simulator.scenario.yaml12 import load_yaml
 

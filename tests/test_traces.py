@@ -10,15 +10,16 @@ import pickle
 import pytest
 from conftest import write_yaml
 
+from simulator.catalog.errors import ScenarioError
 from simulator.cli import main
 from simulator.engine.sampling import DeviceSampler
 from simulator.run.folder import metrics_path
 from simulator.run.reader import read_rows
-from simulator.scenario.errors import ScenarioError
 from simulator.scenario.loading import load_scenario
 from simulator.world.build import World, WorldSpec
 from simulator.world.cloud import pretrain_for
 from simulator.world.fleet import build_fleet
+from simulator.world.preflight import preflight
 from simulator.world.traces import Behaviour, assign_clients
 
 # Three measured clients, FedScale's layout (ids from 1): ms per sample, kbit/s.
@@ -144,7 +145,7 @@ def test_a_pickle_that_names_a_global_is_refused_and_nothing_runs(tmp_path, tiny
     capacity.write_bytes(pickle.dumps({1: Payload()}))
     path = write_yaml(tmp_path / "tiny.yaml", _traced(tiny_document, capacity, behaviour))
     with pytest.raises(ScenarioError) as refused:
-        load_scenario(path)
+        preflight(load_scenario(path), str(path))
     message = str(refused.value)
     assert "refused: the pickle asks to load posix.system" in message, message
     assert "\n" not in message and not marker.exists()
@@ -202,7 +203,7 @@ def test_a_bad_trace_is_one_line_naming_file_client_and_field(
     damage(capacity, behaviour)
     path = write_yaml(tmp_path / "tiny.yaml", _traced(tiny_document, capacity, behaviour))
     with pytest.raises(ScenarioError) as refused:
-        load_scenario(path)
+        preflight(load_scenario(path), str(path))
     text = str(refused.value)
     assert message in text and text.count("\n") == 0, text
     assert "fleet.traces." in text
@@ -272,3 +273,22 @@ def test_online_through_needs_one_window_for_the_whole_span():
     phone = Behaviour(active=(10.0,), inactive=(50.0,), finish_time=100.0, model="x")
     assert phone.online_through(10, 50) and phone.online_through(110, 140)
     assert not phone.online_through(40, 51) and not phone.online_through(5, 20)
+
+
+def test_validation_reads_no_trace_and_preflight_reads_them_once(tmp_path, tiny_document):
+    """A scenario validates the same on any machine (no file is opened); the files are
+    read before the run, and a trace that leaves nobody online at any round start warns."""
+    missing = _traced(tiny_document, tmp_path / "gone.csv", tmp_path / "gone-too.csv")
+    path = write_yaml(tmp_path / "missing.yaml", missing)
+    scenario = load_scenario(path)  # validates: the files are not read here
+    with pytest.raises(ScenarioError, match=r"fleet\.traces\.capacity: .*gone\.csv"):
+        preflight(scenario, str(path))
+    capacity, behaviour = _pickles(tmp_path / "traces")
+    late = {
+        c: {**v, "active": [1e5], "inactive": [2e5], "finish_time": 3e5, "duration": 3e5}
+        for c, v in BEHAVIOUR.items()
+    }
+    behaviour.write_bytes(pickle.dumps(late))
+    path = write_yaml(tmp_path / "late.yaml", _traced(tiny_document, capacity, behaviour))
+    (note,) = preflight(load_scenario(path), str(path))
+    assert note.startswith("fleet.traces.behaviour: no client is online at any round start")

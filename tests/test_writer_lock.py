@@ -20,12 +20,12 @@ import pytest
 from conftest import TINY, write_yaml
 
 from reports.build import build_report
+from simulator.catalog.errors import UserError
 from simulator.cli import main
 from simulator.run.lock import FolderBusy, held_by, writer_lock
 from simulator.run.plan import RunPlan
 from simulator.run.reader import RunFolderError, load_run
 from simulator.run.runner import resume_run, run_plan
-from simulator.scenario.errors import UserError
 from simulator.scenario.schema import Scenario
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -2,7 +2,8 @@
 
 ``rounds`` (the loop), ``sampling``, ``evaluation``, ``outcome`` (what replies
 mean), ``rows`` (what is written), ``checkpointing`` and ``control``
-(device state through the engine), ``device`` (the ClientApp), ``faults``,
-``metering``, and the engines (``inline``, ``ray``, ``worker_guard``,
+(device state through the engine), ``clientapp`` and ``runtime`` (the device
+side), ``protocol`` (the engine's own record keys), ``faults``, ``metering``,
+and the engines (``inline``, ``ray``, ``flower``, ``worker_guard``,
 ``launch``).
 """

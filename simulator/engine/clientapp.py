@@ -10,6 +10,7 @@ from __future__ import annotations
 from flwr.app import Context, Message
 from flwr.clientapp import ClientApp
 
+from simulator.engine import protocol
 from simulator.engine.deployment import Deployment, DeploymentSpec
 from simulator.engine.runtime import DeviceRuntime
 from simulator.engine.state import ContextStore
@@ -35,7 +36,7 @@ def make_device_app(spec: DeploymentSpec) -> ClientApp:
     app.train(wire.APPLY_ACTION)(answer)
     app.evaluate()(answer)
     app.query()(answer)
-    app.query(wire.SNAPSHOT_ACTION)(answer)
-    app.query(wire.RESTORE_ACTION)(answer)
-    app.query(wire.POLL_ACTION)(answer)
+    app.query(protocol.SNAPSHOT_ACTION)(answer)
+    app.query(protocol.RESTORE_ACTION)(answer)
+    app.query(protocol.POLL_ACTION)(answer)
     return app

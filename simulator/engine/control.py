@@ -17,7 +17,7 @@ from flwr.common import serde
 from flwr.proto.recorddict_pb2 import RecordDict as RecordDictProto
 from flwr.serverapp import Grid
 
-from strategies import wire
+from simulator.engine import protocol
 
 CONTROL_TIMEOUT_S = 3600.0
 REGISTRATION_TIMEOUT_S = 600.0
@@ -42,14 +42,16 @@ def register_devices(grid: Grid, devices: int) -> dict[int, int]:
             raise RuntimeError(f"only {len(node_ids)} of {devices} device nodes registered")
         time.sleep(0.1)
     messages = [
-        Message(RecordDict(), dst_node_id=node, message_type=wire.QUERY_REGISTER)
+        Message(RecordDict(), dst_node_id=node, message_type=protocol.QUERY_REGISTER)
         for node in sorted(node_ids)
     ]
     node_of: dict[int, int] = {}
     for reply in grid.send_and_receive(messages, timeout=CONTROL_TIMEOUT_S):
         if reply.has_error():
             raise RuntimeError(f"device registration failed: {reply.error.reason}")
-        node_of[int(reply.content[wire.SIM_METER][wire.DEVICE])] = int(reply.metadata.src_node_id)
+        node_of[int(reply.content[protocol.SIM_METER][protocol.DEVICE])] = int(
+            reply.metadata.src_node_id
+        )
     if sorted(node_of) != list(range(devices)):
         raise RuntimeError(f"registration returned {len(node_of)} of {devices} devices")
     return node_of
@@ -70,15 +72,15 @@ def _check(replies: list[Message], expected: int, what: str) -> None:
 def collect_states(grid: Grid, node_of: dict[int, int], devices: list[int]) -> dict[int, bytes]:
     """The encoded state records of ``devices`` (fleet indices)."""
     messages = [
-        Message(RecordDict(), dst_node_id=node_of[d], message_type=wire.QUERY_SNAPSHOT)
+        Message(RecordDict(), dst_node_id=node_of[d], message_type=protocol.QUERY_SNAPSHOT)
         for d in sorted(devices)
     ]
     replies = list(grid.send_and_receive(messages, timeout=CONTROL_TIMEOUT_S))
     _check(replies, len(messages), "device state snapshot")
     states: dict[int, bytes] = {}
     for reply in replies:
-        device = int(reply.content[wire.SIM_METER][wire.DEVICE])
-        records = RecordDict({k: v for k, v in reply.content.items() if k != wire.SIM_METER})
+        device = int(reply.content[protocol.SIM_METER][protocol.DEVICE])
+        records = RecordDict({k: v for k, v in reply.content.items() if k != protocol.SIM_METER})
         states[device] = records_to_bytes(records)
     return states
 
@@ -87,7 +89,9 @@ def restore_states(grid: Grid, node_of: dict[int, int], states: dict[int, bytes]
     """Give each device in ``states`` its recorded state back."""
     messages = [
         Message(
-            records_from_bytes(states[d]), dst_node_id=node_of[d], message_type=wire.QUERY_RESTORE
+            records_from_bytes(states[d]),
+            dst_node_id=node_of[d],
+            message_type=protocol.QUERY_RESTORE,
         )
         for d in sorted(states)
     ]

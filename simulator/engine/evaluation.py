@@ -12,9 +12,9 @@ from dataclasses import dataclass, field
 from flwr.app import ConfigRecord, Message, MessageType, RecordDict
 from flwr.serverapp import Grid
 
+from simulator.catalog.ranking_metrics import RANKING_NAMES
+from simulator.engine import protocol
 from simulator.engine.scoring import defined
-from simulator.run.ranking_metrics import RANKING_NAMES
-from strategies import wire
 
 GRID_TIMEOUT_S = 3600.0
 
@@ -39,17 +39,17 @@ def evaluate_devices(
     grid: Grid, node_of: dict[int, int], time_s: float, devices: list[int]
 ) -> TickScores:
     """Ask ``devices`` to score what they serve at ``time_s``; collect their answers."""
-    config = ConfigRecord({wire.ROUND: 0, wire.START_S: time_s})
-    content = RecordDict({wire.SIM_CONFIG: config})
+    config = ConfigRecord({protocol.ROUND: 0, protocol.START_S: time_s})
+    content = RecordDict({protocol.SIM_CONFIG: config})
     messages = [
         Message(content, dst_node_id=node_of[d], message_type=MessageType.EVALUATE) for d in devices
     ]
     tick = TickScores()
     for reply in grid.send_and_receive(messages, timeout=GRID_TIMEOUT_S):
         if not reply.has_error():
-            meter = reply.content[wire.SIM_METER]
-            device, score = int(meter[wire.DEVICE]), float(meter[wire.ACCURACY])
-            if wire.NONFINITE in meter:
+            meter = reply.content[protocol.SIM_METER]
+            device, score = int(meter[protocol.DEVICE]), float(meter[protocol.ACCURACY])
+            if protocol.NONFINITE in meter:
                 tick.nonfinite.append(device)
             if defined(score):
                 tick.scores[device] = score

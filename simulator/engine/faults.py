@@ -12,9 +12,9 @@ import numpy as np
 import torch
 from flwr.app import Array, ArrayRecord, Message, RecordDict
 
+from simulator.catalog.seeding import rng_for
+from simulator.engine import protocol
 from simulator.scenario.schema import Faults
-from simulator.world.seeding import rng_for
-from strategies import wire
 from strategies.records import tensor_of
 
 KINDS = ("hang", "drop", "malformed", "nonfinite")
@@ -67,16 +67,16 @@ def reply_problem(reply: Message) -> str | None:
     and every array in the payload is finite.
     """
     content = reply.content
-    meter = content.get(wire.SIM_METER)
+    meter = content.get(protocol.SIM_METER)
     if meter is None:
         return "malformed reply: no metering record"
     try:
-        status = meter[wire.STATUS]
-        float(meter[wire.TOTAL_S])
-        int(meter[wire.DEVICE])
+        status = meter[protocol.STATUS]
+        float(meter[protocol.TOTAL_S])
+        int(meter[protocol.DEVICE])
     except (KeyError, TypeError, ValueError):
         return "malformed reply: incomplete metering record"
-    if status not in (wire.STATUS_OK, wire.STATUS_LATE):
+    if status not in (protocol.STATUS_OK, protocol.STATUS_LATE):
         return f"malformed reply: unknown status {status!r}"
     for key, record in content.items():
         if isinstance(record, ArrayRecord):

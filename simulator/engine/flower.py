@@ -24,26 +24,16 @@ from flwr.simulation import run_simulation
 
 from simulator.engine.clientapp import make_device_app
 from simulator.engine.deployment import DeploymentSpec, ServerBody
-from simulator.engine.resources import check_cpus, check_reachable, local_cpus
+from simulator.engine.resources import check_cpus, check_reachable, init_args, local_cpus
 from simulator.engine.worker_guard import WorkerGuardGrid
 from simulator.scenario.schema import Engine
 
 
 def backend_config(engine: Engine) -> dict[str, Any]:
     """Flower's backend config for this engine section."""
-    init_args: dict[str, Any] = {
-        "include_dashboard": False,
-        "logging_level": logging.ERROR,
-        "log_to_driver": False,
-    }
-    if engine.ray_address:
-        init_args["address"] = engine.ray_address
-    else:  # a private, local Ray: bound to loopback
-        init_args["num_cpus"] = local_cpus(engine)
-        init_args["_node_ip_address"] = "127.0.0.1"
     return {
         "client_resources": {"num_cpus": engine.cpus_per_device, "num_gpus": 0.0},
-        "init_args": init_args,
+        "init_args": init_args(engine),
     }
 
 

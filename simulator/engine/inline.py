@@ -18,10 +18,10 @@ from flwr.serverapp import Grid
 from flwr.supercore.run import Run
 from flwr.supercore.task_identity import TaskIdentity
 
+from simulator.catalog.seeding import rng_for
 from simulator.engine.deployment import Deployment, DeploymentSpec, ServerBody
 from simulator.engine.runtime import DeviceRuntime
 from simulator.engine.state import MemoryStore
-from simulator.world.seeding import rng_for
 
 
 def node_ids(devices: int) -> list[int]:

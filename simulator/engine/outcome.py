@@ -14,9 +14,9 @@ from dataclasses import dataclass, field
 
 from flwr.app import ConfigRecord, Message
 
+from simulator.engine import protocol
 from simulator.engine.faults import reply_problem
 from simulator.scenario.schema import Rounds
-from strategies import wire
 
 ReplyValidator = Callable[[Message], str | None]
 
@@ -70,11 +70,11 @@ def classify_replies(
             outcome.failed += 1
             outcome.failures.append(problem)
             continue
-        meter = reply.content[wire.SIM_METER]
+        meter = reply.content[protocol.SIM_METER]
         outcome.meters.append(meter)
         outcome.replied += 1
-        if meter[wire.STATUS] == wire.STATUS_OK:
-            on_time.append((float(meter[wire.TOTAL_S]), reply))
+        if meter[protocol.STATUS] == protocol.STATUS_OK:
+            on_time.append((float(meter[protocol.TOTAL_S]), reply))
         else:
             outcome.late += 1
     fastest = sorted(on_time, key=lambda pair: pair[0])
@@ -92,8 +92,8 @@ def round_duration(outcome: RoundOutcome, rounds: Rounds, target: int) -> float:
     is late. A crashed device drops its connection and is not waited for.
     """
     if rounds.overcommit > 1.0 and len(outcome.kept) >= target:
-        return max(float(m.content[wire.SIM_METER][wire.TOTAL_S]) for m in outcome.kept)
+        return max(float(m.content[protocol.SIM_METER][protocol.TOTAL_S]) for m in outcome.kept)
     if outcome.late:
         return rounds.deadline_s
-    finished = [float(m.content[wire.SIM_METER][wire.TOTAL_S]) for m in outcome.kept]
+    finished = [float(m.content[protocol.SIM_METER][protocol.TOTAL_S]) for m in outcome.kept]
     return min(rounds.deadline_s, max(finished, default=0.0))

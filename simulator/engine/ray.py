@@ -20,7 +20,6 @@ engine from the last checkpoint.
 
 from __future__ import annotations
 
-import logging
 import os
 import socket
 from pathlib import Path
@@ -30,10 +29,11 @@ import ray
 from flwr.app import Message
 from ray.exceptions import GetTimeoutError, RayActorError, RayError
 
+from basemodel.atomic import write_atomically
 from simulator.engine.deployment import Deployment, DeploymentSpec, ServerBody
 from simulator.engine.failures import EngineFailure
 from simulator.engine.inline import BatchGrid, use_cloud_identity
-from simulator.engine.resources import check_cpus, check_reachable, local_cpus
+from simulator.engine.resources import check_cpus, check_reachable, init_args, local_cpus
 from simulator.engine.runtime import DeviceRuntime
 from simulator.engine.state import MemoryStore
 from simulator.scenario.schema import Engine
@@ -57,9 +57,7 @@ class DeviceShard:
         path = Path(spec.world.pretrained_path)
         if not path.exists():  # another node: the weights came with the call
             path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_suffix(f".tmp{os.getpid()}")
-            tmp.write_bytes(pretrained)
-            os.replace(tmp, path)
+            write_atomically(path, pretrained)
         self.runtime = DeviceRuntime(Deployment.get(spec), MemoryStore())
 
     def handle(self, batch: list[tuple[int, Message]]) -> list[Message]:
@@ -114,21 +112,6 @@ def _get(futures: list[Any], timeout_s: float, shards: list[Any]) -> list[Any]:
         raise EngineFailure(f"a Ray worker was lost: {str(err).splitlines()[0]}") from None
     except RayError as err:
         raise EngineFailure(f"the Ray engine failed: {str(err).splitlines()[0]}") from None
-
-
-def init_args(engine: Engine) -> dict[str, Any]:
-    """``ray.init`` arguments: join a cluster, or a private loopback Ray on this machine."""
-    args: dict[str, Any] = {
-        "include_dashboard": False,
-        "logging_level": logging.ERROR,
-        "log_to_driver": False,
-    }
-    if engine.ray_address:
-        args["address"] = engine.ray_address
-    else:
-        args["num_cpus"] = local_cpus(engine)
-        args["_node_ip_address"] = "127.0.0.1"
-    return args
 
 
 class RaySession:

@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 from flwr.app import ConfigRecord, Message, RecordDict
 from flwr.serverapp import Grid
 
+from simulator.engine import protocol
 from simulator.engine.evaluation import GRID_TIMEOUT_S
-from strategies import wire
 
 
 @dataclass(frozen=True)
@@ -36,17 +36,19 @@ def poll_requests(
     """Ask ``devices`` (reachable now) whether they want service; a failed reply asks nothing."""
     if not devices:
         return NO_REQUESTS
-    content = RecordDict({wire.SIM_CONFIG: ConfigRecord({wire.ROUND: 0, wire.START_S: start_s})})
+    content = RecordDict(
+        {protocol.SIM_CONFIG: ConfigRecord({protocol.ROUND: 0, protocol.START_S: start_s})}
+    )
     messages = [
-        Message(content, dst_node_id=node_of[d], message_type=wire.QUERY_POLL) for d in devices
+        Message(content, dst_node_id=node_of[d], message_type=protocol.QUERY_POLL) for d in devices
     ]
     asking, bytes_up, energy_j = [], 0.0, 0.0
     for reply in grid.send_and_receive(messages, timeout=GRID_TIMEOUT_S):
         if reply.has_error():
             continue
-        meter = reply.content[wire.SIM_METER]
-        if int(meter[wire.REQUEST]):
-            asking.append(int(meter[wire.DEVICE]))
-            bytes_up += float(meter[wire.UPLOAD_BYTES])
-            energy_j += float(meter[wire.ENERGY_J])
+        meter = reply.content[protocol.SIM_METER]
+        if int(meter[protocol.REQUEST]):
+            asking.append(int(meter[protocol.DEVICE]))
+            bytes_up += float(meter[protocol.UPLOAD_BYTES])
+            energy_j += float(meter[protocol.ENERGY_J])
     return Requests(sorted(asking), bytes_up, energy_j)

@@ -8,10 +8,12 @@ scenario key to change.
 
 from __future__ import annotations
 
+import logging
 import os
 import socket
+from typing import Any
 
-from simulator.scenario.errors import UserError
+from simulator.catalog.errors import UserError
 from simulator.scenario.schema import Engine
 
 REACH_TIMEOUT_S = 10.0
@@ -51,3 +53,19 @@ def check_cpus(engine: Engine, cpus: float, where: str) -> None:
             f"engine.shards: {engine.shards} shard actors need one CPU each, but {where} "
             f"has {cpus:g}; lower engine.shards or leave it out (one per CPU)"
         )
+
+
+def init_args(engine: Engine) -> dict[str, Any]:
+    """``ray.init`` arguments (both Ray engines): join a cluster, or a private Ray bound to
+    loopback on this machine, its dashboard off and its logs kept to errors."""
+    args: dict[str, Any] = {
+        "include_dashboard": False,
+        "logging_level": logging.ERROR,
+        "log_to_driver": False,
+    }
+    if engine.ray_address:
+        args["address"] = engine.ray_address
+    else:
+        args["num_cpus"] = local_cpus(engine)
+        args["_node_ip_address"] = "127.0.0.1"
+    return args

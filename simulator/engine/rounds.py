@@ -21,20 +21,19 @@ from flwr.app import ArrayRecord, ConfigRecord, Message
 from flwr.serverapp import Grid
 
 from basemodel.cloud_device import resolve_cloud_device
+from simulator.engine import protocol
 from simulator.engine.checkpointing import CheckpointSession
 from simulator.engine.control import register_devices
 from simulator.engine.deployment import Deployment
 from simulator.engine.evaluation import GRID_TIMEOUT_S, evaluate_devices
-from simulator.engine.failures import WENT_OFFLINE
 from simulator.engine.loop_state import CheckpointStore, LoopPosition, RowSink
 from simulator.engine.outcome import RoundOutcome, classify_replies, round_duration
 from simulator.engine.requests import NO_REQUESTS, Requests, poll_requests
-from simulator.engine.rows import end_row, eval_row, round_row
+from simulator.engine.rows import RoundFacts, end_row, eval_row, round_row
 from simulator.engine.sampling import DeviceSampler
 from simulator.engine.stop import StopRequested, StopSwitch
 from simulator.world.cloud import cloud_resources
 from simulator.world.known import context_kind
-from strategies import wire
 from strategies.base import CloudSetup, FleetStrategy, TwoPhaseStrategy
 
 log = logging.getLogger("persona_fleet")
@@ -225,9 +224,9 @@ class RoundLoop:
         """
         config = ConfigRecord(
             {
-                wire.ROUND: round_index,
-                wire.START_S: start_s,
-                wire.DEADLINE_S: self.rounds.deadline_s,
+                protocol.ROUND: round_index,
+                protocol.START_S: start_s,
+                protocol.DEADLINE_S: self.rounds.deadline_s,
             }
         )
         context = RoundContext(strategy, config)
@@ -238,7 +237,7 @@ class RoundLoop:
         if isinstance(strategy, TwoPhaseStrategy):  # the cloud answers within the round
             # Devices wait while the cloud computes its answers (at cloud.flops_per_s).
             context.config = ConfigRecord(
-                {**dict(config), wire.CLOUD_S: cloud_flops / self.cloud_flops_per_s}
+                {**dict(config), protocol.CLOUD_S: cloud_flops / self.cloud_flops_per_s}
             )
             second = self._exchange(
                 grid, list(strategy.configure_apply(round_index, grid)), context
@@ -251,21 +250,23 @@ class RoundLoop:
         target = self.sampler.target_per_round
         duration_s = round_duration(outcome, self.rounds, target)
         wall_s = time.perf_counter() - started
-        row = round_row(round_index, start_s, duration_s, len(messages), outcome, metrics, wall_s)
-        row["cloud_flops"] = cloud_flops
-        if self.world.behaviours is not None:  # traced windows that closed mid-round
-            row["went_offline"] = sum(WENT_OFFLINE in f for f in outcome.failures)
-        row["requests"] = len(self.requests.asking)
-        row["request_bytes_up"] = self.requests.bytes_up
-        row["bytes_up"] += self.requests.bytes_up  # asking is billed like any upload
-        row["energy_j"] += self.requests.energy_j
-        self.rows.append(row)
+        facts = RoundFacts(
+            round_index,
+            start_s,
+            duration_s,
+            len(messages),
+            wall_s,
+            cloud_flops,
+            self.requests,
+            self.world.behaviours is not None,
+        )
+        self.rows.append(round_row(facts, outcome, metrics))
         return (new_arrays if new_arrays is not None else arrays), duration_s, context.sent_to
 
     def _exchange(self, grid: Grid, messages: list[Message], context: RoundContext) -> RoundOutcome:
         """Send one phase's messages (with the round's clock attached) and classify replies."""
         for message in messages:
-            message.content[wire.SIM_CONFIG] = context.config
+            message.content[protocol.SIM_CONFIG] = context.config
             context.sent_to.append(self.device_of[int(message.metadata.dst_node_id)])
         replies = list(grid.send_and_receive(messages, timeout=GRID_TIMEOUT_S)) if messages else []
         ordered = sorted(replies, key=lambda m: self.device_of[int(m.metadata.src_node_id)])

@@ -6,48 +6,64 @@ once.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
+from simulator.engine import protocol
+from simulator.engine.failures import WENT_OFFLINE
 from simulator.engine.outcome import RoundOutcome
-from strategies import wire
+from simulator.engine.requests import Requests
 
 
-def round_row(
-    round_index: int,
-    start_s: float,
-    duration_s: float,
-    sent: int,
-    outcome: RoundOutcome,
-    metrics: Any,
-    wall_s: float,
-) -> dict[str, Any]:
+@dataclass(frozen=True)
+class RoundFacts:
+    """What the loop knows of a round besides its replies."""
+
+    index: int
+    start_s: float
+    duration_s: float
+    sent: int
+    wall_s: float
+    cloud_flops: float
+    requests: Requests  # the service requests polled before it (billed as uploads)
+    traced: bool  # devices online only in traced windows: count those that closed mid-round
+
+
+def round_row(facts: RoundFacts, outcome: RoundOutcome, metrics: Any) -> dict[str, Any]:
     """A round: who was sent, kept, late, failed; what moved and what it cost."""
 
     def total(key: str) -> float:
         return sum(float(m[key]) for m in outcome.meters)
 
-    return {
+    requests = facts.requests
+    row = {
         "kind": "round",
-        "round": round_index,
-        "start_s": start_s,
-        "duration_s": duration_s,
-        "sampled": sent,
+        "round": facts.index,
+        "start_s": facts.start_s,
+        "duration_s": facts.duration_s,
+        "sampled": facts.sent,
         "kept": len(outcome.kept),
         "late": outcome.late,
         "failed": outcome.failed,
         "discarded": outcome.discarded,
         "failures": outcome.failures[:5],
         "replied": outcome.replied,
-        "bytes_up": total(wire.UPLOAD_BYTES),
-        "bytes_down": total(wire.DOWNLOAD_BYTES),
-        "flops": total(wire.FLOPS),
-        "energy_j": total(wire.ENERGY_J),
-        "energy_compute_j": total(wire.ENERGY_COMPUTE_J),
-        "backward_passes": int(total(wire.BACKWARD_PASSES)),
-        "compute_s": total(wire.COMPUTE_S),
+        "bytes_up": total(protocol.UPLOAD_BYTES) + requests.bytes_up,  # asking is billed
+        "bytes_down": total(protocol.DOWNLOAD_BYTES),
+        "flops": total(protocol.FLOPS),
+        "energy_j": total(protocol.ENERGY_J) + requests.energy_j,
+        "energy_compute_j": total(protocol.ENERGY_COMPUTE_J),
+        "backward_passes": int(total(protocol.BACKWARD_PASSES)),
+        "compute_s": total(protocol.COMPUTE_S),
         "train_metrics": dict(metrics) if metrics is not None else {},
-        "wall_s": wall_s,
+        "wall_s": facts.wall_s,
+        "cloud_flops": facts.cloud_flops,
     }
+    if facts.traced:
+        row["went_offline"] = sum(WENT_OFFLINE in f for f in outcome.failures)
+    row["requests"] = len(requests.asking)
+    row["request_bytes_up"] = requests.bytes_up
+    return row
 
 
 def eval_row(

@@ -28,6 +28,9 @@ from flwr.clientapp.client_app import ClientAppException
 from flwr.common.constant import ErrorCode
 
 from basemodel.threads import fixed_threads
+from simulator.catalog.energy import device_energy
+from simulator.catalog.seeding import torch_seed_for
+from simulator.engine import protocol
 from simulator.engine.deployment import Deployment
 from simulator.engine.failures import WENT_OFFLINE, DeviceCrash, DeviceOffline
 from simulator.engine.faults import MessageDropped, corrupt, draw_fault
@@ -35,19 +38,11 @@ from simulator.engine.metering import wire_bytes
 from simulator.engine.scoring import device_score, ranking_scores
 from simulator.engine.state import StateStore, decode_state, encode_state
 from simulator.world.build import new_model
-from simulator.world.energy import device_energy
 from simulator.world.fleet import crashes
 from simulator.world.network import round_timing
-from simulator.world.seeding import torch_seed_for
 from strategies import wire
-from strategies.base import (
-    ArrayCache,
-    DeviceKit,
-    DeviceStep,
-    ServeStep,
-    TrainOutcome,
-    TwoPhaseDevice,
-)
+from strategies.base import DeviceStep, ServeStep, TrainOutcome, TwoPhaseDevice
+from strategies.device_kit import ArrayCache, DeviceKit
 
 Batch = Sequence[tuple[int, Message]]  # (fleet device index, message to it)
 RANKING_CASES = 4  # HR@k / NDCG@k cases per evaluated device and tick (click streams)
@@ -69,7 +64,7 @@ def error_reply(message: Message, err: Exception) -> Message:
 
 def _meter_reply(message: Message, meter: dict, content: RecordDict | None = None) -> Message:
     reply = RecordDict(dict(content.items())) if content is not None else RecordDict()
-    reply[wire.SIM_METER] = ConfigRecord(meter)
+    reply[protocol.SIM_METER] = ConfigRecord(meter)
     return Message(reply, reply_to=message)
 
 
@@ -97,10 +92,10 @@ class DeviceRuntime:
             "train": self._train,
             wire.TRAIN_APPLY: self._apply,
             "evaluate": self._evaluate,
-            wire.QUERY_REGISTER: self._register,
-            wire.QUERY_SNAPSHOT: self._snapshot,
-            wire.QUERY_RESTORE: self._restore,
-            wire.QUERY_POLL: self._poll,
+            protocol.QUERY_REGISTER: self._register,
+            protocol.QUERY_SNAPSHOT: self._snapshot,
+            protocol.QUERY_RESTORE: self._restore,
+            protocol.QUERY_POLL: self._poll,
         }
 
     def handle(self, batch: Batch) -> list[Message]:
@@ -146,8 +141,8 @@ class DeviceRuntime:
         for j, (device, message) in enumerate(part):
             try:
                 profile = self.world.fleet[device]
-                sim = message.content[wire.SIM_CONFIG]
-                round_index, start_s = int(sim[wire.ROUND]), float(sim[wire.START_S])
+                sim = message.content[protocol.SIM_CONFIG]
+                round_index, start_s = int(sim[protocol.ROUND]), float(sim[protocol.START_S])
                 if crashes(profile, round_index, self.world.seed):
                     raise DeviceCrash(f"simulated crash of device {device} in round {round_index}")
                 window = self.world.streams.window(profile, start_s)
@@ -187,15 +182,15 @@ class DeviceRuntime:
         self, device: int, message: Message, outcome: TrainOutcome
     ) -> tuple[TrainOutcome, float]:
         """The scenario's injected fault for this device-round, applied to its honest reply."""
-        sim = message.content[wire.SIM_CONFIG]
-        round_index = int(sim[wire.ROUND])
+        sim = message.content[protocol.SIM_CONFIG]
+        round_index = int(sim[protocol.ROUND])
         fault = draw_fault(self.world.scenario.fleet.faults, device, round_index, self.world.seed)
         if fault == "drop":
             raise MessageDropped(
                 f"injected fault: reply of device {device} lost in round {round_index}"
             )
         if fault == "hang":
-            return outcome, float(sim[wire.DEADLINE_S])  # stalls until past the deadline
+            return outcome, float(sim[protocol.DEADLINE_S])  # stalls until past the deadline
         if fault in ("malformed", "nonfinite"):
             corrupted = corrupt(outcome.reply, fault, device, round_index, self.world.seed)
             return TrainOutcome(
@@ -208,7 +203,7 @@ class DeviceRuntime:
         """Billed bytes of a message's payload; a content shared by many messages is sized once."""
         content = message.content
         if id(content) not in seen:
-            seen[id(content)] = wire_bytes(content, exclude=wire.SIM_KEYS)
+            seen[id(content)] = wire_bytes(content, exclude=protocol.SIM_KEYS)
         return seen[id(content)]
 
     def _finish(
@@ -227,7 +222,7 @@ class DeviceRuntime:
         ``elapsed_s`` is the simulated time of an earlier phase of the round;
         ``stall_s`` time lost to an injected hang.
         """
-        sim = message.content[wire.SIM_CONFIG]
+        sim = message.content[protocol.SIM_CONFIG]
         upload_bytes = wire_bytes(outcome.reply)
         profile = self.world.fleet[device]
         timing = round_timing(
@@ -239,14 +234,16 @@ class DeviceRuntime:
             upload_bytes,
         )
         total_s = elapsed_s + timing.total_s + stall_s
-        on_time = total_s <= float(sim[wire.DEADLINE_S])
+        on_time = total_s <= float(sim[protocol.DEADLINE_S])
         behaviours = self.world.behaviours  # the round's span, earlier phase included
         if (
             behaviours is not None
             and on_time
             and not behaviours[device].online_through(start_s, start_s + total_s)
         ):
-            raise DeviceOffline(f"device {device} {WENT_OFFLINE} in round {int(sim[wire.ROUND])}")
+            raise DeviceOffline(
+                f"device {device} {WENT_OFFLINE} in round {int(sim[protocol.ROUND])}"
+            )
         energy = device_energy(
             profile,
             outcome.flops,
@@ -264,22 +261,22 @@ class DeviceRuntime:
                     state.records[key] = record
                 state.phase = None
             else:
-                state.phase = (int(sim[wire.ROUND]), total_s)
+                state.phase = (int(sim[protocol.ROUND]), total_s)
             self.store.put(device, state)
         meter = {
-            wire.DEVICE: device,
-            wire.STATUS: wire.STATUS_OK if on_time else wire.STATUS_LATE,
-            wire.DOWNLOAD_BYTES: download_bytes,
-            wire.UPLOAD_BYTES: upload_bytes,
-            wire.FLOPS: float(outcome.flops),
-            wire.BACKWARD_PASSES: outcome.backward_passes,
-            wire.DOWNLOAD_S: timing.download_s,
-            wire.COMPUTE_S: timing.compute_s,
-            wire.UPLOAD_S: timing.upload_s,
-            wire.LATENCY_S: timing.latency_s,
-            wire.TOTAL_S: total_s,
-            wire.ENERGY_J: energy.total_j,
-            wire.ENERGY_COMPUTE_J: energy.compute_j,
+            protocol.DEVICE: device,
+            protocol.STATUS: protocol.STATUS_OK if on_time else protocol.STATUS_LATE,
+            protocol.DOWNLOAD_BYTES: download_bytes,
+            protocol.UPLOAD_BYTES: upload_bytes,
+            protocol.FLOPS: float(outcome.flops),
+            protocol.BACKWARD_PASSES: outcome.backward_passes,
+            protocol.DOWNLOAD_S: timing.download_s,
+            protocol.COMPUTE_S: timing.compute_s,
+            protocol.UPLOAD_S: timing.upload_s,
+            protocol.LATENCY_S: timing.latency_s,
+            protocol.TOTAL_S: total_s,
+            protocol.ENERGY_J: energy.total_j,
+            protocol.ENERGY_COMPUTE_J: energy.compute_j,
         }
         return _meter_reply(message, meter, outcome.reply)
 
@@ -295,7 +292,7 @@ class DeviceRuntime:
             try:
                 if not isinstance(half, TwoPhaseDevice):
                     raise RuntimeError(f"{self.deployment.method.name} has no second phase")
-                round_index = int(message.content[wire.SIM_CONFIG][wire.ROUND])
+                round_index = int(message.content[protocol.SIM_CONFIG][protocol.ROUND])
                 state = self.store.get(device)
                 if state.phase is None or state.phase[0] != round_index:
                     raise RuntimeError(
@@ -323,10 +320,10 @@ class DeviceRuntime:
             try:
                 if isinstance(outcomes, Exception):
                     raise outcomes
-                sim = message.content[wire.SIM_CONFIG]
-                start_s = float(sim[wire.START_S])
-                waited_s = float(sim[wire.CLOUD_S]) if wire.CLOUD_S in sim else 0.0
-                download = wire_bytes(message.content, exclude=wire.SIM_KEYS)
+                sim = message.content[protocol.SIM_CONFIG]
+                start_s = float(sim[protocol.START_S])
+                waited_s = float(sim[protocol.CLOUD_S]) if protocol.CLOUD_S in sim else 0.0
+                download = wire_bytes(message.content, exclude=protocol.SIM_KEYS)
                 elapsed_s = phases[k] + waited_s  # the first phase, then the cloud's answer
                 replies[j] = self._finish(
                     device, message, outcomes[k], start_s, elapsed_s, download, True
@@ -344,7 +341,7 @@ class DeviceRuntime:
         """
         steps, labels = [], []
         for device, message in part:
-            time_s = float(message.content[wire.SIM_CONFIG][wire.START_S])
+            time_s = float(message.content[protocol.SIM_CONFIG][protocol.START_S])
             x, y = self.world.streams.eval_batch(self.world.fleet[device], time_s)
             steps.append(ServeStep(self.store.get(device).view, x, self.kit, self.params))
             labels.append(y)
@@ -357,9 +354,9 @@ class DeviceRuntime:
                 continue
             y = labels[k]
             score = device_score(self.world.scenario.task, logits[k], y)
-            meter = {wire.DEVICE: device, wire.ACCURACY: score, wire.SAMPLES: len(y)}
+            meter = {protocol.DEVICE: device, protocol.ACCURACY: score, protocol.SAMPLES: len(y)}
             if not bool(torch.isfinite(logits[k]).all()):
-                meter[wire.NONFINITE] = 1  # a diverged model: its score is not meaningful
+                meter[protocol.NONFINITE] = 1  # a diverged model: its score is not meaningful
             meter.update(self._ranking(device, message, steps[k]))
             replies.append(_meter_reply(message, meter))
         return replies
@@ -370,7 +367,7 @@ class DeviceRuntime:
         The device decides what to serve from its evaluation inputs, as for its
         main score; that model then ranks the cases.
         """
-        time_s = float(message.content[wire.SIM_CONFIG][wire.START_S])
+        time_s = float(message.content[protocol.SIM_CONFIG][protocol.START_S])
         cases = self.world.streams.ranking_cases(self.world.fleet[device], time_s, RANKING_CASES)
         if not cases:
             return {}
@@ -392,7 +389,7 @@ class DeviceRuntime:
             state = self.store.get(device)
             if state.is_empty():
                 continue
-            start_s = float(message.content[wire.SIM_CONFIG][wire.START_S])
+            start_s = float(message.content[protocol.SIM_CONFIG][protocol.START_S])
             window = self.world.streams.window(self.world.fleet[device], start_s)
             steps.append(ServeStep(state.view, window.inputs, self.kit, self.params))
             members.append(j)
@@ -405,27 +402,27 @@ class DeviceRuntime:
             if failed and j in members:
                 replies.append(self._failed(message, asks))
                 continue
-            meter: dict = {wire.DEVICE: device, wire.REQUEST: int(j in asking)}
-            content = RecordDict({wire.REQUEST: ConfigRecord({wire.DEVICE: device})})
+            meter: dict = {protocol.DEVICE: device, protocol.REQUEST: int(j in asking)}
+            content = RecordDict({protocol.REQUEST: ConfigRecord({protocol.DEVICE: device})})
             if j in asking:
                 profile = self.world.fleet[device]
-                start_s = float(message.content[wire.SIM_CONFIG][wire.START_S])
+                start_s = float(message.content[protocol.SIM_CONFIG][protocol.START_S])
                 upload = wire_bytes(content)
                 timing = round_timing(profile, self.world.links, start_s, 0, 0.0, upload)
                 energy = device_energy(profile, 0.0, 0, upload, 0.0, timing.upload_s)
-                meter.update({wire.UPLOAD_BYTES: upload, wire.ENERGY_J: energy.total_j})
+                meter.update({protocol.UPLOAD_BYTES: upload, protocol.ENERGY_J: energy.total_j})
             replies.append(_meter_reply(message, meter))
         return replies
 
     # -- simulator control ------------------------------------------------------------
     def _register(self, part: Batch) -> list[Message]:
         """Tell the cloud which fleet device each node simulates."""
-        return [_meter_reply(message, {wire.DEVICE: device}) for device, message in part]
+        return [_meter_reply(message, {protocol.DEVICE: device}) for device, message in part]
 
     def _snapshot(self, part: Batch) -> list[Message]:
         """Report each device's persistent state (for a checkpoint); between rounds only."""
         return [
-            _meter_reply(message, {wire.DEVICE: device}, encode_state(self.store.get(device)))
+            _meter_reply(message, {protocol.DEVICE: device}, encode_state(self.store.get(device)))
             for device, message in part
         ]
 
@@ -433,7 +430,7 @@ class DeviceRuntime:
         """Replace each device's state with a checkpoint's (on resume)."""
         for device, message in part:
             records = RecordDict(
-                {k: v for k, v in message.content.items() if k not in wire.SIM_KEYS}
+                {k: v for k, v in message.content.items() if k not in protocol.SIM_KEYS}
             )
             self.store.put(device, decode_state(records))
         return self._register(part)

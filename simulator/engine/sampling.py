@@ -10,9 +10,9 @@ import math
 
 import numpy as np
 
+from simulator.catalog.seeding import rng_for
 from simulator.world.build import World
 from simulator.world.fleet import online
-from simulator.world.seeding import rng_for
 
 
 class DeviceSampler:

@@ -2,7 +2,7 @@
 
 - classification: accuracy, the share of samples whose argmax is the label;
 - recommendation: AUC of the click log-odds against the click labels
-  (``simulator.run.ranking_metrics.auc``); averaged over devices it is the
+  (``simulator.catalog.ranking_metrics.auc``); averaged over devices it is the
   user-level GAUC with equal weights. A batch of one class has no AUC: the
   device is left out of that tick, like a device that failed to answer.
   Beside it, HR@k and NDCG@k of the same served model on ranking cases
@@ -19,7 +19,7 @@ import math
 import numpy as np
 import torch
 
-from simulator.run.ranking_metrics import auc, ranking_report
+from simulator.catalog.ranking_metrics import auc, ranking_report
 
 
 def device_score(task: str, logits: torch.Tensor, labels: torch.Tensor) -> float:
@@ -34,7 +34,7 @@ def ranking_scores(model: torch.nn.Module, cases: list[torch.Tensor]) -> dict[st
 
     Each case's rows share one history; the first row's candidate is the
     clicked item. Candidates are ranked by click log-odds (ties against the
-    clicked item, see ``simulator.run.ranking_metrics``).
+    clicked item, see ``simulator.catalog.ranking_metrics``).
     """
     if not cases:
         return {}

@@ -12,7 +12,6 @@ tensors, numbers, strings and bytes but never code.
 from __future__ import annotations
 
 import hashlib
-import os
 import pickle
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -20,9 +19,10 @@ from pathlib import Path
 import torch
 from google.protobuf.message import DecodeError
 
+from basemodel.atomic import atomic_path
+from simulator.catalog.errors import UserError
 from simulator.engine.checkpointing import decode_arrays
 from simulator.engine.loop_state import LoopPosition, LoopSnapshot
-from simulator.scenario.errors import UserError
 
 FORMAT = 1
 
@@ -49,7 +49,6 @@ def _as_bytes(tensor: torch.Tensor) -> bytes:
 def save_checkpoint(path: Path, key: str, snapshot: LoopSnapshot) -> None:
     """Write ``snapshot`` to ``path`` atomically (old or new file, never a torn one)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(path.name + ".tmp")
     document = {
         "key": key,
         "format": FORMAT,
@@ -60,16 +59,8 @@ def save_checkpoint(path: Path, key: str, snapshot: LoopSnapshot) -> None:
         "log_offset": snapshot.log_offset,
         "wall_s": snapshot.wall_s,
     }
-    with temporary.open("wb") as handle:
-        torch.save(document, handle)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(temporary, path)
-    folder = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(folder)
-    finally:
-        os.close(folder)
+    with atomic_path(path) as temporary:
+        torch.save(document, temporary)
 
 
 def load_checkpoint(path: Path, expected_key: str) -> LoopSnapshot:

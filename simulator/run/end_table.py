@@ -13,8 +13,6 @@ from typing import Any
 
 from simulator.run.reader import RunResults
 
-STATIC = "static"  # the reference every method is compared with (its own row has no verdict)
-
 
 def end_of_run_table(results: RunResults) -> str:
     """The table as aligned text lines (no trailing newline); accuracies in points."""
@@ -24,7 +22,9 @@ def end_of_run_table(results: RunResults) -> str:
     labels = [f"{name} pre", f"{name} post"] if shifted else [f"{name} mean"]
     header = ["method", *labels, "KB/device", "J/device", "vs static"]
     lines = [header]
-    verdicts = _verdicts(results.paired, columns[-1])
+    reference = results.reference  # what the verdicts compare with (static), if it ran
+    header[-1] = f"vs {reference}" if reference else "verdict"
+    verdicts = _verdicts(results.paired, columns[-1], reference)
     for method in results.methods:
         rows = results.summary_of(method)
         moved = _mean(
@@ -36,7 +36,7 @@ def end_of_run_table(results: RunResults) -> str:
                 *(_percent(_mean([_number(r, column) for r in rows])) for column in columns),
                 "-" if math.isnan(moved) else f"{moved / 1000:,.1f}",
                 _fixed(_mean([_number(r, "energy_j_per_device") for r in rows]), 1),
-                "" if method == STATIC else verdicts.get(method, _one_seed(rows)),
+                "" if method == reference else verdicts.get(method, _one_seed(rows)),
             ]
         )
     widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
@@ -49,11 +49,11 @@ def end_of_run_table(results: RunResults) -> str:
     )
 
 
-def _verdicts(paired: list[dict[str, Any]], metric: str) -> dict[str, str]:
-    """Each method's difference from static on ``metric``, with its interval and verdict."""
+def _verdicts(paired: list[dict[str, Any]], metric: str, reference: str | None) -> dict[str, str]:
+    """Each method's difference from ``reference`` on ``metric``, with interval and verdict."""
     words = {}
     for row in paired:
-        if row.get("reference") != STATIC or row.get("metric") != metric:
+        if row.get("reference") != reference or row.get("metric") != metric:
             continue
         try:
             difference, low, high = (float(row[k]) * 100 for k in ("difference", "low", "high"))

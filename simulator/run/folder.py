@@ -3,6 +3,9 @@
 <out>/<scenario>/<timestamp>/
     scenario.yaml                  the resolved scenario (all defaults filled in)
     run.json                       methods, seeds and checkpoint interval of the run
+    recorded.json                  task, metric, shift onsets, methods' roles
+                                   (``simulator.run.recorded``)
+    provenance.json, run.log       where the numbers came from; what the terminal showed
     fleet/seed<N>.csv              the simulated devices' profiles
     metrics/<method>__seed<N>.jsonl  one JSON row per round / evaluation tick
     checkpoints/<method>__seed<N>.pt  the latest checkpoint of an unfinished run
@@ -19,7 +22,7 @@ from dataclasses import asdict
 from datetime import datetime
 from pathlib import Path
 
-from simulator.scenario.errors import UserError
+from simulator.catalog.errors import UserError
 from simulator.scenario.schema import Scenario
 from simulator.world.fleet import DeviceProfile, build_fleet
 

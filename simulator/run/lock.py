@@ -21,7 +21,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from simulator.scenario.errors import UserError
+from simulator.catalog.errors import UserError
 
 LOCK_FILE = ".writer.lock"
 # A reader's look takes the lock for an instant; a writer retries this long first.

@@ -13,7 +13,7 @@ import os
 from pathlib import Path
 from typing import Any, TextIO
 
-from simulator.scenario.errors import UserError
+from simulator.catalog.errors import UserError
 
 
 def _clean(value: Any) -> Any:

@@ -22,12 +22,13 @@ from __future__ import annotations
 
 import csv
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 
+from basemodel.atomic import atomic_path
 from simulator.run.accuracy import EvalRow, TickFilter, after_each, device_means, everywhere
 from simulator.run.interval import MIN_SEEDS, TOO_FEW, seed_interval
 from simulator.run.reader import PAIRED_FILE
@@ -170,26 +171,33 @@ def _already_paired(method: str, reference: str, references: list[str]) -> bool:
 def write_paired(rows: list[Comparison], folder: Path) -> None:
     """``paired.csv``: one row per metric, method and reference (written atomically)."""
     fields = [*asdict(rows[0]).keys(), "verdict"] if rows else ["metric"]
-    tmp = folder / f".{PAIRED_FILE}.tmp"
-    with tmp.open("w", newline="", encoding="utf-8") as handle:
+    with (
+        atomic_path(folder / PAIRED_FILE) as tmp,
+        tmp.open("w", newline="", encoding="utf-8") as handle,
+    ):
         writer = csv.DictWriter(handle, fieldnames=fields)
         writer.writeheader()
         for row in rows:
             writer.writerow({**asdict(row), "verdict": row.verdict})
-    tmp.replace(folder / PAIRED_FILE)
 
 
-def references(methods: list[str]) -> list[str]:
-    """What every method is compared with: ``static``, the first baseline, full Persona.
+def references(roles: Mapping[str, Mapping[str, str | None]]) -> list[str]:
+    """What every method is compared with, from the roles the methods declare.
 
-    The first baseline is the first method that is neither ``static`` nor a
-    Persona variant. Full ``persona`` is a reference when one of its ablations
-    runs beside it, so each ablation's cost or gain has its own interval.
+    In order: the ``reference`` methods (``static``); the first plain method,
+    neither a reference, the project's subject nor a variant (the first
+    baseline); and each method one of whose variants runs beside it, so each
+    ablation's cost or gain has its own interval. ``roles`` maps each method of
+    the run, in the run's order, to its declared roles
+    (``strategies.base.Method.declared_roles``).
     """
-    chosen = ["static"] if "static" in methods else []
-    baseline = next((m for m in methods if m != "static" and not m.startswith("persona")), None)
+    chosen = [m for m, r in roles.items() if r.get("role") == "reference"]
+    baseline = next(
+        (m for m, r in roles.items() if r.get("role") == "method" and not r.get("variant_of")),
+        None,
+    )
     if baseline is not None:
         chosen.append(baseline)
-    if "persona" in methods and any(m.startswith("persona-") for m in methods):
-        chosen.append("persona")
+    parents = {r.get("variant_of") for r in roles.values()} - {None}
+    chosen += [m for m in roles if m in parents and m not in chosen]
     return chosen

@@ -16,10 +16,10 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from basemodel.atomic import write_atomically
+from simulator.catalog.errors import UserError, format_validation_error
 from simulator.run.defaults import DEFAULT_CHECKPOINT_BUDGET, DEFAULT_CHECKPOINT_EVERY
-from simulator.scenario.errors import UserError, format_validation_error
 from simulator.scenario.schema import Scenario
-from strategies.registry import method_names
 
 PLAN_FILE = "run.json"
 PLAN_FORMAT = 1
@@ -65,6 +65,8 @@ class PlanFile(BaseModel):
     @field_validator("methods")
     @classmethod
     def _registered_and_unique(cls, methods: list[str]) -> list[str]:
+        from strategies.registry import method_names  # a run being resumed, not a report
+
         unknown = [m for m in methods if m not in method_names()]
         if unknown:
             raise ValueError(
@@ -98,7 +100,7 @@ def input_digests(scenario: Scenario, fresh: bool = False) -> dict[str, str]:
     (the file is read once); ``fresh`` reads it again (a resume's check: the file
     may have been replaced since).
     """
-    from simulator.world.datasets import DATASETS
+    from simulator.catalog.datasets import DATASETS
     from simulator.world.replay import ratings_digest
 
     found = {}
@@ -149,7 +151,7 @@ def write_plan(folder: Path, plan: RunPlan) -> None:
         inputs_sha256=input_digests(plan.scenario),
         version=package_version(),
     ).model_dump()
-    (folder / PLAN_FILE).write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
+    write_atomically(folder / PLAN_FILE, json.dumps(document, indent=2) + "\n")
 
 
 def read_plan(folder: Path) -> PlanFile:

@@ -23,6 +23,8 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from basemodel.atomic import write_atomically
+
 PROVENANCE_FILE = "provenance.json"
 PACKAGES = ("persona-fleet", "torch", "flwr", "ray", "numpy", "scipy", "pydantic", "mlxtend")
 # The vector extensions that change which kernels torch runs.
@@ -41,9 +43,7 @@ def record_process(folder: Path, role: str) -> None:
         except (OSError, UnicodeDecodeError, json.JSONDecodeError):
             entries = []  # a damaged record is replaced, never a reason to stop a run
     entries.append({"role": role, **describe_process()})
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(entries, indent=1) + "\n", encoding="utf-8")
-    tmp.replace(path)
+    write_atomically(path, json.dumps(entries, indent=1) + "\n")
 
 
 def describe_process() -> dict[str, Any]:

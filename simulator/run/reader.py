@@ -15,14 +15,15 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from simulator.catalog.datasets import DATASETS, METRIC_NAMES
+from simulator.catalog.errors import UserError
 from simulator.run.lock import held_by
-from simulator.scenario.errors import UserError
-from simulator.scenario.loading import read_document
+from simulator.scenario.documents import read_document
 from simulator.scenario.schema import Scenario
-from simulator.world.datasets import DATASETS, METRIC_NAMES
 from simulator.world.schedule import onsets
 
 PAIRED_FILE = "paired.csv"
+RECORDED_FILE = "recorded.json"  # written by ``simulator.run.recorded``
 
 
 class RunFolderError(UserError):
@@ -111,6 +112,8 @@ class RunResults:
     paired: list[dict[str, Any]] = field(default_factory=list)
     # Who writes the folder now (``simulator.run.lock``); None: no live writer.
     writer: str | None = None
+    # What the run recorded about itself (``recorded.json``; empty for an older folder).
+    recorded: dict[str, Any] = field(default_factory=dict)
 
     @property
     def name(self) -> str:
@@ -142,8 +145,36 @@ class RunResults:
         ]
 
     @property
+    def roles(self) -> dict[str, dict[str, Any]]:
+        """Each method's declared roles as the run recorded them (empty: an older folder)."""
+        methods = self.recorded.get("methods")
+        return methods if isinstance(methods, dict) else {}
+
+    def role_of(self, method: str) -> str:
+        """``reference``, ``subject`` or ``method`` (the last for an unrecorded method)."""
+        return str(self.roles.get(method, {}).get("role") or "method")
+
+    def in_subject_family(self, method: str) -> bool:
+        """The subject method or one of its variants."""
+        declared = self.roles.get(method, {})
+        subjects = {m for m in self.roles if self.role_of(m) == "subject"}
+        return declared.get("role") == "subject" or declared.get("variant_of") in subjects
+
+    @property
+    def reference(self) -> str | None:
+        """The first reference method that ran (``static``), else None."""
+        return next((m for m in self.methods if self.role_of(m) == "reference"), None)
+
+    @property
+    def colours(self) -> dict[str, str]:
+        """Each method's declared colour."""
+        return {m: str(r["colour"]) for m, r in self.roles.items() if r.get("colour")}
+
+    @property
     def metric(self) -> str:
         """The name of the task's main metric, which the ``acc_*`` figures hold."""
+        if isinstance(self.recorded.get("metric"), str):
+            return self.recorded["metric"]
         dataset = str(self.scenario.get("data", {}).get("dataset", "mnist"))
         spec = DATASETS.get(dataset)
         return METRIC_NAMES[spec.task] if spec is not None else METRIC_NAMES["classification"]
@@ -156,11 +187,21 @@ class RunResults:
 
     @property
     def onsets_s(self) -> list[float]:
-        """Every onset within the horizon (recurrences and schedule changes included)."""
+        """Every onset within the horizon (recurrences and schedule changes included), as
+        the run recorded them; a folder from before they were recorded is read from its
+        scenario, and one whose scenario this version cannot read is an error, never a
+        guess (the headline metric depends on it)."""
+        recorded = self.recorded.get("onsets_s")
+        if isinstance(recorded, list):
+            return [float(t) for t in recorded]
         try:
             return onsets(Scenario.model_validate(self.scenario))
-        except ValidationError:  # a scenario this version cannot read: its plain onsets
-            return sorted({float(s["onset_s"]) for s in self.scenario.get("shifts", [])})
+        except ValidationError as err:
+            raise RunFolderError(
+                f"{self.folder}: no {RECORDED_FILE} (written by an older version) and its "
+                f"scenario.yaml does not validate here ({err.error_count()} problem(s)), so its "
+                "shift onsets are unknown; report it with the version that ran it"
+            ) from None
 
 
 PAIRED_KEYS = ("metric", "method", "reference", "difference", "low", "high", "verdict")
@@ -267,4 +308,20 @@ def load_run(folder: str | Path) -> RunResults:
     paired = []
     if (folder / PAIRED_FILE).exists():
         paired = _read_paired(folder / PAIRED_FILE)
-    return RunResults(folder, scenario, summary, runs, fleets, paired, writer)
+    recorded = read_recorded(folder / RECORDED_FILE)
+    return RunResults(folder, scenario, summary, runs, fleets, paired, writer, recorded)
+
+
+def read_recorded(path: Path) -> dict[str, Any]:
+    """``recorded.json`` (empty where an older version wrote the folder)."""
+    if not path.exists():
+        return {}
+    try:
+        document = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise RunFolderError(
+            f"{path}: unreadable ({err}); rebuild it with simulate --resume"
+        ) from None
+    if not isinstance(document, dict):
+        raise RunFolderError(f"{path}: expected a mapping; rebuild it with simulate --resume")
+    return document

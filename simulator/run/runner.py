@@ -32,7 +32,9 @@ from rich.progress import (
     TimeElapsedColumn,
 )
 
+from basemodel.atomic import write_atomically
 from basemodel.progress import showing_progress
+from simulator.catalog.errors import UserError
 from simulator.engine.deployment import Deployment, DeploymentSpec
 from simulator.engine.failures import EngineFailure
 from simulator.engine.launch import EngineSession, engine_session
@@ -48,17 +50,19 @@ from simulator.run.paired import paired_table, references, write_paired
 from simulator.run.plan import RunPlan, changed_inputs, read_plan, scenario_digest, write_plan
 from simulator.run.provenance import record_process
 from simulator.run.reader import RunFolderError, load_run, read_rows
+from simulator.run.recorded import record_run
 from simulator.run.run_log import RunLog, run_log
 from simulator.run.stopping import graceful_interrupts
 from simulator.run.summary import nonfinite_evaluations, summarize_file, write_summary
-from simulator.scenario.errors import UserError
 from simulator.scenario.loading import load_scenario, scenario_to_document
 from simulator.scenario.yaml12 import dump_yaml
 from simulator.world.build import WorldSpec, model_words
 from simulator.world.cloud import pretrain_for, starting_model_words
 from simulator.world.fleet import trace_words
+from simulator.world.preflight import preflight
 from simulator.world.schedule import onsets
 from strategies.base import SettingsError
+from strategies.registry import declared_roles
 
 
 @dataclass
@@ -135,7 +139,7 @@ def summarize_folder(folder: Path, plan: RunPlan) -> list[dict]:
             )
         comparisons = paired_table(
             evals,
-            [r for r in references(plan.methods) if r in evals],
+            [r for r in references(declared_roles(plan.methods)) if r in evals],
             onsets(plan.scenario),
             plan.scenario.rounds.post_shift_window_s,
         )
@@ -159,22 +163,27 @@ def run_plan(
     show_progress: bool = True,
     console: Console | None = None,
     folder: Path | None = None,
+    checked: list[str] | None = None,
 ) -> Path:
     """Run every method for every seed; returns the run folder.
 
     The folder is a fresh ``<out>/<scenario>/<timestamp>``, or ``folder``
-    when a caller names it (a sweep's cell: it must not exist yet).
+    when a caller names it (a sweep's cell: it must not exist yet). The
+    machine and the disk are checked first (``simulator.world.preflight``),
+    unless the caller already did and passes its warnings as ``checked``.
     """
+    notes = preflight(plan.scenario, plan.scenario.name) if checked is None else checked
     if folder is None:
         folder = create_run_folder(plan.out_dir, plan.scenario.name)
     else:
         folder.mkdir(parents=True)
     with writer_lock(folder):
         document = scenario_to_document(plan.scenario)
-        (folder / "scenario.yaml").write_text(dump_yaml(document, sort_keys=False))
+        write_atomically(folder / "scenario.yaml", dump_yaml(document, sort_keys=False))
         write_plan(folder, plan)
+        record_run(folder, plan.scenario, plan.methods)
         record_process(folder, "start")
-        return _execute(plan, folder, False, show_progress, console)
+        return _execute(plan, folder, False, show_progress, console, notes)
 
 
 def resume_run(folder: Path, show_progress: bool = True, console: Console | None = None) -> Path:
@@ -191,6 +200,7 @@ def resume_run(folder: Path, show_progress: bool = True, console: Console | None
 def _resume_locked(folder: Path, show_progress: bool, console: Console | None) -> Path:
     stored = read_plan(folder)
     scenario = load_scenario(folder / "scenario.yaml")
+    notes = preflight(scenario, str(folder / "scenario.yaml"))
     if stored.scenario_sha256 is not None and stored.scenario_sha256 != scenario_digest(scenario):
         raise UserError(
             f"{folder / 'scenario.yaml'}: changed since this run started (its rows were computed "
@@ -212,12 +222,18 @@ def _resume_locked(folder: Path, show_progress: bool, console: Console | None) -
         stored.checkpoint_every,
         stored.checkpoint_budget,
     )
+    record_run(folder, scenario, list(stored.methods))  # a folder from before it was kept
     record_process(folder, "resume")
-    return _execute(plan, folder, True, show_progress, console)
+    return _execute(plan, folder, True, show_progress, console, notes)
 
 
 def _execute(
-    plan: RunPlan, folder: Path, resuming: bool, show_progress: bool, console: Console | None
+    plan: RunPlan,
+    folder: Path,
+    resuming: bool,
+    show_progress: bool,
+    console: Console | None,
+    notes: list[str],
 ) -> Path:
     console = console or Console(stderr=True)
     logging.getLogger("flwr").setLevel(logging.ERROR)  # no per-round INFO lines
@@ -235,7 +251,7 @@ def _execute(
                 context = RunContext(
                     folder, plan.checkpoint_every, plan.checkpoint_budget, stop, progress, engine
                 )
-                _run_seeds(plan, context, resuming, scenario_json, log)
+                _run_seeds(plan, context, resuming, scenario_json, log, notes)
         except (StopRequested, KeyboardInterrupt):
             log.write("interrupted; the rows so far are kept (continue with simulate --resume)")
             raise StopRequested(str(folder)) from None
@@ -246,12 +262,17 @@ def _execute(
 
 
 def _run_seeds(
-    plan: RunPlan, context: RunContext, resuming: bool, scenario_json: str, log: RunLog
+    plan: RunPlan,
+    context: RunContext,
+    resuming: bool,
+    scenario_json: str,
+    log: RunLog,
+    notes: list[str],
 ) -> None:
     """Every method for every seed, in order (each seed's world and starting model first)."""
     scenario, folder = plan.scenario, context.folder
     log.say(f"device model: {model_words(scenario)}")
-    for note in scenario.warnings():  # in the run's own log (a sweep cell's too)
+    for note in [*scenario.warnings(), *notes]:  # in the run's own log (a sweep cell's too)
         log.say(f"warning: {note}")
     for seed in plan.seeds:
         traced = trace_words(scenario, write_fleet(folder, scenario, seed))
@@ -260,7 +281,7 @@ def _run_seeds(
         with training_progress(context.progress):
             pretrained, key = pretrain_for(scenario, seed)
         log.say(f"starting model (seed {seed}, {starting_model_words(scenario)}): cache key {key}")
-        world = WorldSpec(scenario_json, seed, str(pretrained))
+        world = WorldSpec(scenario_json, seed, str(pretrained), scenario)
         for method in plan.methods:
             spec = DeploymentSpec(world, method)
             if resuming and _finished(folder, method, seed):

@@ -15,6 +15,8 @@ from typing import Any
 
 import numpy as np
 
+from basemodel.atomic import atomic_path, write_atomically
+from simulator.catalog.ranking_metrics import RANKING_NAMES
 from simulator.run.accuracy import (
     after_each,
     answered,
@@ -24,7 +26,6 @@ from simulator.run.accuracy import (
     tick_mean,
     worst_share_mean,
 )
-from simulator.run.ranking_metrics import RANKING_NAMES
 from simulator.run.reader import read_rows
 from simulator.scenario.schema import Scenario
 from simulator.world.build import pretrain_seed
@@ -171,13 +172,13 @@ def strict_json_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 def write_summary(rows: list[dict[str, Any]], folder: Path) -> None:
     """Write ``summary.json`` (strict JSON) and ``summary.csv`` (atomically: write, then rename)."""
-    json_tmp, csv_tmp = folder / ".summary.json.tmp", folder / ".summary.csv.tmp"
     text = json.dumps(strict_json_rows(rows), indent=2, default=str, allow_nan=False)
-    json_tmp.write_text(text + "\n", encoding="utf-8")
-    with csv_tmp.open("w", newline="", encoding="utf-8") as handle:
+    write_atomically(folder / "summary.json", text + "\n")
+    with (
+        atomic_path(folder / "summary.csv") as tmp,
+        tmp.open("w", newline="", encoding="utf-8") as handle,
+    ):
         writer = csv.DictWriter(handle, fieldnames=SUMMARY_COLUMNS)
         writer.writeheader()
         for row in rows:
             writer.writerow({k: row.get(k) for k in SUMMARY_COLUMNS})
-    json_tmp.replace(folder / "summary.json")
-    csv_tmp.replace(folder / "summary.csv")

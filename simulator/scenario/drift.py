@@ -6,13 +6,13 @@ from typing import Annotated, Literal
 
 from pydantic import Field, model_validator
 
-from simulator.scenario.types import Fraction, PositiveFloat, Strict
-from simulator.world.shifts import (
+from simulator.catalog.shifts import (
     COVARIATE_NAMES,
     INTEREST_NAMES,
     SHIFT_NAMES,
     severity_problem,
 )
+from simulator.scenario.types import Fraction, PositiveFloat, Strict
 
 # In the kind's own unit (degrees, pixels, ...); nothing means more than a thousand of them.
 Severity = Annotated[float, Field(ge=0, le=1000)]
@@ -36,11 +36,23 @@ class AppliesTo(Strict):
         return self
 
 
-class Shift(Strict):
+class SeverityChecked(Strict):
+    """A section naming a shift ``kind`` whose ``severity`` must lie in that kind's range
+    (its unit and bounds are in ``simulator.catalog.shifts``)."""
+
+    @model_validator(mode="after")
+    def _severity_in_range(self) -> SeverityChecked:
+        problem = severity_problem(self.kind, self.severity)  # type: ignore[attr-defined]
+        if problem is not None:
+            raise ValueError(problem)
+        return self
+
+
+class Shift(SeverityChecked):
     """A shift that starts at ``onset_s`` and reaches full severity after ``ramp_s``.
 
     Covariate kinds corrupt images; ``severity`` is in the kind's own unit (see
-    ``simulator.world.shifts``). ``label`` (class-prior drift) moves each
+    ``simulator.catalog.shifts``). ``label`` (class-prior drift) moves each
     device's class prior toward a new one by ``severity`` (0..1).
     ``permutation`` (concept shift) relabels a ``severity`` fraction of the
     classes (a cyclic swap among them); during a ramp, a growing share of
@@ -59,8 +71,6 @@ class Shift(Strict):
 
     @model_validator(mode="after")
     def _consistent(self) -> Shift:
-        if (problem := severity_problem(self.kind, self.severity)) is not None:
-            raise ValueError(problem)
         if (self.every_s is None) != (self.lasts_s is None):
             raise ValueError("a recurring shift needs both every_s and lasts_s")
         if self.every_s is not None and self.lasts_s is not None and self.lasts_s > self.every_s:
@@ -68,30 +78,18 @@ class Shift(Strict):
         return self
 
 
-class KnownContext(Strict):
+class KnownContext(SeverityChecked):
     """A covariate (or interest) shift the cloud knows before deployment (it has data under it)."""
 
     kind: KnownKind
     severity: Severity
 
-    @model_validator(mode="after")
-    def _in_range(self) -> KnownContext:
-        if (problem := severity_problem(self.kind, self.severity)) is not None:
-            raise ValueError(problem)
-        return self
 
-
-class ContextShift(Strict):
+class ContextShift(SeverityChecked):
     """One shift of a named context, in force at full severity while the context is."""
 
     kind: ShiftKindName
     severity: Severity
-
-    @model_validator(mode="after")
-    def _fraction(self) -> ContextShift:
-        if (problem := severity_problem(self.kind, self.severity)) is not None:
-            raise ValueError(problem)
-        return self
 
 
 CLEAN = "clean"  # the context with no shift

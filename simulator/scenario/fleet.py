@@ -10,12 +10,11 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import numpy as np
-from pydantic import Field, ValidationInfo, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 
+from simulator.catalog.energy import DEFAULT_JOULES_PER_FLOP, RADIO_NAMES
 from simulator.scenario.presets import expand_preset
 from simulator.scenario.types import Fraction, PositiveFloat, Strict
-from simulator.world.energy import DEFAULT_JOULES_PER_FLOP, RADIO_NAMES
-from simulator.world.traces import load_behaviour, load_capacity
 
 RadioName = Literal[RADIO_NAMES]  # type: ignore[valid-type]
 
@@ -47,7 +46,7 @@ class DeviceClass(Strict):
     rtt_ms: LogNormal
     availability: Fraction = 1.0
     crash_rate: Fraction = 0.0
-    # Energy: the radio's figures come from ``simulator.world.energy``; compute
+    # Energy: the radio's figures come from ``simulator.catalog.energy``; compute
     # energy is this many joules per FLOP.
     radio: RadioName = "4g"
     joules_per_flop: PositiveFloat = DEFAULT_JOULES_PER_FLOP
@@ -99,8 +98,9 @@ class FleetTraces(Strict):
     Either may be left out; the device's class fills in the rest (RTT,
     energy, crash rate, and whatever no trace gives). A relative path written
     in a scenario file names a file beside it; one given with ``--set`` is
-    resolved against the current folder. The files are checked when the
-    scenario is read.
+    resolved against the current folder. The files are read and checked
+    before a run (``simulator.world.preflight``), not when the scenario is
+    validated.
     """
 
     capacity: Annotated[str, Field(min_length=1)] | None = None
@@ -111,16 +111,13 @@ class FleetTraces(Strict):
 
     @field_validator("capacity", "behaviour")
     @classmethod
-    def _readable(cls, path: str | None, info: ValidationInfo) -> str | None:
+    def _absolute(cls, path: str | None) -> str | None:
         if path is None:
             return None
         try:
-            resolved = str(Path(path).expanduser().resolve())
+            return str(Path(path).expanduser().resolve())
         except (OSError, RuntimeError) as err:
             raise ValueError(f"cannot resolve {path!r} ({err})") from None
-        load = load_capacity if info.field_name == "capacity" else load_behaviour
-        load(resolved)  # a TraceError names the file, the client and the field
-        return resolved
 
     @model_validator(mode="after")
     def _something_traced(self) -> FleetTraces:

@@ -15,8 +15,8 @@ from __future__ import annotations
 
 import math
 
+from simulator.catalog.shifts import COVARIATE_NAMES, INTEREST_NAMES
 from simulator.scenario.drift import KnownContext, Schedule, Shift
-from simulator.world.shifts import COVARIATE_NAMES, INTEREST_NAMES
 
 _KNOWABLE = frozenset(COVARIATE_NAMES + INTEREST_NAMES)
 

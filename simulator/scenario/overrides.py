@@ -13,7 +13,7 @@ from typing import Any
 
 import yaml
 
-from simulator.scenario.errors import ScenarioError
+from simulator.catalog.errors import ScenarioError
 from simulator.scenario.yaml12 import load_yaml
 
 _PART = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)((?:\[\d+\])*)")

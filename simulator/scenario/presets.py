@@ -18,7 +18,7 @@ rounded published medians (units in the key names; 1 kbit = 1,000 bits):
 - Availability and crash rates are modelling choices, not measurements: lower
   for cheap phones on poor links (battery, coverage), per FedScale's finding
   that device availability is far from uniform.
-- Energy: each class's radio names a row of ``simulator.world.energy.RADIOS``
+- Energy: each class's radio names a row of ``simulator.catalog.energy.RADIOS``
   (sources there); joules per FLOP are modelling choices (100 / 50 / 30 pJ for
   low / mid / high-end CPUs), bracketed by the published bounds cited there.
 """

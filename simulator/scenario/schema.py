@@ -5,8 +5,8 @@ drifts, the round schedule, the methods to compare, the engine and the seeds.
 Everything downstream reads this model, never raw YAML, so a typo is caught
 here, once, with the key path that holds it. Sections live in their own
 modules (``fleet``, ``drift``); allowed names come from the tables that
-define them: shift kinds (``simulator.world.shifts``), datasets
-(``simulator.world.datasets``), radios (``simulator.world.energy``) and
+define them: shift kinds (``simulator.catalog.shifts``), datasets
+(``simulator.catalog.datasets``), radios (``simulator.catalog.energy``) and
 device presets (``presets``); methods are checked against their registry when
 a document is loaded (``loading``).
 
@@ -17,13 +17,15 @@ Units are SI and in the field names: seconds (``_s``), bits per second
 from __future__ import annotations
 
 import math
+import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from basemodel.cloud_device import resolve_cloud_device
-from simulator.run.ranking_metrics import RANKING_NEGATIVES
+from basemodel.cloud_device import DEVICE_PATTERN
+from simulator.catalog.datasets import DATASET_NAMES, DATASETS, RATING_FORMATS, REPLAY_SPAN
+from simulator.catalog.shifts import SHIFT_KINDS, Task
 from simulator.scenario.drift import (
     AppliesTo,
     CovariateKind,
@@ -35,12 +37,6 @@ from simulator.scenario.drift import (
 from simulator.scenario.fleet import DeviceClass, Faults, Fleet, LogNormal, NetworkTrace
 from simulator.scenario.known_share import deployed_contexts, family_at_share
 from simulator.scenario.types import Fraction, PositiveFloat, Strict
-from simulator.world.datasets import DATASET_NAMES, DATASETS
-from simulator.world.ratings import FORMATS, RatingsError
-from simulator.world.replay import SPAN as REPLAY_SPAN
-from simulator.world.replay import check_rankable, load_replay, user_split
-from simulator.world.shifts import SHIFT_KINDS, Task
-from simulator.world.traces import load_behaviour
 
 DatasetName = Literal[DATASET_NAMES]  # type: ignore[valid-type]
 MAX_EVAL_TICKS = 100_000  # evaluation ticks over a horizon: more is a typo, not an experiment
@@ -224,7 +220,9 @@ class Cloud(Strict):
     ``cuda:N``) for the methods whose cloud declares it (Persona's adapter
     pass and refinement, pFedHN's hypernetwork); a GPU changes the last bits
     of their numbers, so it is never chosen by itself (``basemodel.cloud_device``).
-    A machine that cannot run the device refuses the scenario here.
+    Whether this machine can run it is asked before a run
+    (``simulator.world.preflight``), not here: a scenario reads the same on any
+    machine.
     """
 
     flops_per_s: PositiveFloat = 1e12
@@ -232,8 +230,11 @@ class Cloud(Strict):
 
     @field_validator("device")
     @classmethod
-    def _runnable_here(cls, device: str) -> str:
-        resolve_cloud_device(device)
+    def _device_name(cls, device: str) -> str:
+        if not re.fullmatch(DEVICE_PATTERN, device):
+            raise ValueError(
+                f"unknown device {device!r}; valid: cpu, cuda, cuda:N (N a GPU's index)"
+            )
         return device
 
 
@@ -361,8 +362,8 @@ class Scenario(Strict):
         return DATASETS[self.data.dataset].task
 
     def _check_ratings(self) -> None:
-        """A dataset read from a local copy needs its path, and the file must hold enough
-        users for the cloud and the fleet; a dataset that ships with the code takes none."""
+        """A dataset read from a local copy needs its path; one that ships with the code
+        takes none."""
         fmt = DATASETS[self.data.dataset].ratings
         if fmt is None:
             if self.data.path is not None:
@@ -372,17 +373,12 @@ class Scenario(Strict):
                     f"datasets read from a local copy: {', '.join(local)}"
                 )
             return
-        if self.data.path is None:
+        if self.data.path is None:  # the file itself is read before a run (world.preflight)
             raise ValueError(
                 f"data.path: {self.data.dataset} is read from a local copy you give: a folder "
-                f"holding {FORMATS[fmt][0]} (or the file itself); the simulator never downloads"
+                f"holding {RATING_FORMATS[fmt][0]} (or the file itself); the "
+                "simulator never downloads"
             )
-        try:
-            interactions = load_replay(self.data.path, fmt)
-            user_split(interactions.num_users, self.data.cloud_fraction, self.fleet.devices, 0)
-            check_rankable(interactions, RANKING_NEGATIVES)
-        except RatingsError as err:
-            raise ValueError(f"data.path: {err}") from None
 
     def _check_task(self) -> None:
         """Every shift kind must move the kind of data the dataset has."""
@@ -428,20 +424,6 @@ class Scenario(Strict):
                     f"{need} ({MIN_SAMPLES_PER_CLASS} per class) are needed"
                 )
 
-    def _traced_offline(self) -> list[str]:
-        """A behaviour trace whose windows miss every round start leaves nobody to sample."""
-        traces = self.fleet.traces
-        if traces is None or traces.behaviour is None:
-            return []
-        clients = load_behaviour(traces.behaviour).values()
-        starts = [i * self.rounds.period_s for i in range(self.rounds.count)]
-        if any(c.online(t) for c in clients for t in starts):
-            return []
-        return [
-            "fleet.traces.behaviour: no client is online at any round start of the run "
-            f"(0 to {starts[-1]:g} s): no round can reach a device"
-        ]
-
     def _rounded_settings(self) -> list[str]:
         """Settings the run must round to whole devices, classes, contexts or samples,
         where the rounding changes what the author asked for by more than a tenth."""
@@ -461,7 +443,6 @@ class Scenario(Strict):
                 f"{self.data.window}-sample window is {asked:.3g} samples; each window labels "
                 f"{labeled} ({labeled / self.data.window:.3g})"
             )
-        notes += self._traced_offline()
         classes = DATASETS[self.data.dataset].num_classes
         for i, shift in enumerate(self.shifts):
             if shift.kind == "permutation" and shift.severity > 0:

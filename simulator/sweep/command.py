@@ -16,7 +16,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from simulator.scenario.errors import UserError
+from simulator.catalog.errors import UserError, resume_refusal
 from simulator.scenario.loading import load_scenario
 from simulator.scenario.overrides import parse_key_path
 from simulator.sweep.driver import (
@@ -90,20 +90,19 @@ def sweep_main(argv: list[str]) -> Path | None:
     if args.workers < 1:
         raise UserError("--workers must be at least 1")
     if args.resume is not None:
-        given = [
-            flag
-            for flag, value in (
+        refusal = resume_refusal(
+            [
                 ("scenario file", args.scenario),
                 ("--grid", args.grid),
                 ("--seeds", args.seeds),
                 ("--methods", args.methods),
                 ("--set", args.overrides),
                 ("--dry-run", args.dry_run),
-            )
-            if value
-        ]
-        if given:
-            parser.error(f"--resume takes no {', '.join(given)}: the sweep folder holds them")
+            ],
+            "sweep",
+        )
+        if refusal is not None:
+            parser.error(refusal)
         folder = Path(args.resume)
         address = read_sweep_file(folder).base.get("engine", {}).get("ray_address")
         return resume_sweep(folder, args.workers, args.cells_on, address)

@@ -17,10 +17,11 @@ from pathlib import Path
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from simulator.catalog.errors import UserError
 from simulator.run.lock import writer_lock
 from simulator.run.plan import scenario_digest
-from simulator.scenario.errors import UserError
-from simulator.scenario.loading import parse_scenario, read_document
+from simulator.scenario.documents import read_document
+from simulator.scenario.loading import parse_scenario
 from simulator.scenario.overrides import apply_overrides
 from simulator.scenario.schema import Engine, Scenario
 from simulator.sweep.execute import INTERRUPTED, CellJob, run_cells
@@ -37,6 +38,7 @@ from simulator.sweep.state import (
 )
 from simulator.sweep.table import read_cell, sweep_rows, write_sweep_csv
 from simulator.world.build import pretrain_seed
+from simulator.world.preflight import preflight
 from strategies.registry import method_names
 
 # A rough cost model for --dry-run: the engine's measured cost per device-round on
@@ -81,6 +83,8 @@ def plan_sweep(request: SweepRequest) -> tuple[SweepFile, list[Scenario]]:
         )
     cells = expand(request.axes, scenario.seed, request.seeds)
     scenarios = [cell_scenario(base, cell, request.source) for cell in cells]
+    for cell, checked in zip(cells, scenarios, strict=True):  # the files and machine, up front
+        preflight(checked, f"{request.source} ({cell.name})")
     check_distinct(cells, scenarios)
     sweep = SweepFile(
         format=1,

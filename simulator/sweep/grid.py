@@ -18,13 +18,11 @@ from typing import Any
 
 import yaml
 
-from simulator.scenario.errors import ScenarioError, UserError
-from simulator.scenario.loading import parse_scenario
+from simulator.catalog.errors import ScenarioError, UserError
+from simulator.catalog.seeding import rng_for
 from simulator.scenario.overrides import apply_overrides, parse_key_path
 from simulator.scenario.schema import Scenario
 from simulator.scenario.yaml12 import dump_yaml, load_yaml
-from simulator.world.seeding import rng_for
-from strategies.registry import validate_params
 
 MAX_CELLS = 1000
 # Keys the sweep itself sets in every cell, so an axis over them would be overwritten.
@@ -135,6 +133,8 @@ def cell_scenario(base: dict[str, Any], cell: Cell, source: str) -> Scenario:
     The cell's own seeds replace the base's; its engine is ``inline``: a
     sweep runs cells side by side, each in one process.
     """
+    from simulator.scenario.loading import parse_scenario  # the methods: a sweep, no report
+
     overrides = [*cell.overrides, f"seed={cell.seeds[0]}", "engine.kind=inline"]
     try:
         document = apply_overrides(base, overrides, source=source)
@@ -147,6 +147,8 @@ def check_distinct(cells: list[Cell], scenarios: list[Scenario]) -> None:
     """Two cells whose validated scenarios are the same but for their seeds (``3`` and
     ``3.0``, ``0.5`` and ``5e-1``, a method parameter ``1`` and ``1.0`` or left at its
     default) would run one experiment twice; refuse them by name."""
+    from strategies.registry import validate_params  # planning a sweep, never reading one
+
     seen: dict[str, Cell] = {}
     for cell, scenario in zip(cells, scenarios, strict=True):
         document = scenario.model_dump(mode="json")

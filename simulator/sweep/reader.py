@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import csv
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from simulator.scenario.errors import UserError
+from simulator.catalog.errors import UserError
+from simulator.run.reader import RECORDED_FILE, read_recorded
 from simulator.sweep.state import read_sweep_file
 
 
@@ -18,6 +19,18 @@ class SweepResults:
     folder: Path
     axes: list[tuple[str, list[Any]]]
     rows: list[dict[str, Any]]
+
+    # The methods' declared roles, as a finished cell recorded them (empty: none did).
+    roles: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    @property
+    def subject(self) -> str | None:
+        """The method the project studies, if it ran (its margin is mapped)."""
+        return next((m for m, r in self.roles.items() if r.get("role") == "subject"), None)
+
+    @property
+    def colours(self) -> dict[str, str]:
+        return {m: str(r["colour"]) for m, r in self.roles.items() if r.get("colour")}
 
     def done(self) -> list[dict[str, Any]]:
         return [r for r in self.rows if r["status"] == "done"]
@@ -38,4 +51,9 @@ def load_sweep(folder: str | Path) -> SweepResults:
         raise UserError(f"{folder}: no sweep.csv (the sweep has not finished a cell)")
     with path.open(newline="", encoding="utf-8") as handle:
         rows = list(csv.DictReader(handle))
-    return SweepResults(folder, [(k, list(v)) for k, v in sweep.axes], rows)
+    roles: dict[str, dict[str, Any]] = {}
+    for cell in sorted((folder / "cells").glob("*/")):
+        if (cell / RECORDED_FILE).is_file():
+            roles = read_recorded(cell / RECORDED_FILE).get("methods") or {}
+            break
+    return SweepResults(folder, [(k, list(v)) for k, v in sweep.axes], rows, roles)

@@ -19,10 +19,11 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from basemodel.atomic import write_atomically
+from simulator.catalog.errors import UserError, format_validation_error
 from simulator.run.folder import metrics_path
 from simulator.run.plan import MAX_SEED, scenario_digest
 from simulator.run.reader import RunFolderError, read_rows
-from simulator.scenario.errors import UserError, format_validation_error
 from simulator.scenario.schema import Scenario
 from simulator.sweep.grid import Cell
 
@@ -68,9 +69,7 @@ class SweepFile(BaseModel):
 
 
 def write_sweep_file(folder: Path, sweep: SweepFile) -> None:
-    tmp = folder / f".{SWEEP_FILE}.tmp"
-    tmp.write_text(json.dumps(sweep.model_dump(mode="json"), indent=1))
-    tmp.replace(folder / SWEEP_FILE)
+    write_atomically(folder / SWEEP_FILE, json.dumps(sweep.model_dump(mode="json"), indent=1))
 
 
 def read_sweep_file(folder: Path) -> SweepFile:

@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from basemodel.atomic import atomic_path
 from simulator.run.accuracy import answered
 from simulator.run.paired import METRICS, Comparison, compare
 from simulator.run.reader import load_run
@@ -138,9 +139,7 @@ def write_sweep_csv(rows: list[dict[str, Any]], axes: list[str], path: Path) -> 
         "cell_winner",
         "error",
     ]
-    tmp = path.with_name(f".{path.name}.tmp")
-    with tmp.open("w", newline="", encoding="utf-8") as handle:
+    with atomic_path(path) as tmp, tmp.open("w", newline="", encoding="utf-8") as handle:
         writer = csv.DictWriter(handle, fieldnames=fields, restval="")
         writer.writeheader()
         writer.writerows(rows)
-    tmp.replace(path)

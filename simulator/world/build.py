@@ -9,7 +9,7 @@ world knows nothing of methods or of Flower.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
 
@@ -17,8 +17,8 @@ import torch
 
 from basemodel.architecture import FleetModel, build_model, parameter_count
 from basemodel.flops import flops_per_sample
+from simulator.catalog.datasets import DatasetSpec, dataset_spec
 from simulator.scenario.schema import Scenario
-from simulator.world.datasets import DatasetSpec, dataset_spec
 from simulator.world.fleet import DeviceProfile, build_fleet, device_behaviours
 from simulator.world.network import Links
 from simulator.world.replay import load_replay
@@ -30,15 +30,19 @@ from simulator.world.traces import Behaviour
 
 @dataclass(frozen=True)
 class WorldSpec:
-    """Everything needed to rebuild the world in another process (JSON-able values only).
+    """Everything needed to rebuild the world in another process.
 
-    ``scenario_json`` is the resolved scenario, already validated;
-    ``pretrained_path`` the starting model's weights file.
+    ``scenario_json`` is the resolved scenario (what keys and checkpoints
+    name); ``scenario`` the validated model itself, which travels pickled with
+    the spec so that no process validates it again (None: validated from the
+    JSON where the world is built); ``pretrained_path`` the starting model's
+    weights file.
     """
 
     scenario_json: str
     seed: int
     pretrained_path: str
+    scenario: Scenario | None = field(default=None, compare=False, repr=False)
 
 
 class World:
@@ -46,7 +50,7 @@ class World:
 
     def __init__(self, spec: WorldSpec):
         self.spec = spec
-        self.scenario: Scenario = Scenario.model_validate_json(spec.scenario_json)
+        self.scenario: Scenario = spec.scenario or Scenario.model_validate_json(spec.scenario_json)
         self.seed = spec.seed
         self.fleet: list[DeviceProfile] = build_fleet(self.scenario, spec.seed)
         # Measured online windows per device (``fleet.traces.behaviour``), else None.

@@ -23,13 +23,13 @@ import torch
 from basemodel.pretraining import PretrainConfig, pretrained_state
 from basemodel.resources import CloudResources, LabeledShare, Transform
 from basemodel.threads import fixed_threads
+from simulator.catalog.datasets import dataset_spec, load_dataset
+from simulator.catalog.seeding import rng_for, torch_seed_for
 from simulator.scenario.schema import KnownContext, Scenario
 from simulator.world.build import World, new_model, pretrain_seed
-from simulator.world.datasets import dataset_spec, load_dataset
 from simulator.world.drift import ActiveShift, transform
 from simulator.world.partition import split_pools
 from simulator.world.replay import REPLAY_CLOUD_SAMPLES, ratings_digest
-from simulator.world.seeding import rng_for, torch_seed_for
 from simulator.world.sources import (
     CLOUD_USERS_FROM,
     catalogue_for,

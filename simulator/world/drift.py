@@ -14,10 +14,10 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from simulator.catalog.seeding import rng_for, torch_seed_for
+from simulator.catalog.shifts import SHIFT_KINDS, corruption
 from simulator.scenario.schema import Shift
 from simulator.world.fleet import DeviceProfile
-from simulator.world.seeding import rng_for, torch_seed_for
-from simulator.world.shifts import SHIFT_KINDS, corruption
 
 
 @dataclass(frozen=True)

@@ -15,9 +15,9 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
+from simulator.catalog.seeding import rng_for
 from simulator.scenario.fleet import FleetTraces, class_counts
 from simulator.scenario.schema import Scenario
-from simulator.world.seeding import rng_for
 from simulator.world.traces import Behaviour, assign_clients, load_behaviour, load_capacity
 
 

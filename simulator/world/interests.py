@@ -32,30 +32,12 @@ serialization, batching) treats them like any other input.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 
 import numpy as np
 import torch
 
-from simulator.world.seeding import rng_for
-
-
-@dataclass(frozen=True)
-class InterestConfig:
-    """The catalogue and the click model (see the module docstring for each symbol)."""
-
-    items: int = 200
-    dim: int = 16
-    topics: int = 8
-    topic_spread: float = 0.35  # how far items sit from their topic direction
-    history: int = 10
-    popularity_sigma: float = 0.7
-    personal: float = 0.4  # a user's deviation from the fleet's base interest
-    focus: float = 4.0  # how sharply clicks follow interest
-    affinity: float = 5.0  # how strongly the click depends on the candidate's fit
-    offset: float = -1.0  # the click rate's base log-odds
-    cloud_users: int = 800  # users whose labeled clicks the cloud holds (base and family)
-    cloud_samples: int = 64  # samples per cloud user and context
+from simulator.catalog.interest_model import InterestConfig
+from simulator.catalog.seeding import rng_for
 
 
 def _unit(x: np.ndarray) -> np.ndarray:

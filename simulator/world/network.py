@@ -19,9 +19,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from simulator.catalog.seeding import rng_for
 from simulator.scenario.schema import NetworkTrace
 from simulator.world.fleet import DeviceProfile
-from simulator.world.seeding import rng_for
 
 DAY_S = 86_400.0
 

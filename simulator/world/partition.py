@@ -13,9 +13,9 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from simulator.catalog.datasets import ImageDataset
+from simulator.catalog.seeding import rng_for
 from simulator.scenario.schema import Data
-from simulator.world.datasets import ImageDataset
-from simulator.world.seeding import rng_for
 
 
 @dataclass(frozen=True)

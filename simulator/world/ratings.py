@@ -27,15 +27,8 @@ from typing import BinaryIO
 
 import numpy as np
 
-from simulator.world.seeding import rng_for
-
-FORMATS: dict[str, tuple[str, str]] = {
-    # format: (expected file, separator)
-    "movielens-100k": ("u.data", "\t"),
-    "movielens-1m": ("ratings.dat", "::"),
-    "amazon": ("*.csv", ","),
-}
-
+from simulator.catalog.datasets import RATING_FORMATS as FORMATS
+from simulator.catalog.seeding import rng_for
 
 # A ratings file larger than this is refused rather than read (the largest public
 # dumps the formats cover are a few GB; /dev/zero behind a link is endless).

@@ -33,7 +33,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from simulator.world.interests import InterestConfig
+from simulator.catalog.datasets import REPLAY_SPAN
+from simulator.catalog.interest_model import InterestConfig
+from simulator.catalog.seeding import rng_for
 from simulator.world.ratings import (
     Interactions,
     RatingsError,
@@ -41,11 +43,10 @@ from simulator.world.ratings import (
     ratings_file,
     unrated_items,
 )
-from simulator.world.seeding import rng_for
 
 HISTORY = InterestConfig().history  # items before the candidate, as in generated streams
 MIN_INTERACTIONS = HISTORY + 2  # a user needs a history, a present and a future
-SPAN = 20  # interactions before (window) and after (test) a device's present
+SPAN = REPLAY_SPAN  # interactions before (window) and after (test) a device's present
 REPLAY_CLOUD_SAMPLES = 64  # samples per cloud user, from anywhere on its timeline
 
 

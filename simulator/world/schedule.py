@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import numpy as np
 
+from simulator.catalog.seeding import rng_for
 from simulator.scenario.drift import CLEAN
 from simulator.scenario.schema import Scenario
 from simulator.world.drift import ActiveShift
 from simulator.world.fleet import DeviceProfile
-from simulator.world.seeding import rng_for
 
 SHIFTS_PER_CONTEXT = 64  # spacing of seed indices between contexts
 

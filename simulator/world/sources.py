@@ -24,16 +24,16 @@ from typing import Protocol
 
 import torch
 
-from simulator.run.ranking_metrics import RANKING_NEGATIVES
+from simulator.catalog.datasets import dataset_spec, load_dataset
+from simulator.catalog.ranking_metrics import RANKING_NEGATIVES
+from simulator.catalog.seeding import rng_for
+from simulator.catalog.shifts import SHIFT_KINDS
 from simulator.scenario.schema import Scenario
-from simulator.world.datasets import dataset_spec, load_dataset
 from simulator.world.drift import ActiveShift, relabel, shifted_prior, transform
 from simulator.world.fleet import DeviceProfile
 from simulator.world.interests import InterestCatalogue
 from simulator.world.partition import Pools, class_prior, draw_indices, split_pools
 from simulator.world.replay import Replay, build_replay
-from simulator.world.seeding import rng_for
-from simulator.world.shifts import SHIFT_KINDS
 
 CLOUD_USERS_FROM = 10_000_000  # the cloud's own users are numbered from here: never a device
 

@@ -32,6 +32,8 @@ from collections import OrderedDict
 from pathlib import Path
 from typing import Any
 
+from basemodel.atomic import write_atomically
+
 # FedScale's behaviour trace is tens of MB for about 107,000 devices; the cap leaves
 # room for larger measurements and stops a link to /dev/zero.
 MAX_TRACE_BYTES = 512 * 2**20
@@ -170,10 +172,7 @@ def write_trace_file(path: Path, kind: str, clients: dict[int, dict[str, Any]]) 
                 if field in row:
                     row[field] = ";".join(repr(float(v)) for v in row[field])
             writer.writerow(row[c] for c in columns)
-    tmp = path.with_name(f".{path.name}.tmp")
     try:
-        tmp.write_text(buffer.getvalue(), encoding="utf-8")
-        tmp.replace(path)
+        write_atomically(path, buffer.getvalue())
     except OSError as err:
-        tmp.unlink(missing_ok=True)
         raise TraceError(f"{path}: cannot be written ({err.strerror or err})") from None

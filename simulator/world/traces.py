@@ -28,7 +28,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from simulator.world.seeding import rng_for
+from simulator.catalog.seeding import rng_for
 from simulator.world.trace_files import TraceError, read_trace_file, write_trace_file
 
 # Figures no device has: a microsecond per inferred sample, a terabit per second.

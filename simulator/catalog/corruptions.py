@@ -1,7 +1,7 @@
 """Image corruptions for covariate shift (MNIST-C / CIFAR-C style).
 
 The shift kinds that use them, and what their severity means, are listed in
-``simulator.world.shifts``. Each takes a batch ``(N, C, H, W)`` in [0, 1], a
+``simulator.catalog.shifts``. Each takes a batch ``(N, C, H, W)`` in [0, 1], a
 severity in the kind's own unit and a seeded generator, and returns a batch
 in [0, 1]. Severity 0 is the identity for every kind.
 """

@@ -22,7 +22,6 @@ and one row here (and a backbone, if none fits).
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
@@ -31,9 +30,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from basemodel.atomic import atomic_path
 from basemodel.cache import cache_key, default_cache_dir
-from simulator.world.interests import InterestConfig
-from simulator.world.shifts import Task
+from simulator.catalog.interest_model import InterestConfig
+from simulator.catalog.shifts import Task
 
 
 @dataclass(frozen=True)
@@ -113,6 +113,16 @@ DATASETS: dict[str, DatasetSpec] = {
 }
 DATASET_NAMES: tuple[str, ...] = tuple(DATASETS)
 
+# The rating files a recorded dataset reads (``simulator.world.ratings``).
+RATING_FORMATS: dict[str, tuple[str, str]] = {
+    # format: (expected file, separator)
+    "movielens-100k": ("u.data", "\t"),
+    "movielens-1m": ("ratings.dat", "::"),
+    "amazon": ("*.csv", ","),
+}
+# Interactions before (window) and after (test) a replayed device's present.
+REPLAY_SPAN = 20
+
 
 def dataset_spec(name: str) -> DatasetSpec:
     """The table entry of ``name``; the error lists the valid names."""
@@ -143,9 +153,8 @@ def load_dataset(name: str) -> ImageDataset:
     dataset = spec.load()  # a miss, or an entry that was unreadable: rebuilt and replaced
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(f".tmp{os.getpid()}.npz")
-        np.savez(tmp, images=dataset.images.numpy(), labels=dataset.labels.numpy())
-        os.replace(tmp, path)
+        with atomic_path(path) as tmp, tmp.open("wb") as handle:
+            np.savez(handle, images=dataset.images.numpy(), labels=dataset.labels.numpy())
     except OSError:
         pass  # an unwritable cache costs time, not results
     return dataset

@@ -3,7 +3,7 @@
 The scenario schema takes its allowed names from here, and the drift code
 dispatches on ``effect``, so a kind cannot be valid in a file and unknown to
 the world. Adding a covariate kind is a corruption function in
-``simulator.world.corruptions`` and one row here.
+``simulator.catalog.corruptions`` and one row here.
 
 ``effect`` says what a kind moves: ``covariate`` corrupts inputs (through
 ``corrupt``), ``prior`` moves each device's class prior toward a new one
@@ -19,7 +19,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from simulator.world.corruptions import (
+from simulator.catalog.corruptions import (
     Corruption,
     add_noise,
     blur,

@@ -112,3 +112,15 @@ def format_validation_error(err: ValidationError, source: str, model: Any = None
     """
     lines = [f"{source}: {_one_error(e, model)}" for e in err.errors(include_url=False)]
     return "\n".join(lines)
+
+
+def resume_refusal(given: list[tuple[str, object]], folder_kind: str) -> str | None:
+    """The refusal of a ``--resume`` given other options (the folder holds them), or None.
+
+    ``given`` pairs each option's name with its value; ``folder_kind`` is
+    ``run`` or ``sweep``.
+    """
+    named = [flag for flag, value in given if value]
+    if not named:
+        return None
+    return f"--resume takes no {', '.join(named)}: the {folder_kind} folder holds them"
