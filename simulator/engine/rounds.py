@@ -76,6 +76,9 @@ class RoundLoop:
         self.last_accuracy: float | None = None
         self.round_start_s = 0.0
         self.requests = NO_REQUESTS
+        # The cloud's model after the last round (None until then), for a caller that
+        # scores it directly (``benchmarks/peers.py``); a run's figures never read it.
+        self.final_arrays: ArrayRecord | None = None
 
     # -- the cloud's view of sampling -----------------------------------------------
     def sample_nodes(self, round_index: int) -> list[int]:
@@ -139,6 +142,7 @@ class RoundLoop:
             arrays = self._rounds(grid, strategy, arrays, at, eval_devices, started, session)
         finally:
             self.stop.in_loop = False
+        self.final_arrays = arrays
         while at.next_eval_s <= self.rounds.horizon_s:
             self.evaluate(grid, at.next_eval_s, eval_devices)
             at.next_eval_s += self.rounds.eval_every_s
