@@ -42,7 +42,10 @@ def test_python_tags_stay_refused():
     ("override", "message"),
     [
         ("rounds.count=true", "rounds.count: expected a number, found the boolean true"),
-        ("rounds.count=1:30", "rounds.count: expected a valid integer"),
+        ("rounds.count=1:30", "rounds.count: expected a number, found the text '1:30'"),
+        ('rounds.count="5"', "rounds.count: expected a number, found the text '5' \\(write it"),
+        ("model.head_hidden=[32, '64']", "model.head_hidden: expected numbers, found the text"),
+        ('methods[1].params.lr="0.01"', "lr: expected a number, found the text '0.01'"),
         ("data.labeled_fraction=false", "data.labeled_fraction: expected a number"),
         ("model.head_hidden=[32, true]", "model.head_hidden: expected numbers, found the boolean"),
         ("methods[1].params.lr=true", r"methods\[1\].params: lr: expected a number, found the b"),
