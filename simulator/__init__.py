@@ -9,3 +9,17 @@ engines) -> ``run`` (run folder, checkpoints, summary, the one reader) ->
 ``sweep`` (grids of runs); ``cli`` and ``api`` are the front ends
 (``tests/test_architecture.py`` checks the order).
 """
+
+from typing import Any
+
+__all__ = ["load_run", "simulate"]
+
+
+def __getattr__(name: str) -> Any:
+    """``from simulator import simulate, load_run`` (the API), imported when first asked for,
+    so that ``simulate --help`` and the other rooms load no pandas or torch for it."""
+    if name in __all__:
+        from simulator import api
+
+        return getattr(api, name)
+    raise AttributeError(f"module 'simulator' has no attribute {name!r}")
