@@ -65,5 +65,14 @@ class NoBooleanNumbers(BaseModel):
         if isinstance(found, bool):
             raise ValueError(f"expected {what}, found the boolean {str(found).lower()}")
         if not takes_text(field.annotation):
-            raise ValueError(f"expected {what}, found the text {found!r} (write it without quotes)")
+            hint = " (write it without quotes)" if _numeric(found) else ""
+            raise ValueError(f"expected {what}, found the text {found!r}{hint}")
         return value
+
+
+def _numeric(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True

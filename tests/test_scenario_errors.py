@@ -82,8 +82,7 @@ def test_unknown_shift_kind_lists_valid_kinds(tmp_path, tiny_document):
 def test_wrong_type_says_what_was_found(tmp_path, tiny_document):
     tiny_document["rounds"]["count"] = "many"
     assert _error_for(tmp_path, tiny_document) == (
-        f"{tmp_path / 'bad.yaml'}: rounds.count: expected a valid integer, unable to parse "
-        "string as an integer; found 'many'"
+        f"{tmp_path / 'bad.yaml'}: rounds.count: expected a number, found the text 'many'"
     )
 
 
