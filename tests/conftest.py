@@ -84,3 +84,21 @@ def tiny_document() -> dict[str, Any]:
 def write_yaml(path: Path, document: Any) -> Path:
     path.write_text(yaml.safe_dump(document, sort_keys=False))
     return path
+
+
+def fresh_interpreter(code: str, timeout: float = 120) -> str:
+    """The last line ``code`` prints in a new Python process started in the repository (for
+    checks of what a fresh process imports); its stderr on failure, in the assertion."""
+    import subprocess
+    import sys
+
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        cwd=Path(__file__).resolve().parent.parent,
+        timeout=timeout,
+    )
+    lines = done.stdout.strip().splitlines()
+    assert lines, done.stderr
+    return lines[-1]

@@ -6,7 +6,7 @@ import csv
 import json
 
 import pytest
-from conftest import TINY, write_yaml
+from conftest import TINY, fresh_interpreter, write_yaml
 
 from simulator.api import ScenarioWarning, load_run, simulate
 from simulator.run.folder import metrics_path
@@ -66,20 +66,9 @@ def test_a_folder_that_is_no_run_is_refused_at_once(tmp_path):
 
 
 def test_the_package_itself_offers_the_api_without_loading_it_up_front():
-    import subprocess
-    import sys
-    from pathlib import Path
-
     probe = (
         "import sys, simulator\nloaded = 'pandas' in sys.modules\n"
         "from simulator import load_run, simulate\nimport simulator.api as api\n"
         "print(loaded, simulate is api.simulate and load_run is api.load_run)"
     )
-    done = subprocess.run(
-        [sys.executable, "-c", probe],
-        capture_output=True,
-        text=True,
-        cwd=Path(__file__).resolve().parent.parent,
-        timeout=120,
-    )
-    assert done.stdout.strip() == "False True", done.stderr
+    assert fresh_interpreter(probe) == "False True"

@@ -320,15 +320,10 @@ def test_compare_warns_where_runs_were_made_with_different_code_or_machines(tmp_
 
 
 def test_help_answers_without_loading_torch_or_flower():
-    import subprocess
-    import sys
+    from conftest import fresh_interpreter
 
     probe = (
         "import sys\nfrom simulator.cli import main\ntry:\n    main(['--help'])\n"
         "except SystemExit:\n    pass\nprint('torch' in sys.modules, 'flwr' in sys.modules)"
     )
-    root = Path(__file__).parent.parent
-    done = subprocess.run(
-        [sys.executable, "-c", probe], capture_output=True, text=True, cwd=root, timeout=60
-    )
-    assert done.stdout.strip().splitlines()[-1] == "False False", done.stderr
+    assert fresh_interpreter(probe, timeout=60) == "False False"

@@ -9,7 +9,6 @@ import re
 import shutil
 import subprocess
 from html.parser import HTMLParser
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -360,22 +359,14 @@ def test_figures_draw_nothing_where_a_method_sends_nothing(run_folder):
 
 def test_building_a_report_loads_no_method_persona_or_flower(run_folder):
     """Reports read run folders; the methods, Persona and Flower stay unloaded."""
-    import subprocess
-    import sys
+    from conftest import fresh_interpreter
 
     probe = (
         "import sys\nfrom reports.build import build_report\n"
         f"build_report({str(run_folder)!r})\n"
         "print(sorted({m.split('.')[0] for m in sys.modules} & {'strategies', 'persona', 'flwr'}))"
     )
-    done = subprocess.run(
-        [sys.executable, "-c", probe],
-        capture_output=True,
-        text=True,
-        cwd=Path(__file__).resolve().parent.parent,
-        timeout=300,
-    )
-    assert done.stdout.strip().splitlines()[-1] == "[]", done.stderr
+    assert fresh_interpreter(probe, timeout=300) == "[]"
 
 
 def test_a_schedule_run_is_reported_from_what_it_recorded(tmp_path):
