@@ -20,8 +20,10 @@ from pathlib import Path
 def atomic_path(path: Path) -> Iterator[Path]:
     """A temporary path to write ``path``'s new content to; it replaces ``path`` on success.
 
-    For writers that want a path (``torch.save``, ``numpy.savez``); if the
-    block raises, the temporary file is removed and ``path`` is untouched.
+    For writers that want a path or a handle (``torch.save`` takes the path;
+    ``numpy.savez`` adds ``.npz`` to a path without it, so give it an open
+    handle); if the block raises, the temporary file is removed and ``path``
+    is untouched.
     """
     path = Path(path)
     temporary = path.with_name(f".{path.name}.tmp{os.getpid()}")

@@ -12,8 +12,9 @@ steps. The runners:
 
 - ``inline`` and ``ray``: this project's engines (which also simulate each
   device's link, clock, energy and metering, and the fleet's evaluation);
-- ``flower``: Flower's own simulation runtime, one ClientApp call per device,
-  doing the same training (this project's ``flower`` engine);
+- ``flower``: Flower's simulation runtime (``flwr.simulation.run_simulation``),
+  one ClientApp call per device, each doing the same training; this is the
+  project's ``flower`` engine, so its ClientApp also meters as the others do;
 - ``pfl``: pfl-research's simulated FedAvg (``pfl.algorithm.FederatedAveraging``
   on its ``SimulatedBackend``), each user one device's first window.
 
@@ -52,6 +53,7 @@ def workload(devices: int, cohort: int, rounds: int, engine: str) -> list[str]:
         "data.label_delay_s=0",
         "schedule=null",
         f"rounds.count={rounds}",
+        "rounds.period_s=60",
         f"rounds.participation={cohort / devices}",
         "rounds.deadline_s=1000000",
         f"rounds.eval_every_s={rounds * 60}",
@@ -205,7 +207,7 @@ def run_pfl(args: argparse.Namespace) -> dict[str, Any]:
     )
     final = {k: v.detach().clone() for k, v in module.inner.state_dict().items()}
     return {
-        "device_rounds": (args.rounds - 1) * args.cohort,
+        "device_rounds": (args.rounds - 1) * args.cohort,  # pfl drops no user: C per round
         "train_wall_s": clock.stamps[-1] - clock.stamps[0],
         "accuracy": global_accuracy(world, final),
         "start_accuracy": global_accuracy(world, world.pretrained),

@@ -23,6 +23,7 @@ import json
 from pathlib import Path
 
 from simulator.run.plan import RunPlan
+from simulator.run.reader import load_run
 from simulator.run.runner import run_plan
 from simulator.scenario.loading import load_scenario, parse_scenario, scenario_to_document
 from simulator.scenario.schema import MethodSpec
@@ -71,7 +72,7 @@ def main() -> None:
             scenario = parse_scenario(document, f"--grid {method}")
             plan = RunPlan(scenario, [method], [args.seed], Path(args.out))
             folder = run_plan(plan, show_progress=False)
-            row = json.loads((folder / "summary.json").read_text())[0]
+            (row,) = load_run(folder).summary  # a figure that cannot be computed is NaN
             results.append({"method": method, **point, **{k: row[k] for k in SHOWN}})
             print(
                 f"{method:<14} {json.dumps(point):<40} acc_mean {row['acc_mean']:.4f}"

@@ -273,7 +273,9 @@ def traffic_and_compute(results: RunResults) -> Figure | None:
     if len(silent) < len(methods):
         left.set_yscale("log")
         _engineering(left, "B")
-    left.set_ylabel("bytes per device over the run (log)")
+    left.set_ylabel(
+        "bytes per device over the run" + (" (log)" if len(silent) < len(methods) else "")
+    )
     left.set_title("Traffic (solid: up, light: down)")
     flops = [
         mean_ci95([value(r, "device_flops_per_round") for r in results.summary_of(m)])[0]
@@ -291,7 +293,9 @@ def traffic_and_compute(results: RunResults) -> Figure | None:
     if len(idle) < len(methods):
         right.set_yscale("log")
         _engineering(right, "")
-    right.set_ylabel("device FLOPs per device-round (log)")
+    right.set_ylabel(
+        "device FLOPs per device-round" + (" (log)" if len(idle) < len(methods) else "")
+    )
     right.set_title("On-device compute")
     for ax in (left, right):
         ax.set_xticks(x, methods, rotation=20, ha="right")

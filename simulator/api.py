@@ -125,6 +125,8 @@ def simulate(
     ``methods``, ``seeds``, ``engine`` and ``out`` are the options of the same
     names. Scenario warnings are issued as ``ScenarioWarning``.
     """
+    from rich.console import Console
+
     from simulator.cli import with_methods
     from simulator.run.plan import RunPlan
     from simulator.run.runner import run_plan
@@ -149,7 +151,10 @@ def simulate(
         seeds=[loaded.seed + i for i in range(count)],
         out_dir=Path(out or loaded.output),
     )
-    return Results(run_plan(plan, show_progress=progress, checked=checked))
+    # The warnings were issued above; the run's own lines go to its run.log, and to
+    # stderr only with progress=True.
+    console = Console(stderr=True, quiet=not progress)
+    return Results(run_plan(plan, show_progress=progress, console=console, checked=checked))
 
 
 def _yaml_value(value: Any) -> str:

@@ -1,8 +1,8 @@
 """What a device half computes with: shared decoded weights and a process's scratch model.
 
-Runtime helpers the engine hands to every method's device half through
-``DeviceView`` (``strategies.base``): they save decoding and model building
-per device, and hold no device's state.
+Runtime helpers the engine hands to every method's device half on each step
+(``DeviceStep.kit`` and ``.arrays``, ``ServeStep.kit`` in ``strategies.base``):
+they save decoding and model building per device, and hold no device's state.
 """
 
 from __future__ import annotations

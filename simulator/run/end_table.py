@@ -1,6 +1,6 @@
 """The short table a finished run prints: one line per method, means over seeds.
 
-The full figures are in ``summary.csv`` (36 columns at full precision); a
+The full figures are in ``summary.csv`` (every column at full precision); a
 person at a terminal wants the few that decide: accuracy before and after the
 shift, what the method moved and spent per device, and the verdict of the
 paired comparison against ``static`` (with two seeds or more).
@@ -20,10 +20,9 @@ def end_of_run_table(results: RunResults) -> str:
     shifted = bool(results.onsets_s)
     columns = ["acc_pre_shift", "acc_post_shift"] if shifted else ["acc_mean"]
     labels = [f"{name} pre", f"{name} post"] if shifted else [f"{name} mean"]
-    header = ["method", *labels, "KB/device", "J/device", "vs static"]
-    lines = [header]
     reference = results.reference  # what the verdicts compare with (static), if it ran
-    header[-1] = f"vs {reference}" if reference else "verdict"
+    header = ["method", *labels, "KB/device", "J/device", f"vs {reference}" if reference else ""]
+    lines = [header]
     verdicts = _verdicts(results.paired, columns[-1], reference)
     for method in results.methods:
         rows = results.summary_of(method)

@@ -162,7 +162,10 @@ class RunResults:
 
     @property
     def reference(self) -> str | None:
-        """The first reference method that ran (``static``), else None."""
+        """The first reference method that ran (``static``), else None; a folder from
+        before roles were recorded names it in its paired table's first row."""
+        if not self.roles and self.paired:
+            return str(self.paired[0]["reference"])
         return next((m for m in self.methods if self.role_of(m) == "reference"), None)
 
     @property

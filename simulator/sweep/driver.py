@@ -10,6 +10,7 @@ their checkpoints.
 from __future__ import annotations
 
 import os
+import sys
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -84,7 +85,8 @@ def plan_sweep(request: SweepRequest) -> tuple[SweepFile, list[Scenario]]:
     cells = expand(request.axes, scenario.seed, request.seeds)
     scenarios = [cell_scenario(base, cell, request.source) for cell in cells]
     for cell, checked in zip(cells, scenarios, strict=True):  # the files and machine, up front
-        preflight(checked, f"{request.source} ({cell.name})")
+        for note in preflight(checked, f"{request.source} ({cell.name})"):
+            print(f"warning: {cell.name}: {note}", file=sys.stderr)
     check_distinct(cells, scenarios)
     sweep = SweepFile(
         format=1,

@@ -3,9 +3,11 @@
 Validating a scenario (``simulator.scenario``) reads nothing and changes
 nothing: the same document gives the same answer on any machine, in any
 process, as often as it is parsed. What only this machine can answer is asked
-here, at the boundary where a scenario is about to run (``run_plan``,
-``resume_run``, each sweep cell when the sweep is planned) or is checked
-(``simulate validate``):
+here, once in each process where a scenario is about to run or is checked:
+``run_plan`` and ``resume_run`` (unless their caller, the command line or the
+API, already asked and passes the answer on), ``simulate validate``, and a
+sweep's planning for every cell (each cell asks again where it runs, which
+may be another machine of a Ray cluster):
 
 - the cloud's device (``cloud.device``): can this machine run it?
 - a recorded dataset (``data.path``): is the file there, readable, with
@@ -58,23 +60,21 @@ def _traces_readable(scenario: Scenario, source: str) -> list[str]:
     traces = scenario.fleet.traces
     if traces is None:
         return []
+    loaded = {}
     for key, load in (("capacity", load_capacity), ("behaviour", load_behaviour)):
         path = getattr(traces, key)
         if path is None:
             continue
         try:
-            load(path)
+            loaded[key] = load(path)
         except TraceError as err:
             raise ScenarioError(f"{source}: fleet.traces.{key}: {err}") from None
-    return _nobody_online(scenario)
+    return _nobody_online(scenario, loaded["behaviour"]) if "behaviour" in loaded else []
 
 
-def _nobody_online(scenario: Scenario) -> list[str]:
+def _nobody_online(scenario: Scenario, behaviour: dict) -> list[str]:
     """A behaviour trace whose windows miss every round start leaves nobody to sample."""
-    traces = scenario.fleet.traces
-    if traces is None or traces.behaviour is None:
-        return []
-    clients = load_behaviour(traces.behaviour).values()
+    clients = behaviour.values()
     starts = [i * scenario.rounds.period_s for i in range(scenario.rounds.count)]
     if any(c.online(t) for c in clients for t in starts):
         return []
