@@ -72,3 +72,12 @@ def test_the_package_itself_offers_the_api_without_loading_it_up_front():
         "print(loaded, simulate is api.simulate and load_run is api.load_run)"
     )
     assert fresh_interpreter(probe) == "False True"
+
+
+def test_summary_parquet_is_the_summary_where_pyarrow_is_installed(results):
+    pytest.importorskip("pyarrow")
+    import pandas as pd
+
+    frame = pd.read_parquet(results.folder / "summary.parquet")
+    assert list(frame["method"]) == list(results.summary["method"])
+    assert list(frame["acc_mean"]) == list(results.summary["acc_mean"])

@@ -171,7 +171,8 @@ def strict_json_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def write_summary(rows: list[dict[str, Any]], folder: Path) -> None:
-    """Write ``summary.json`` (strict JSON) and ``summary.csv`` (atomically: write, then rename)."""
+    """Write ``summary.json`` (strict JSON), ``summary.csv`` and, where pyarrow is installed,
+    ``summary.parquet`` (each atomically: write, then rename)."""
     text = json.dumps(strict_json_rows(rows), indent=2, default=str, allow_nan=False)
     write_atomically(folder / "summary.json", text + "\n")
     with (
@@ -182,3 +183,17 @@ def write_summary(rows: list[dict[str, Any]], folder: Path) -> None:
         writer.writeheader()
         for row in rows:
             writer.writerow({k: row.get(k) for k in SUMMARY_COLUMNS})
+    _write_parquet(rows, folder)
+
+
+def _write_parquet(rows: list[dict[str, Any]], folder: Path) -> None:
+    """``summary.parquet`` beside the CSV where pyarrow is installed (an optional extra)."""
+    try:
+        import pyarrow  # noqa: F401
+    except ModuleNotFoundError:
+        return
+    import pandas as pd
+
+    frame = pd.DataFrame([{k: row.get(k) for k in SUMMARY_COLUMNS} for row in rows])
+    with atomic_path(folder / "summary.parquet") as tmp, tmp.open("wb") as handle:
+        frame.to_parquet(handle, index=False)
