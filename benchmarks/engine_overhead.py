@@ -20,11 +20,18 @@ and device registration excluded), divided by the device-rounds it ran
   answers a tiny message at once, as many device-rounds as the runs had
   (the floor Flower + Ray impose per device-round).
 
+- ``--cohorts 100,1000,10000`` instead: the batched cohort path
+  (``strategies.cohort``, what ``engine.device: cuda`` runs) for one round of
+  that many devices, FedAvg's local training and one evaluation batch each,
+  on ``--cohort-device`` (``cpu`` or ``cuda``), in device-rounds per second,
+  beside the bare loop's rate on the CPU.
+
 Usage:
 
     python benchmarks/engine_overhead.py [--scenario scenarios/bigfleet.yaml]
         [--devices 10000] [--participation 0.1] [--rounds 3]
         [--engines inline,ray] [--no-flower-noop]
+    python benchmarks/engine_overhead.py --cohorts 100,1000,10000 [--cohort-device cuda]
 """
 
 from __future__ import annotations
@@ -54,6 +61,8 @@ from simulator.scenario.loading import load_scenario
 from simulator.scenario.schema import Scenario
 from simulator.world.build import new_model
 from simulator.world.cloud import pretrain_for
+from strategies.cohort import train_cohort
+from strategies.cohort_serving import predict_cohort
 from strategies.local_training import LocalTrainingParams, train_locally
 
 
@@ -161,6 +170,29 @@ def flower_noop(devices: int, device_rounds: int, scenario: Scenario) -> float:
     return result["per_round_s"]
 
 
+def cohort_path(scenario: Scenario, sizes: list[int], device: torch.device) -> list[float]:
+    """Seconds of one round of each cohort size through the batched path on ``device``."""
+    pretrained, _ = pretrain_for(scenario, 0)
+    weights = torch.load(pretrained, weights_only=True)
+    model = new_model(scenario).to(device)
+    params, labeled, shape, classes = fedavg_work(scenario)
+    generator = torch.Generator().manual_seed(0)
+    inputs = torch.rand(labeled, *shape, generator=generator)
+    labels = torch.randint(0, classes, (labeled,), generator=generator)
+    batch = torch.rand(scenario.data.eval_samples, *shape, generator=generator)
+    train_cohort(model, [weights], [(inputs, labels)], params, [0], device)  # warm-up
+    timings = []
+    for size in sizes:
+        started = time.perf_counter()
+        train_cohort(
+            model, [weights] * size, [(inputs, labels)] * size, params, list(range(size)), device
+        )
+        with torch.inference_mode():
+            predict_cohort(model, [weights] * size, [batch] * size, device)
+        timings.append(time.perf_counter() - started)
+    return timings
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--scenario", default="scenarios/bigfleet.yaml")
@@ -169,7 +201,24 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--engines", default="inline,ray")
     parser.add_argument("--no-flower-noop", action="store_true")
+    parser.add_argument("--cohorts", help="e.g. 100,1000,10000: time the batched cohort path")
+    parser.add_argument("--cohort-device", default="cpu")
     args = parser.parse_args()
+    if args.cohorts:
+        base = with_methods(load_scenario(args.scenario), ["fedavg"], args.scenario)
+        sizes = [int(n) for n in args.cohorts.split(",")]
+        device = torch.device(args.cohort_device)
+        bare = bare_loop(base, 200, 200) / 200  # one training and one evaluation per device
+        print(
+            f"{base.name}, batched cohort path on {device} (bare loop on the CPU: "
+            f"{1 / bare:,.0f} device-rounds/s, one core)"
+        )
+        print(f"{'cohort':>8}{'device-rounds/s':>18}{'ms/device-round':>17}{'x bare loop':>13}")
+        with fixed_threads(torch.get_num_threads()):
+            for size, seconds in zip(sizes, cohort_path(base, sizes, device), strict=True):
+                per = seconds / size
+                print(f"{size:>8}{1 / per:>18,.0f}{1e3 * per:>17.3f}{bare / per:>13.2f}")
+        return
 
     overrides = [
         f"fleet.devices={args.devices}",

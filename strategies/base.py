@@ -56,6 +56,7 @@ from basemodel.architecture import Weights
 from basemodel.cloud_device import HOST
 from basemodel.resources import CloudResources
 from basemodel.values import NoBooleanNumbers
+from strategies.cohort_serving import predict_cohort
 from strategies.device_kit import ArrayCache, DeviceKit
 
 NodeSampler = Callable[[int], list[int]]
@@ -288,6 +289,15 @@ class DeviceHalf(ABC):
         CPU, batches of one device's size are as fast per sample as larger
         ones, and a device's logits then never depend on its cohort).
         """
+        if cohort and cohort[0].kit.cohort_device is not None:  # one batch on an accelerator
+            kit = cohort[0].kit
+            held = [self.serving_weights(step) for step in cohort]  # alive: ids stay unique
+            full: dict[int, Weights] = {}  # one whole-model dict per distinct served model
+            for weights in held:
+                full.setdefault(id(weights), {**kit.pretrained, **(weights or {})})
+            served = [full[id(weights)] for weights in held]
+            inputs = [step.inputs for step in cohort]
+            return predict_cohort(kit.load(), served, inputs, kit.cohort_device)
         groups: dict[int, tuple[Weights | None, list[int]]] = {}
         for i, step in enumerate(cohort):
             weights = self.serving_weights(step)

@@ -46,6 +46,7 @@ class DeviceKit:
         pretrained: Weights,
         forward_flops_per_sample: float,
         backbone_flops_per_sample: float,
+        cohort_device: torch.device | None = None,
     ):
         self._model = model
         # The scratch model's own tensors by name: ``load`` copies into them in place.
@@ -59,6 +60,11 @@ class DeviceKit:
         self.pretrained = pretrained
         self.forward_flops_per_sample = forward_flops_per_sample
         self.backbone_flops_per_sample = backbone_flops_per_sample
+        # Where a cohort's device work runs as one batch (``strategies.cohort``); None:
+        # one device at a time on the CPU, the default.
+        self.cohort_device = cohort_device
+        if cohort_device is not None:
+            model.to(cohort_device)
 
     @torch.no_grad()
     def load(self, held: Weights | None = None) -> FleetModel:

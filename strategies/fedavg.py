@@ -11,12 +11,11 @@ samples, upload the full weights; the device runs the downloaded global model.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 from flwr.app import ArrayRecord, ConfigRecord, Message, MetricRecord, RecordDict
 from flwr.serverapp import Grid
 from flwr.serverapp.strategy import FedAvg
-from torch import nn
 
 from basemodel.flops import training_flops
 from strategies import wire
@@ -31,6 +30,7 @@ from strategies.base import (
     Weights,
     messages_to,
 )
+from strategies.cohort import train_cohort
 from strategies.local_training import LocalTrainingParams, train_locally, update_reply
 
 
@@ -106,17 +106,52 @@ class FedAvgDevice(PerDeviceHalf):
         """No proximal term for FedAvg (FedProx's device half overrides this)."""
         return 0.0, None
 
+    def train(self, cohort: Sequence[DeviceStep]) -> list[TrainOutcome]:
+        """One device at a time, or the whole cohort at once where the engine batches
+        devices on an accelerator (``engine.device``; ``strategies.cohort``)."""
+        device = cohort[0].kit.cohort_device if cohort else None
+        if device is None:
+            return [self.train_one(step) for step in cohort]
+        params = cohort[0].params
+        assert isinstance(params, LocalTrainingParams)
+        starts = [step.arrays.torch(step.content[wire.ARRAYS]) for step in cohort]
+        mus = {self.proximal(step)[0] for step in cohort}
+        assert len(mus) == 1, "one proximal weight per round"
+        model = cohort[0].kit.load()
+        trained = train_cohort(
+            model,
+            [{**step.kit.pretrained, **start} for step, start in zip(cohort, starts, strict=True)],
+            [step.labeled for step in cohort],
+            params,
+            [step.seed for step in cohort],
+            device,
+            mus.pop(),
+        )
+        return [
+            self._outcome(step, start, weights, loss, passes)
+            for step, start, (weights, loss, passes) in zip(cohort, starts, trained, strict=True)
+        ]
+
     def train_one(self, step: DeviceStep) -> TrainOutcome:
         assert isinstance(step.params, LocalTrainingParams)
         global_weights = step.arrays.torch(step.content[wire.ARRAYS])
         model = step.kit.load(global_weights)
         x, y = step.labeled
         loss, passes = train_locally(model, x, y, step.params, step.seed, *self.proximal(step))
-        reply = update_reply(model.state_dict(), len(y), loss)
-        flops = training_flops(step.kit.forward_flops_per_sample, len(y), step.params.local_epochs)
-        return TrainOutcome(reply, self.keeps(global_weights, model), flops, passes)
+        return self._outcome(step, global_weights, model.state_dict(), loss, passes)
 
-    def keeps(self, global_weights: Weights, trained: nn.Module) -> Weights:
+    def _outcome(
+        self, step: DeviceStep, global_weights: Weights, trained: Weights, loss: float, passes: int
+    ) -> TrainOutcome:
+        assert isinstance(step.params, LocalTrainingParams)
+        examples = len(step.labeled[1])
+        reply = update_reply(trained, examples, loss)
+        flops = training_flops(
+            step.kit.forward_flops_per_sample, examples, step.params.local_epochs
+        )
+        return TrainOutcome(reply, self.keeps(global_weights, trained), flops, passes)
+
+    def keeps(self, global_weights: Weights, trained: Weights) -> Weights:
         """What the device runs afterwards: FedAvg's device runs the global model.
 
         The tensors are the round's decoded global model, shared by every device

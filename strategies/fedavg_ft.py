@@ -7,8 +7,6 @@ instead of the global model itself.
 
 from __future__ import annotations
 
-from torch import nn
-
 from strategies.base import Method, Weights
 from strategies.fedavg import METHOD as FEDAVG
 from strategies.fedavg import FedAvgDevice, FedAvgParams
@@ -17,8 +15,8 @@ from strategies.fedavg import FedAvgDevice, FedAvgParams
 class FedAvgFTDevice(FedAvgDevice):
     """FedAvg's step; the device keeps its fine-tuned weights."""
 
-    def keeps(self, global_weights: Weights, trained: nn.Module) -> Weights:
-        return {k: v.detach().clone() for k, v in trained.state_dict().items()}
+    def keeps(self, global_weights: Weights, trained: Weights) -> Weights:
+        return {k: v.detach().clone() for k, v in trained.items()}
 
 
 METHOD = Method(

@@ -52,6 +52,7 @@ from strategies.base import (
     Weights,
     messages_to,
 )
+from strategies.cohort_serving import heads_cohort
 from strategies.device_kit import DeviceKit
 from strategies.records import record_of, tensor_of, weights_of
 
@@ -408,12 +409,13 @@ class PersonaDevice(TwoPhaseDevice):
         kit = cohort[0].kit
         features = _features(kit, [step.inputs for step in cohort])
         layers = len(kit.load().head.layers)
-        logits = []
+        heads = []
         for step, f in zip(cohort, features, strict=True):
             weights = {**kit.pretrained, **(self._serving(step, f) or {})}
-            head = [(weights[w], weights[b]) for w, b in head_keys(layers)]
-            logits.append(head_forward(f, head))
-        return logits
+            heads.append([(weights[w], weights[b]) for w, b in head_keys(layers)])
+        if kit.cohort_device is not None:  # every device's head side by side
+            return heads_cohort(features, heads, kit.cohort_device)
+        return [head_forward(f, head) for f, head in zip(features, heads, strict=True)]
 
 
 def _features(kit: DeviceKit, windows: list[torch.Tensor]) -> list[torch.Tensor]:

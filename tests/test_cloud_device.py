@@ -164,3 +164,14 @@ def test_validating_a_gpu_scenario_changes_nothing_on_this_machine(tiny_document
     tiny_document["cloud"] = {"device": "cuda"}
     scenario = parse_scenario(tiny_document)  # a document check: no probe, no environment
     assert scenario.cloud.device == "cuda" and "CUBLAS_WORKSPACE_CONFIG" not in os.environ
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine can run CUDA")
+def test_gpu_device_cohorts_are_refused_where_cuda_cannot_run(tiny_document):
+    tiny_document["engine"] = {"kind": "inline", "device": "cuda"}
+    scenario = parse_scenario(tiny_document)
+    assert scenario.engine.cohort_device == "cuda"  # a GPU batches its cohorts by default
+    with pytest.raises(ScenarioError, match=r"engine\.device: .*cannot run CUDA"):
+        preflight(scenario)
+    tiny_document["engine"] = {"kind": "inline", "device": "cuda", "batch_devices": False}
+    assert parse_scenario(tiny_document).engine.cohort_device is None

@@ -87,6 +87,7 @@ class DeviceRuntime:
             pretrained=self.world.pretrained,
             forward_flops_per_sample=self.world.forward_flops,
             backbone_flops_per_sample=self.world.backbone_flops,
+            cohort_device=_cohort_device(self.world.scenario.engine.cohort_device),
         )
         self._handlers: dict[str, Callable[[Batch], list[Message]]] = {
             "train": self._train,
@@ -434,3 +435,8 @@ class DeviceRuntime:
             )
             self.store.put(device, decode_state(records))
         return self._register(part)
+
+
+def _cohort_device(name: str | None) -> torch.device | None:
+    """The torch device a cohort's work runs on as one batch (None: per device)."""
+    return None if name is None else torch.device(name)

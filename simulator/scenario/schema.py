@@ -257,6 +257,29 @@ class Engine(Strict):
     # Wall seconds the cloud waits for one exchange's replies before it treats
     # the engine as broken (a frozen worker) and restarts it.
     reply_timeout_s: PositiveFloat = 600.0
+    # Where devices compute: ``cpu`` (one device at a time, the default) or a GPU
+    # (``cuda``, ``cuda:N``), where each exchange's cohort runs as one batch
+    # (``strategies.cohort``: local training of the FedAvg family, evaluation,
+    # Persona's heads; per-device metering, deadlines and state are unchanged).
+    # ``batch_devices`` forces the batched path on or off (unset: on for a GPU);
+    # on the CPU it is how the batched path is tested against the per-device one.
+    device: str = "cpu"
+    batch_devices: bool | None = None
+
+    @field_validator("device")
+    @classmethod
+    def _device_name(cls, device: str) -> str:
+        if not re.fullmatch(DEVICE_PATTERN, device):
+            raise ValueError(
+                f"unknown device {device!r}; valid: cpu, cuda, cuda:N (N a GPU's index)"
+            )
+        return device
+
+    @property
+    def cohort_device(self) -> str | None:
+        """Where a cohort runs as one batch, or None for one device at a time."""
+        batched = self.device != "cpu" if self.batch_devices is None else self.batch_devices
+        return self.device if batched else None
 
 
 class Scenario(Strict):

@@ -34,10 +34,14 @@ from simulator.world.traces import load_behaviour, load_capacity
 
 def preflight(scenario: Scenario, source: str = "<scenario>") -> list[str]:
     """Refuse what this machine cannot run; return the warnings that needed the files."""
-    try:
-        resolve_cloud_device(scenario.cloud.device)
-    except ValueError as err:
-        raise ScenarioError(f"{source}: cloud.device: {err}") from None
+    for key, name in (
+        ("cloud.device", scenario.cloud.device),
+        ("engine.device", scenario.engine.device),
+    ):
+        try:
+            resolve_cloud_device(name)
+        except ValueError as err:
+            raise ScenarioError(f"{source}: {key}: {err}") from None
     _ratings_readable(scenario, source)
     return _traces_readable(scenario, source)
 
