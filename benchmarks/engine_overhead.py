@@ -41,6 +41,7 @@ import logging
 import math
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import torch
@@ -170,7 +171,7 @@ def flower_noop(devices: int, device_rounds: int, scenario: Scenario) -> float:
     return result["per_round_s"]
 
 
-def cohort_path(scenario: Scenario, sizes: list[int], device: torch.device) -> list[float]:
+def cohort_path(scenario: Scenario, sizes: list[int], device: torch.device) -> Iterator[float]:
     """Seconds of one round of each cohort size through the batched path on ``device``."""
     pretrained, _ = pretrain_for(scenario, 0)
     weights = torch.load(pretrained, weights_only=True)
@@ -181,7 +182,6 @@ def cohort_path(scenario: Scenario, sizes: list[int], device: torch.device) -> l
     labels = torch.randint(0, classes, (labeled,), generator=generator)
     batch = torch.rand(scenario.data.eval_samples, *shape, generator=generator)
     train_cohort(model, [weights], [(inputs, labels)], params, [0], device)  # warm-up
-    timings = []
     for size in sizes:
         started = time.perf_counter()
         train_cohort(
@@ -189,8 +189,7 @@ def cohort_path(scenario: Scenario, sizes: list[int], device: torch.device) -> l
         )
         with torch.inference_mode():
             predict_cohort(model, [weights] * size, [batch] * size, device)
-        timings.append(time.perf_counter() - started)
-    return timings
+        yield time.perf_counter() - started
 
 
 def main() -> None:
@@ -217,7 +216,9 @@ def main() -> None:
         with fixed_threads(torch.get_num_threads()):
             for size, seconds in zip(sizes, cohort_path(base, sizes, device), strict=True):
                 per = seconds / size
-                print(f"{size:>8}{1 / per:>18,.0f}{1e3 * per:>17.3f}{bare / per:>13.2f}")
+                print(
+                    f"{size:>8}{1 / per:>18,.0f}{1e3 * per:>17.3f}{bare / per:>13.2f}", flush=True
+                )
         return
 
     overrides = [

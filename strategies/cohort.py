@@ -21,8 +21,31 @@ from torch.func import functional_call, grad_and_value, vmap
 from basemodel.architecture import Weights
 from strategies.local_training import LocalTrainingParams, minibatches
 
+# Devices per batched call: a 10,000-device cohort of a full-width conv model holds
+# about 16 GB of activations at once; chunks of this size keep it near 2 GB.
+CHUNK = 1024
+
 
 def train_cohort(
+    model: nn.Module,
+    starts: Sequence[Weights],
+    data: Sequence[tuple[torch.Tensor, torch.Tensor]],
+    params: LocalTrainingParams,
+    seeds: Sequence[int],
+    device: torch.device,
+    proximal_mu: float = 0.0,
+) -> list[tuple[Weights, float, int]]:
+    """``_train_chunk`` over chunks of ``CHUNK`` devices (devices never interact)."""
+    results: list[tuple[Weights, float, int]] = []
+    for at in range(0, len(data), CHUNK):
+        part = slice(at, at + CHUNK)
+        results += _train_chunk(
+            model, starts[part], data[part], params, seeds[part], device, proximal_mu
+        )
+    return results
+
+
+def _train_chunk(
     model: nn.Module,
     starts: Sequence[Weights],
     data: Sequence[tuple[torch.Tensor, torch.Tensor]],

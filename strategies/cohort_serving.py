@@ -17,6 +17,8 @@ from torch.func import functional_call, vmap
 
 from basemodel.architecture import HeadWeights, Weights
 
+CHUNK = 1024  # devices per batched call (memory; ``strategies.cohort`` says why)
+
 
 def predict_cohort(
     model: nn.Module,
@@ -35,17 +37,21 @@ def predict_cohort(
         if len(members) == 1:
             continue
         on_device = {k: v.to(device) for k, v in weights[members[0]].items()}
-        joined = torch.cat([inputs[i] for i in members]).to(device)
-        out = functional_call(model, on_device, (joined,)).cpu()
-        for i, part in zip(members, out.split([len(inputs[i]) for i in members]), strict=True):
-            logits[i] = part
+        for at in range(0, len(members), CHUNK):
+            chunk = members[at : at + CHUNK]
+            joined = torch.cat([inputs[i] for i in chunk]).to(device)
+            out = functional_call(model, on_device, (joined,)).cpu()
+            for i, part in zip(chunk, out.split([len(inputs[i]) for i in chunk]), strict=True):
+                logits[i] = part
     if single and len({tuple(inputs[i].shape) for i in single}) == 1:
         names = list(weights[single[0]])
-        stacked = {n: torch.stack([weights[i][n] for i in single]).to(device) for n in names}
-        batch = torch.stack([inputs[i] for i in single]).to(device)
-        out = vmap(lambda w, x: functional_call(model, w, (x,)))(stacked, batch).cpu()
-        for k, i in enumerate(single):
-            logits[i] = out[k]
+        for at in range(0, len(single), CHUNK):  # bounded memory, as in training
+            part = single[at : at + CHUNK]
+            stacked = {n: torch.stack([weights[i][n] for i in part]).to(device) for n in names}
+            batch = torch.stack([inputs[i] for i in part]).to(device)
+            out = vmap(lambda w, x: functional_call(model, w, (x,)))(stacked, batch).cpu()
+            for k, i in enumerate(part):
+                logits[i] = out[k]
     else:
         for i in single:
             on_device = {k: v.to(device) for k, v in weights[i].items()}

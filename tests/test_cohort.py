@@ -54,6 +54,20 @@ def test_local_training_of_a_cohort_is_each_devices_own_training():
         )
 
 
+def test_a_cohort_larger_than_a_chunk_is_trained_chunk_by_chunk_the_same(monkeypatch):
+    import strategies.cohort as cohort
+
+    torch.manual_seed(0)
+    model = build_model("mlp", (1, 8, 8), 10)
+    params = LocalTrainingParams(local_epochs=1, lr=0.05, batch_size=16)
+    data, start = _devices(5), dict(model.state_dict())
+    whole = train_cohort(model, [start] * 5, data, params, [1, 2, 3, 4, 5], CPU)
+    monkeypatch.setattr(cohort, "CHUNK", 2)
+    chunked = train_cohort(model, [start] * 5, data, params, [1, 2, 3, 4, 5], CPU)
+    for (a, _, _), (b, _, _) in zip(whole, chunked, strict=True):
+        assert all(torch.allclose(a[k], b[k], atol=TOLERANCE) for k in a)
+
+
 def test_a_cohorts_predictions_are_each_devices_own():
     torch.manual_seed(0)
     model = build_model("mlp", (1, 8, 8), 10).eval()
