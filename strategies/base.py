@@ -297,7 +297,8 @@ class DeviceHalf(ABC):
                 full.setdefault(id(weights), {**kit.pretrained, **(weights or {})})
             served = [full[id(weights)] for weights in held]
             inputs = [step.inputs for step in cohort]
-            return predict_cohort(kit.load(), served, inputs, kit.cohort_device)
+            assert kit.cohort_model is not None
+            return predict_cohort(kit.cohort_model, served, inputs, kit.cohort_device)
         groups: dict[int, tuple[Weights | None, list[int]]] = {}
         for i, step in enumerate(cohort):
             weights = self.serving_weights(step)

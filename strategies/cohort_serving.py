@@ -44,19 +44,36 @@ def predict_cohort(
             for i, part in zip(chunk, out.split([len(inputs[i]) for i in chunk]), strict=True):
                 logits[i] = part
     if single and len({tuple(inputs[i].shape) for i in single}) == 1:
-        names = list(weights[single[0]])
-        for at in range(0, len(single), CHUNK):  # bounded memory, as in training
-            part = single[at : at + CHUNK]
-            stacked = {n: torch.stack([weights[i][n] for i in part]).to(device) for n in names}
-            batch = torch.stack([inputs[i] for i in part]).to(device)
-            out = vmap(lambda w, x: functional_call(model, w, (x,)))(stacked, batch).cpu()
-            for k, i in enumerate(part):
-                logits[i] = out[k]
-    else:
-        for i in single:
-            on_device = {k: v.to(device) for k, v in weights[i].items()}
-            logits[i] = functional_call(model, on_device, (inputs[i].to(device),)).cpu()
+        try:
+            _side_by_side(model, weights, inputs, single, device, logits)
+            return logits
+        except (RuntimeError, NotImplementedError):
+            # vmap has no batching rule for some layers (the channels-last conversion of
+            # the conv backbone, the fused GRU of gru4rec): those devices run one by one.
+            pass
+    for i in single:
+        on_device = {k: v.to(device) for k, v in weights[i].items()}
+        logits[i] = functional_call(model, on_device, (inputs[i].to(device),)).cpu()
     return logits
+
+
+def _side_by_side(
+    model: nn.Module,
+    weights: Sequence[Weights],
+    inputs: Sequence[torch.Tensor],
+    members: list[int],
+    device: torch.device,
+    logits: list[torch.Tensor],
+) -> None:
+    """The ``members``' logits from their stacked weights, in chunks (into ``logits``)."""
+    names = list(weights[members[0]])
+    for at in range(0, len(members), CHUNK):  # bounded memory, as in training
+        part = members[at : at + CHUNK]
+        stacked = {n: torch.stack([weights[i][n] for i in part]).to(device) for n in names}
+        batch = torch.stack([inputs[i] for i in part]).to(device)
+        out = vmap(lambda w, x: functional_call(model, w, (x,)))(stacked, batch).cpu()
+        for k, i in enumerate(part):
+            logits[i] = out[k]
 
 
 def heads_cohort(

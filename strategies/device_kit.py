@@ -7,6 +7,8 @@ they save decoding and model building per device, and hold no device's state.
 
 from __future__ import annotations
 
+import copy
+
 import torch
 from flwr.app import ArrayRecord
 
@@ -61,10 +63,13 @@ class DeviceKit:
         self.forward_flops_per_sample = forward_flops_per_sample
         self.backbone_flops_per_sample = backbone_flops_per_sample
         # Where a cohort's device work runs as one batch (``strategies.cohort``); None:
-        # one device at a time on the CPU, the default.
+        # one device at a time on the CPU, the default. The batched path computes with
+        # its own copy of the model there; the scratch model stays on the CPU for every
+        # method and step that runs one device at a time.
         self.cohort_device = cohort_device
+        self.cohort_model: FleetModel | None = None
         if cohort_device is not None:
-            model.to(cohort_device)
+            self.cohort_model = copy.deepcopy(model).to(cohort_device).eval()
 
     @torch.no_grad()
     def load(self, held: Weights | None = None) -> FleetModel:

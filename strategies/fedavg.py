@@ -117,7 +117,8 @@ class FedAvgDevice(PerDeviceHalf):
         starts = [step.arrays.torch(step.content[wire.ARRAYS]) for step in cohort]
         mus = {self.proximal(step)[0] for step in cohort}
         assert len(mus) == 1, "one proximal weight per round"
-        model = cohort[0].kit.load()
+        model = cohort[0].kit.cohort_model
+        assert model is not None
         trained = train_cohort(
             model,
             [{**step.kit.pretrained, **start} for step, start in zip(cohort, starts, strict=True)],

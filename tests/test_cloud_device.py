@@ -175,3 +175,15 @@ def test_gpu_device_cohorts_are_refused_where_cuda_cannot_run(tiny_document):
         preflight(scenario)
     tiny_document["engine"] = {"kind": "inline", "device": "cuda", "batch_devices": False}
     assert parse_scenario(tiny_document).engine.cohort_device is None
+
+
+def test_a_default_engine_device_leaves_stored_scenarios_and_their_digests_as_before(
+    tiny_document,
+):
+    """Run folders written before engine.device existed keep their digest and still resume."""
+    from simulator.scenario.loading import scenario_to_document
+
+    stored = scenario_to_document(parse_scenario(tiny_document))["engine"]
+    assert "device" not in stored and "batch_devices" not in stored
+    tiny_document["engine"] = {"kind": "inline", "device": "cuda"}
+    assert scenario_to_document(parse_scenario(tiny_document))["engine"]["device"] == "cuda"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 
 from basemodel.architecture import build_model
@@ -75,6 +76,31 @@ def test_a_cohorts_predictions_are_each_devices_own():
     own = {k: v + 0.1 for k, v in shared.items()}
     weights = [shared, shared, own, {k: v - 0.1 for k, v in shared.items()}]
     inputs = [torch.rand(6, 1, 8, 8) for _ in weights]
+    with torch.inference_mode():
+        batched = predict_cohort(model, weights, inputs, CPU)
+        for held, x, got in zip(weights, inputs, batched, strict=True):
+            model.load_state_dict(held)
+            assert torch.allclose(got, model(x), atol=TOLERANCE)
+
+
+@pytest.mark.parametrize(
+    ("backbone", "shape", "classes", "options"),
+    [
+        ("conv28", (1, 28, 28), 10, None),  # channels-last inside: no vmap rule
+        ("gru4rec", (11,), 2, {"items": 50}),  # fused GRU: none
+    ],
+)
+def test_models_vmap_cannot_batch_are_served_one_by_one_with_the_same_logits(
+    backbone, shape, classes, options
+):
+    torch.manual_seed(0)
+    model = build_model(backbone, shape, classes, options=options).eval()
+    base = dict(model.state_dict())
+    weights = [{k: v + 0.01 * i for k, v in base.items()} for i in range(3)]
+    if backbone == "gru4rec":
+        inputs = [torch.randint(1, 50, (4, *shape)).float() for _ in weights]
+    else:
+        inputs = [torch.rand(4, *shape) for _ in weights]
     with torch.inference_mode():
         batched = predict_cohort(model, weights, inputs, CPU)
         for held, x, got in zip(weights, inputs, batched, strict=True):

@@ -106,6 +106,17 @@ def _absolute(value: str) -> bool:
     return Path(value).expanduser().is_absolute()
 
 
+# Settings added after run folders already existed, left out of the stored document while at
+# their defaults: a folder written before them keeps its digest and checkpoint keys, so it
+# still resumes.
+LATER_DEFAULTS = {"engine": {"device": "cpu", "batch_devices": None}}
+
+
 def scenario_to_document(scenario: Scenario) -> dict[str, Any]:
     """The resolved scenario as plain data (what a run folder stores)."""
-    return scenario.model_dump(mode="json")
+    document = scenario.model_dump(mode="json")
+    for section, defaults in LATER_DEFAULTS.items():
+        for key, default in defaults.items():
+            if document[section].get(key) == default:
+                document[section].pop(key)
+    return document
