@@ -10,6 +10,7 @@ samples, upload the full weights; the device runs the downloaded global model.
 
 from __future__ import annotations
 
+import logging
 import math
 from collections.abc import Iterable, Sequence
 
@@ -99,6 +100,9 @@ class FleetFedAvg(FleetSampling, FedAvg, FleetStrategy):
         self._use_sampler(sample_nodes)
 
 
+_UNBATCHED: list[str] = []  # why batched training fell back, said once per process
+
+
 class FedAvgDevice(PerDeviceHalf):
     """Device half: local SGD from the downloaded global model."""
 
@@ -119,15 +123,23 @@ class FedAvgDevice(PerDeviceHalf):
         assert len(mus) == 1, "one proximal weight per round"
         model = cohort[0].kit.cohort_model
         assert model is not None
-        trained = train_cohort(
-            model,
-            [{**step.kit.pretrained, **start} for step, start in zip(cohort, starts, strict=True)],
-            [step.labeled for step in cohort],
-            params,
-            [step.seed for step in cohort],
-            device,
-            mus.pop(),
-        )
+        try:
+            trained = train_cohort(
+                model,
+                [{**step.kit.pretrained, **s} for step, s in zip(cohort, starts, strict=True)],
+                [step.labeled for step in cohort],
+                params,
+                [step.seed for step in cohort],
+                device,
+                mus.pop(),
+            )
+        except (RuntimeError, NotImplementedError) as err:  # a layer vmap cannot batch here
+            if not _UNBATCHED:
+                logging.getLogger("persona_fleet").info(
+                    "device training runs one device at a time: %s", str(err).splitlines()[0]
+                )
+                _UNBATCHED.append(str(err))
+            return [self.train_one(step) for step in cohort]
         return [
             self._outcome(step, start, weights, loss, passes)
             for step, start, (weights, loss, passes) in zip(cohort, starts, trained, strict=True)
