@@ -73,6 +73,20 @@ def _engineering(ax: plt.Axes, unit: str) -> None:
     ax.yaxis.set_minor_formatter(NullFormatter())
 
 
+def _log_axis_unless_empty(
+    ax: plt.Axes, empty: list[int], bars: int, words: str, unit: str
+) -> None:
+    """Name the bars with nothing to draw; a log axis when any bar has something."""
+    _annotate_none(ax, empty, words)
+    if len(empty) < bars:
+        ax.set_yscale("log")
+        _engineering(ax, unit)
+
+
+def _log_word(empty: list[int], methods: list[str]) -> str:
+    return " (log)" if len(empty) < len(methods) else ""
+
+
 def _annotate_none(ax: plt.Axes, positions: list[int], text: str = "none") -> None:
     """Upright words at the foot of a bar chart where a method has nothing to draw."""
     for i in positions:
@@ -269,13 +283,8 @@ def traffic_and_compute(results: RunResults) -> Figure | None:
             for r in results.summary_of(m)
         )
     ]
-    _annotate_none(left, silent, "no traffic")
-    if len(silent) < len(methods):
-        left.set_yscale("log")
-        _engineering(left, "B")
-    left.set_ylabel(
-        "bytes per device over the run" + (" (log)" if len(silent) < len(methods) else "")
-    )
+    _log_axis_unless_empty(left, silent, len(methods), "no traffic", "B")
+    left.set_ylabel("bytes per device over the run" + _log_word(silent, methods))
     left.set_title("Traffic (solid: up, light: down)")
     flops = [
         mean_ci95([value(r, "device_flops_per_round") for r in results.summary_of(m)])[0]
@@ -289,13 +298,8 @@ def traffic_and_compute(results: RunResults) -> Figure | None:
         linewidth=0.5,
     )
     idle = [i for i, f in enumerate(flops) if not f > 0]
-    _annotate_none(right, idle, "no device work")
-    if len(idle) < len(methods):
-        right.set_yscale("log")
-        _engineering(right, "")
-    right.set_ylabel(
-        "device FLOPs per device-round" + (" (log)" if len(idle) < len(methods) else "")
-    )
+    _log_axis_unless_empty(right, idle, len(methods), "no device work", "")
+    right.set_ylabel("device FLOPs per device-round" + _log_word(idle, methods))
     right.set_title("On-device compute")
     for ax in (left, right):
         ax.set_xticks(x, methods, rotation=20, ha="right")

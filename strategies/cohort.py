@@ -35,25 +35,6 @@ def train_cohort(
     device: torch.device,
     proximal_mu: float = 0.0,
 ) -> list[tuple[Weights, float, int]]:
-    """``_train_chunk`` over chunks of ``CHUNK`` devices (devices never interact)."""
-    results: list[tuple[Weights, float, int]] = []
-    for at in range(0, len(data), CHUNK):
-        part = slice(at, at + CHUNK)
-        results += _train_chunk(
-            model, starts[part], data[part], params, seeds[part], device, proximal_mu
-        )
-    return results
-
-
-def _train_chunk(
-    model: nn.Module,
-    starts: Sequence[Weights],
-    data: Sequence[tuple[torch.Tensor, torch.Tensor]],
-    params: LocalTrainingParams,
-    seeds: Sequence[int],
-    device: torch.device,
-    proximal_mu: float = 0.0,
-) -> list[tuple[Weights, float, int]]:
     """Local SGD of every device from its start, as ``train_locally`` runs it for one.
 
     Device ``i`` trains from ``starts[i]`` on ``data[i]`` with the minibatches
@@ -61,7 +42,22 @@ def _train_chunk(
     start (FedProx). Returns, per device, its trained weights (CPU), its mean
     task loss and its backward passes. A device with fewer minibatches than
     another idles (a zero step) while the others go on; padded samples weigh 0.
+    More than ``CHUNK`` devices are trained chunk by chunk (devices never interact).
     """
+    if len(data) > CHUNK:
+        return [
+            result
+            for at in range(0, len(data), CHUNK)
+            for result in train_cohort(
+                model,
+                starts[at : at + CHUNK],
+                data[at : at + CHUNK],
+                params,
+                seeds[at : at + CHUNK],
+                device,
+                proximal_mu,
+            )
+        ]
     names = [name for name, _ in model.named_parameters()]
     stacked = {n: torch.stack([s[n] for s in starts]).to(device) for n in names}
     anchors = {n: t.clone() for n, t in stacked.items()}

@@ -212,6 +212,13 @@ class Model(Strict):
     )
 
 
+def _torch_device_name(device: str) -> str:
+    """``cpu``, ``cuda`` or ``cuda:N`` by name only (whether it runs here: preflight)."""
+    if not re.fullmatch(DEVICE_PATTERN, device):
+        raise ValueError(f"unknown device {device!r}; valid: cpu, cuda, cuda:N (N a GPU's index)")
+    return device
+
+
 class Cloud(Strict):
     """The cloud's own compute: its simulated speed, and where its tensor work really runs.
 
@@ -228,14 +235,7 @@ class Cloud(Strict):
     flops_per_s: PositiveFloat = 1e12
     device: str = "cpu"
 
-    @field_validator("device")
-    @classmethod
-    def _device_name(cls, device: str) -> str:
-        if not re.fullmatch(DEVICE_PATTERN, device):
-            raise ValueError(
-                f"unknown device {device!r}; valid: cpu, cuda, cuda:N (N a GPU's index)"
-            )
-        return device
+    _device_name = field_validator("device")(classmethod(lambda cls, d: _torch_device_name(d)))
 
 
 class Engine(Strict):
@@ -266,14 +266,7 @@ class Engine(Strict):
     device: str = "cpu"
     batch_devices: bool | None = None
 
-    @field_validator("device")
-    @classmethod
-    def _device_name(cls, device: str) -> str:
-        if not re.fullmatch(DEVICE_PATTERN, device):
-            raise ValueError(
-                f"unknown device {device!r}; valid: cpu, cuda, cuda:N (N a GPU's index)"
-            )
-        return device
+    _device_name = field_validator("device")(classmethod(lambda cls, d: _torch_device_name(d)))
 
     @property
     def cohort_device(self) -> str | None:
