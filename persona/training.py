@@ -30,7 +30,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-from sklearn.cluster import KMeans
 from torch import nn
 
 from basemodel.architecture import HeadWeights
@@ -240,6 +239,8 @@ def build_prototypes(
     with torch.no_grad():
         codes = adapter.codes(summaries_of(support, adapter.config.summary))[1].flatten(1)
     k = max(1, min(config.prototypes, len(codes)))
+    from sklearn.cluster import KMeans  # 1 s to import: only where prototypes are built
+
     kmeans = KMeans(n_clusters=k, n_init=10, random_state=seed).fit(codes.numpy())
     labels = torch.as_tensor(kmeans.labels_, dtype=torch.long)
     centroids = torch.as_tensor(kmeans.cluster_centers_, dtype=torch.float32)

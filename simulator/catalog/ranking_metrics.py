@@ -23,7 +23,6 @@ import math
 from collections.abc import Sequence
 
 import numpy as np
-from scipy.stats import rankdata
 
 RANKING_NEGATIVES = 100  # a ranking case: the clicked item among 100 unclicked ones
 CUTOFFS: tuple[int, ...] = (5, 10, 20)
@@ -43,6 +42,8 @@ def auc(scores: Sequence[float] | np.ndarray, labels: Sequence[int] | np.ndarray
     negatives = len(y) - positives
     if positives == 0 or negatives == 0:
         return math.nan
+    from scipy.stats import rankdata  # scipy.stats costs 1 s to import: only when used
+
     ranks = rankdata(s)  # average ranks: ties share their mean rank
     u = float(ranks[y == 1].sum()) - positives * (positives + 1) / 2
     return u / (positives * negatives)
