@@ -8,6 +8,7 @@
     simulate report RUN_DIR | SWEEP_DIR
     simulate compare RUN_DIR [RUN_DIR ...] [--out DIR]
     simulate sweep SCENARIO.yaml --grid KEY.PATH=V1,V2 [...]   (see simulator/sweep/command.py)
+    simulate supernode SCENARIO.yaml --device N --superlink HOST:PORT [--set ...]
 
 Errors are one line on stderr and a non-zero exit code, never a traceback.
 """
@@ -26,7 +27,7 @@ from simulator.run.defaults import DEFAULT_CHECKPOINT_BUDGET, DEFAULT_CHECKPOINT
 from simulator.run.stopping import EXIT_INTERRUPTED
 
 if TYPE_CHECKING:  # the heavy modules load only when a command needs them (--help is fast)
-    from simulator.scenario.schema import Scenario
+    from simulator.scenario.schema import Engine, Scenario
 
 EXIT_USAGE = 2
 
@@ -51,6 +52,7 @@ COMMANDS = {
     "compare": "set two or more run folders side by side",
     "sweep": "run a grid of scenario values (simulate sweep --help)",
     "traces": "convert device traces, or write the example (simulate traces --help)",
+    "supernode": "serve one device of a scenario on a real SuperNode (--help)",
 }
 
 
@@ -83,8 +85,16 @@ def build_parser() -> argparse.ArgumentParser:
         help="skip a due checkpoint if checkpoints would take more than this share of the "
         f"run's wall time (default {DEFAULT_CHECKPOINT_BUDGET}; 1: never skip)",
     )
+    parser.add_argument(
+        "--keep-final",
+        action="store_true",
+        help="keep each method-seed's end state in final/ (the cloud's model and every "
+        "device's weights and records, a checkpoint's format)",
+    )
     parser.add_argument("--methods", help="comma-separated methods (default: the scenario's)")
-    parser.add_argument("--engine", choices=["inline", "ray", "flower"], help="override the engine")
+    parser.add_argument(
+        "--engine", choices=["inline", "ray", "flower", "deployment"], help="override the engine"
+    )
     parser.add_argument("--seeds", type=int, help="number of seeds (default: the scenario's)")
     parser.add_argument("--out", help="put the run folder under DIR instead of the scenario's")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -281,8 +291,15 @@ def _run(argv: list[str]) -> int:
         out_dir=Path(args.out or scenario.output),
         checkpoint_every=every,
         checkpoint_budget=None if budget >= 1 else budget,
+        keep_final=args.keep_final,
     )
     checked = preflight(scenario, args.scenario)  # this machine and the files, once
+    if scenario.engine.kind == "deployment":  # the SuperLink's ServerApp runs the plan
+        from rich.console import Console
+
+        from simulator.run.submit import submit_plan
+
+        return _print_results(submit_plan(plan, Console(stderr=True)))
     return _print_results(run_plan(plan, show_progress=not args.no_progress, checked=checked))
 
 
@@ -300,12 +317,35 @@ def _resume(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
             ("--out", args.out),
             ("--checkpoint-every", args.checkpoint_every is not None),
             ("--checkpoint-budget", args.checkpoint_budget is not None),
+            ("--keep-final", args.keep_final),
         ],
         "run",
     )
     if refusal is not None:
         parser.error(refusal)
-    return _print_results(resume_run(Path(args.resume), show_progress=not args.no_progress))
+    folder = Path(args.resume)
+    engine = _deployed_engine(folder)
+    if engine is not None:  # a deployment resumes on its SuperLink
+        from rich.console import Console
+
+        from simulator.run.submit import resume_on_superlink
+
+        return _print_results(resume_on_superlink(folder, engine, Console(stderr=True)))
+    return _print_results(resume_run(folder, show_progress=not args.no_progress))
+
+
+def _deployed_engine(folder: Path) -> Engine | None:
+    """The engine section of a deployment run folder (None for any other folder)."""
+    from simulator.scenario.documents import read_document
+    from simulator.scenario.schema import Engine
+
+    try:
+        engine = read_document(folder / "scenario.yaml").get("engine", {})
+    except UserError:
+        return None  # the resume itself says what is wrong with the folder
+    if not isinstance(engine, dict) or engine.get("kind") != "deployment":
+        return None
+    return Engine.model_validate(engine)
 
 
 def _build_report(folder: Path) -> None:
@@ -405,6 +445,10 @@ def main(argv: list[str] | None = None) -> int:
             return _sweep(argv[1:])
         if argv and argv[0] == "traces":
             return _traces(argv[1:])
+        if argv and argv[0] == "supernode":
+            from simulator.engine.supernode_start import supernode_main
+
+            return supernode_main(argv[1:])
         _refuse_misspelt_command(argv)
         return _run(argv)
     except UserError as error:

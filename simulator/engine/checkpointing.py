@@ -66,13 +66,37 @@ class CheckpointSession:
         previous one stays valid) and the run goes on.
         """
         began = time.perf_counter()
+        snapshot = self._snapshot(strategy, arrays, at, log_offset, started)
+        if snapshot is None:
+            return
+        self.store.save(snapshot)
+        self.touched.clear()
+        self.store.record_cost(time.perf_counter() - began)
+
+    def save_final(
+        self, strategy: FleetStrategy, arrays: ArrayRecord, at: LoopPosition, log_offset: int
+    ) -> None:
+        """The end state (the cloud's model, every device's state), where the run keeps it."""
+        if self.store.keeps_final:
+            snapshot = self._snapshot(strategy, arrays, at, log_offset, time.perf_counter())
+            if snapshot is not None:
+                self.store.save_final(snapshot)
+
+    def _snapshot(
+        self,
+        strategy: FleetStrategy,
+        arrays: ArrayRecord,
+        at: LoopPosition,
+        log_offset: int,
+        started: float,
+    ) -> LoopSnapshot | None:
         try:
             fresh = collect_states(self.grid, self.node_of, sorted(self.touched))
         except FleetStateError as err:
             log.warning("checkpoint after round %d skipped: %s", at.rounds_run, err)
-            return
+            return None
         self.store.device_states.update(fresh)
-        snapshot = LoopSnapshot(
+        return LoopSnapshot(
             position=replace(at),
             arrays=encode_arrays(arrays),
             strategy=strategy.checkpoint_state(),
@@ -80,9 +104,6 @@ class CheckpointSession:
             log_offset=log_offset,
             wall_s=time.perf_counter() - started,
         )
-        self.store.save(snapshot)
-        self.touched.clear()
-        self.store.record_cost(time.perf_counter() - began)
 
     def restore(self, strategy: FleetStrategy, snapshot: LoopSnapshot) -> ArrayRecord:
         """Put the devices and the method's cloud state back; returns the global arrays."""

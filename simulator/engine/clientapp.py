@@ -7,6 +7,8 @@ reference the batched engines are tested against.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from flwr.app import Context, Message
 from flwr.clientapp import ClientApp
 
@@ -32,11 +34,19 @@ def make_device_app(spec: DeploymentSpec) -> ClientApp:
         (reply,) = runtime.handle([(device_index(context), message)])
         return reply
 
-    app.train()(answer)
-    app.train(wire.APPLY_ACTION)(answer)
-    app.evaluate()(answer)
-    app.query()(answer)
-    app.query(protocol.SNAPSHOT_ACTION)(answer)
-    app.query(protocol.RESTORE_ACTION)(answer)
-    app.query(protocol.POLL_ACTION)(answer)
+    serve_every_message(app, answer)
     return app
+
+
+def serve_every_message(app: ClientApp, answer: Callable[[Message, Context], Message]) -> None:
+    """Route every message type the cloud sends (method traffic and control) to ``answer``."""
+    for register in (
+        app.train(),
+        app.train(wire.APPLY_ACTION),
+        app.evaluate(),
+        app.query(),
+        app.query(protocol.SNAPSHOT_ACTION),
+        app.query(protocol.RESTORE_ACTION),
+        app.query(protocol.POLL_ACTION),
+    ):
+        register(answer)

@@ -6,6 +6,8 @@
   into them), so a run costs no engine start-up.
 - ``flower``: Flower's own simulation runtime, one ClientApp call per device
   (it starts and stops with each run, as Flower does).
+- ``deployment``: a real SuperLink's Grid, granted by the ServerApp this runs
+  in; each device a real SuperNode (``superlink``).
 
 All run the same ServerApp body (the round loop and the method's Strategy)
 and the same device runtime, so the same scenario and seed give the same
@@ -73,6 +75,10 @@ def engine_session(engine: Engine) -> Iterator[EngineSession]:
         yield InlineSession()
     elif engine.kind == "flower":
         yield FlowerSession(engine)
+    elif engine.kind == "deployment":
+        from simulator.engine.superlink import SuperLinkSession
+
+        yield SuperLinkSession(engine)
     else:
         from simulator.engine.ray import RaySession  # Ray starts only when asked for
 

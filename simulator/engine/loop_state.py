@@ -75,3 +75,12 @@ class CheckpointStore(Protocol):
     def record_cost(self, seconds: float) -> None:
         """Wall seconds the last checkpoint took, gathering included (for the budget)."""
         ...
+
+    @property
+    def keeps_final(self) -> bool:
+        """Whether the run's end state is kept (``simulate --keep-final``)."""
+        ...
+
+    def save_final(self, snapshot: LoopSnapshot) -> None:
+        """Persist the end state: the cloud's model and every device's (a checkpoint's format)."""
+        ...

@@ -15,7 +15,15 @@ from __future__ import annotations
 # Simulation records (not billed).
 SIM_CONFIG = "sim-config"  # ConfigRecord sent by the cloud: round, clock, deadline
 SIM_METER = "sim-meter"  # ConfigRecord returned by the device: bytes, FLOPs, seconds
-SIM_KEYS = (SIM_CONFIG, SIM_METER)
+# ConfigRecord on every message of a deployment: which run a real device serves
+# (the scenario's fingerprint, the method, the seed); a SuperNode builds its world from it.
+SIM_RUN = "sim-run"
+SIM_KEYS = (SIM_CONFIG, SIM_METER, SIM_RUN)
+
+# Fields of SIM_RUN.
+FINGERPRINT = "fingerprint"
+METHOD = "method"
+SEED = "seed"
 
 # Fields of SIM_CONFIG.
 ROUND = "round"

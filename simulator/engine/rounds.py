@@ -76,6 +76,8 @@ class RoundLoop:
         self.last_accuracy: float | None = None
         self.round_start_s = 0.0
         self.requests = NO_REQUESTS
+        # On real devices a round's wall time is a measurement; rows keep it (``measured_wall_s``).
+        self.real_time = self.world.scenario.engine.kind == "deployment"
         # The cloud's model after the last round (None until then), for a caller that
         # scores it directly (``benchmarks/peers.py``); a run's figures never read it.
         self.final_arrays: ArrayRecord | None = None
@@ -146,6 +148,8 @@ class RoundLoop:
         while at.next_eval_s <= self.rounds.horizon_s:
             self.evaluate(grid, at.next_eval_s, eval_devices)
             at.next_eval_s += self.rounds.eval_every_s
+        if session is not None:
+            session.save_final(strategy, arrays, at, self.rows.offset())
         sim_duration_s = max(at.clock_s, self.rounds.horizon_s)
         self.on_progress(at.rounds_run, sim_duration_s, self.last_accuracy)
         wall_s = time.perf_counter() - started
@@ -235,6 +239,7 @@ class RoundLoop:
         )
         context = RoundContext(strategy, config)
         messages = list(strategy.configure_train(round_index, arrays, ConfigRecord(), grid))
+        exchanged = time.perf_counter()
         outcome = self._exchange(grid, messages, context)
         new_arrays, metrics = strategy.aggregate_train(round_index, outcome.kept)
         cloud_flops = strategy.take_cloud_flops()
@@ -263,6 +268,7 @@ class RoundLoop:
             cloud_flops,
             self.requests,
             self.world.behaviours is not None,
+            time.perf_counter() - exchanged if self.real_time else None,
         )
         self.rows.append(round_row(facts, outcome, metrics))
         return (new_arrays if new_arrays is not None else arrays), duration_s, context.sent_to

@@ -27,6 +27,8 @@ class RoundFacts:
     cloud_flops: float
     requests: Requests  # the service requests polled before it (billed as uploads)
     traced: bool  # devices online only in traced windows: count those that closed mid-round
+    # Wall seconds the round's exchanges took where time is real (a deployment), else None.
+    measured_s: float | None = None
 
 
 def round_row(facts: RoundFacts, outcome: RoundOutcome, metrics: Any) -> dict[str, Any]:
@@ -61,6 +63,8 @@ def round_row(facts: RoundFacts, outcome: RoundOutcome, metrics: Any) -> dict[st
     }
     if facts.traced:
         row["went_offline"] = sum(WENT_OFFLINE in f for f in outcome.failures)
+    if facts.measured_s is not None:  # real devices: wall seconds beside the simulated duration_s
+        row["measured_wall_s"] = facts.measured_s
     row["requests"] = len(requests.asking)
     row["request_bytes_up"] = requests.bytes_up
     return row

@@ -123,6 +123,11 @@ class Checkpointer:
     device_states: dict[int, bytes] = field(default_factory=dict)
     spent_s: float = 0.0  # wall seconds spent on checkpoints so far
     last_cost_s: float = 0.0
+    final_path: Path | None = None  # where the end state goes (None: not kept)
+
+    @property
+    def keeps_final(self) -> bool:
+        return self.final_path is not None
 
     def __post_init__(self) -> None:
         if self.resume_from is not None:
@@ -136,6 +141,10 @@ class Checkpointer:
 
     def save(self, snapshot: LoopSnapshot) -> None:
         save_checkpoint(self.path, self.key, snapshot)
+
+    def save_final(self, snapshot: LoopSnapshot) -> None:
+        if self.final_path is not None:
+            save_checkpoint(self.final_path, self.key, snapshot)
 
     def record_cost(self, seconds: float) -> None:
         self.spent_s += seconds

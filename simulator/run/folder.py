@@ -35,6 +35,11 @@ def checkpoint_path(folder: Path, method: str, seed: int) -> Path:
     return folder / "checkpoints" / f"{method}__seed{seed}.pt"
 
 
+def final_state_path(folder: Path, method: str, seed: int) -> Path:
+    """Where ``--keep-final`` puts a method-seed's end state (a checkpoint's format)."""
+    return folder / "final" / f"{method}__seed{seed}.pt"
+
+
 def create_run_folder(out_dir: Path, scenario_name: str) -> Path:
     """A fresh ``<out>/<scenario>/<timestamp>`` folder (suffixed if the second is taken)."""
     stamp = datetime.now().strftime("%Y-%m-%dT%H-%M-%S")

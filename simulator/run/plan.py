@@ -36,6 +36,7 @@ class RunPlan:
     out_dir: Path
     checkpoint_every: int = DEFAULT_CHECKPOINT_EVERY  # 0: none
     checkpoint_budget: float | None = DEFAULT_CHECKPOINT_BUDGET  # None: no limit
+    keep_final: bool = False  # keep each method-seed's end state (``final/``)
 
     def __post_init__(self) -> None:
         listed = {m.name for m in self.scenario.methods}
@@ -54,6 +55,7 @@ class PlanFile(BaseModel):
     seeds: Annotated[list[Annotated[int, Field(ge=0, le=MAX_SEED)]], Field(min_length=1)]
     checkpoint_every: Annotated[int, Field(ge=0)]
     checkpoint_budget: Annotated[float, Field(gt=0, le=1)] | None
+    keep_final: bool = False
     # The scenario the run started with (sha256 of its canonical JSON): a resumed
     # run refuses a scenario.yaml edited since. Absent in folders of older versions.
     scenario_sha256: Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")] | None = None
@@ -147,6 +149,7 @@ def write_plan(folder: Path, plan: RunPlan) -> None:
         seeds=plan.seeds,
         checkpoint_every=plan.checkpoint_every,
         checkpoint_budget=plan.checkpoint_budget,
+        keep_final=plan.keep_final,
         scenario_sha256=scenario_digest(plan.scenario),
         inputs_sha256=input_digests(plan.scenario),
         version=package_version(),

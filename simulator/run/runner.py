@@ -43,7 +43,13 @@ from simulator.engine.stop import StopRequested, StopSwitch
 from simulator.run.accuracy import answered
 from simulator.run.checkpoints import Checkpointer, load_checkpoint, run_key
 from simulator.run.end_table import end_of_run_table
-from simulator.run.folder import checkpoint_path, create_run_folder, metrics_path, write_fleet
+from simulator.run.folder import (
+    checkpoint_path,
+    create_run_folder,
+    final_state_path,
+    metrics_path,
+    write_fleet,
+)
 from simulator.run.lock import writer_lock
 from simulator.run.metrics_log import MetricsLog
 from simulator.run.paired import paired_table, references, write_paired
@@ -75,6 +81,7 @@ class RunContext:
     stop: StopSwitch
     progress: Progress | None
     engine: EngineSession
+    keep_final: bool = False
 
 
 @contextmanager
@@ -221,6 +228,7 @@ def _resume_locked(folder: Path, show_progress: bool, console: Console | None) -
         folder.parent,
         stored.checkpoint_every,
         stored.checkpoint_budget,
+        stored.keep_final,
     )
     record_run(folder, scenario, list(stored.methods))  # a folder from before it was kept
     record_process(folder, "resume")
@@ -249,7 +257,13 @@ def _execute(
                 engine_session(scenario.engine) as engine,
             ):
                 context = RunContext(
-                    folder, plan.checkpoint_every, plan.checkpoint_budget, stop, progress, engine
+                    folder,
+                    plan.checkpoint_every,
+                    plan.checkpoint_budget,
+                    stop,
+                    progress,
+                    engine,
+                    plan.keep_final,
                 )
                 _run_seeds(plan, context, resuming, scenario_json, log, notes)
         except (StopRequested, KeyboardInterrupt):
@@ -355,7 +369,15 @@ def _checkpointer(spec: DeploymentSpec, context: RunContext, resuming: bool) -> 
         )
     elif resuming:
         log.info("%s seed %d: no checkpoint, starting over", spec.method, seed)
-    return Checkpointer(path, context.checkpoint_every, key, context.checkpoint_budget, resume_from)
+    final = final_state_path(context.folder, spec.method, seed) if context.keep_final else None
+    return Checkpointer(
+        path,
+        context.checkpoint_every,
+        key,
+        context.checkpoint_budget,
+        resume_from,
+        final_path=final,
+    )
 
 
 ENGINE_RESTARTS = 2

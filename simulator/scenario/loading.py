@@ -8,6 +8,8 @@ from it) then needs no method code.
 
 from __future__ import annotations
 
+import hashlib
+import json
 from pathlib import Path
 from typing import Any
 
@@ -109,7 +111,14 @@ def _absolute(value: str) -> bool:
 # Settings added after run folders already existed, left out of the stored document while at
 # their defaults: a folder written before them keeps its digest and checkpoint keys, so it
 # still resumes.
-LATER_DEFAULTS = {"engine": {"device": "cpu", "batch_devices": None}}
+LATER_DEFAULTS = {
+    "engine": {
+        "device": "cpu",
+        "batch_devices": None,
+        "superlink": None,
+        "superlink_certificates": None,
+    }
+}
 
 
 def scenario_to_document(scenario: Scenario) -> dict[str, Any]:
@@ -120,3 +129,20 @@ def scenario_to_document(scenario: Scenario) -> dict[str, Any]:
             if document[section].get(key) == default:
                 document[section].pop(key)
     return document
+
+
+# Sections that say where a run executes and where its files go, not what world it simulates.
+PLACEMENT_SECTIONS = ("engine", "output")
+
+
+def world_fingerprint(scenario: Scenario) -> str:
+    """A short digest of what a scenario simulates (where it runs left out).
+
+    A real device checks it against the cloud's: a SuperNode started with another
+    scenario file, other overrides or another version of one refuses the run.
+    """
+    document = {
+        k: v for k, v in scenario_to_document(scenario).items() if k not in PLACEMENT_SECTIONS
+    }
+    canonical = json.dumps(document, sort_keys=True, default=str)
+    return hashlib.sha256(canonical.encode()).hexdigest()[:16]

@@ -41,7 +41,7 @@ from simulator.scenario.types import Fraction, PositiveFloat, Strict
 DatasetName = Literal[DATASET_NAMES]  # type: ignore[valid-type]
 MAX_EVAL_TICKS = 100_000  # evaluation ticks over a horizon: more is a typo, not an experiment
 MIN_SAMPLES_PER_CLASS = 10  # in each device pool (train and test), on average
-EngineName = Literal["inline", "ray", "flower"]
+EngineName = Literal["inline", "ray", "flower", "deployment"]
 
 __all__ = [
     "AppliesTo",
@@ -212,6 +212,17 @@ class Model(Strict):
     )
 
 
+LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1", "[::1]")
+
+
+def superlink_host(address: str) -> str:
+    """The host of a ``host:port`` address (a bracketed IPv6 host keeps its brackets)."""
+    host, sep, port = address.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ValueError(f"{address!r} is not host:port (e.g. 127.0.0.1:9093)")
+    return host
+
+
 def _torch_device_name(device: str) -> str:
     """``cpu``, ``cuda`` or ``cuda:N`` by name only (whether it runs here: preflight)."""
     if not re.fullmatch(DEVICE_PATTERN, device):
@@ -247,6 +258,12 @@ class Engine(Strict):
     a private local Ray; ``shards`` is the number of device shards on ``ray``
     (default: one per CPU); ``cpus_per_device`` is Flower's per-node reservation
     on ``flower``.
+
+    ``deployment`` runs the cloud as a Flower ServerApp on a real SuperLink
+    (``superlink``, host:port) and each device on a real SuperNode
+    (``simulate supernode``); time is real there. Without
+    ``superlink_certificates`` (the CA certificate of a TLS SuperLink) the
+    link is insecure, which only a loopback address may be.
     """
 
     kind: EngineName = "ray"
@@ -265,8 +282,31 @@ class Engine(Strict):
     # on the CPU it is how the batched path is tested against the per-device one.
     device: str = "cpu"
     batch_devices: bool | None = None
+    superlink: str | None = None
+    superlink_certificates: str | None = None
 
     _device_name = field_validator("device")(classmethod(lambda cls, d: _torch_device_name(d)))
+
+    @field_validator("superlink")
+    @classmethod
+    def _host_port(cls, address: str | None) -> str | None:
+        if address is not None:
+            superlink_host(address)
+        return address
+
+    @model_validator(mode="after")
+    def _secure_unless_loopback(self) -> Engine:
+        if (
+            self.superlink is not None
+            and self.superlink_certificates is None
+            and superlink_host(self.superlink) not in LOOPBACK_HOSTS
+        ):
+            raise ValueError(
+                f"engine.superlink {self.superlink} is not a loopback address: give "
+                "engine.superlink_certificates (the SuperLink's CA certificate, PEM) for TLS; "
+                "insecure links are only for 127.0.0.1, ::1 and localhost"
+            )
+        return self
 
     @property
     def cohort_device(self) -> str | None:
