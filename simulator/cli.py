@@ -25,6 +25,7 @@ from simulator.catalog.errors import UserError, closest
 from simulator.engine.stop import StopRequested
 from simulator.run.defaults import DEFAULT_CHECKPOINT_BUDGET, DEFAULT_CHECKPOINT_EVERY
 from simulator.run.stopping import EXIT_INTERRUPTED
+from simulator.scenario.overrides import add_set_option
 
 if TYPE_CHECKING:  # the heavy modules load only when a command needs them (--help is fast)
     from simulator.scenario.schema import Engine, Scenario
@@ -36,14 +37,7 @@ def _common(parser: argparse.ArgumentParser, optional_scenario: bool = False) ->
     parser.add_argument(
         "scenario", nargs="?" if optional_scenario else None, help="scenario file (YAML)"
     )
-    parser.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="KEY.PATH=VALUE",
-        help="override a scenario value (repeatable), e.g. --set fleet.devices=200",
-    )
+    add_set_option(parser, "override a scenario value (repeatable), e.g. --set fleet.devices=200")
 
 
 COMMANDS = {

@@ -27,12 +27,12 @@ import time
 from collections.abc import Iterable
 from pathlib import Path
 
-from flwr.app import ConfigRecord, Error, Message, RecordDict
+from flwr.app import ConfigRecord, Error, Message
 from flwr.common.constant import ErrorCode
 from flwr.serverapp import Grid
-from flwr.supercore.run import Run
 
 from simulator.engine import protocol
+from simulator.engine.delegating_grid import DelegatingGrid
 
 POLL_S = 0.05
 EXCHANGE_LOG_ENV = "PERSONA_FLEET_EXCHANGE_LOG"
@@ -59,7 +59,7 @@ def missing_reply(message: Message, reason: str) -> Message:
     return Message(Error(code=ErrorCode.NODE_UNAVAILABLE, reason=reason), reply_to=message)
 
 
-class DeploymentGrid(Grid):
+class DeploymentGrid(DelegatingGrid):
     """Delegates to a real SuperLink's Grid, for one method-seed run (see the module)."""
 
     def __init__(
@@ -69,40 +69,17 @@ class DeploymentGrid(Grid):
         reply_timeout_s: float,
         exchange_log: Path | None = None,
     ):
-        self._grid = grid
+        super().__init__(grid)
         self._stamp = stamp
         self._reply_timeout_s = reply_timeout_s
         self._offline: set[int] = set()
         self._exchange_log = exchange_log
-
-    def set_run(self, run: Run) -> None:
-        self._grid.set_run(run)
-
-    @property
-    def run(self) -> Run:
-        return self._grid.run
-
-    def create_message(
-        self,
-        content: RecordDict,
-        message_type: str,
-        dst_node_id: int,
-        group_id: str,
-        ttl: float | None = None,
-    ) -> Message:
-        return self._grid.create_message(content, message_type, dst_node_id, group_id, ttl)
-
-    def get_node_ids(self) -> Iterable[int]:
-        return self._grid.get_node_ids()
 
     def push_messages(self, messages: Iterable[Message]) -> Iterable[str]:
         messages = list(messages)
         for message in messages:
             message.content[protocol.SIM_RUN] = self._stamp
         return self._grid.push_messages(messages)
-
-    def pull_messages(self, message_ids: Iterable[str]) -> Iterable[Message]:
-        return self._grid.pull_messages(message_ids)
 
     def send_and_receive(
         self, messages: Iterable[Message], *, timeout: float | None = None

@@ -25,6 +25,7 @@ from basemodel.cache import default_cache_dir
 from simulator.catalog.errors import UserError
 from simulator.engine.supernode_app import NODE_DEVICE, NODE_SCENARIO
 from simulator.scenario.loading import load_scenario, scenario_to_document, world_fingerprint
+from simulator.scenario.overrides import add_set_option
 from simulator.scenario.schema import LOOPBACK_HOSTS, Scenario, superlink_host
 from simulator.world.cloud import pretrain_for
 
@@ -37,14 +38,7 @@ def build_supernode_parser() -> argparse.ArgumentParser:
         description="Serve one fleet device of a scenario on a Flower SuperNode.",
     )
     parser.add_argument("scenario", help="scenario file (YAML), as the cloud runs it")
-    parser.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="KEY.PATH=VALUE",
-        help="the cloud's overrides (repeatable)",
-    )
+    add_set_option(parser, "the cloud's overrides (repeatable): the same, or the run is refused")
     parser.add_argument("--device", type=int, required=True, help="fleet device index")
     parser.add_argument(
         "--superlink",

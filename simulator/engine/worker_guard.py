@@ -26,11 +26,11 @@ import signal
 from collections.abc import Iterable
 from pathlib import Path
 
-from flwr.app import Message, RecordDict
+from flwr.app import Message
 from flwr.common.constant import ErrorCode
 from flwr.serverapp import Grid
-from flwr.supercore.run import Run
 
+from simulator.engine.delegating_grid import DelegatingGrid
 from simulator.engine.failures import EngineFailure
 
 RAY_ERROR_MARKER = "ray.exceptions."
@@ -83,37 +83,14 @@ def engine_error(reply: Message) -> str | None:
     return reason.split("\n", 1)[0][:300] if RAY_ERROR_MARKER in reason else None
 
 
-class WorkerGuardGrid(Grid):
+class WorkerGuardGrid(DelegatingGrid):
     """Delegates to the engine's Grid; raises ``EngineFailure`` on a lost or frozen worker."""
 
     def __init__(self, grid: Grid, reply_timeout_s: float, local: bool = True):
-        self._grid = grid
+        super().__init__(grid)
         self._reply_timeout_s = reply_timeout_s
         self._local = local
         self._warm = False  # the first exchange waits for Ray to start its workers
-
-    def set_run(self, run: Run) -> None:
-        self._grid.set_run(run)
-
-    @property
-    def run(self) -> Run:
-        return self._grid.run
-
-    def create_message(
-        self,
-        content: RecordDict,
-        message_type: str,
-        dst_node_id: int,
-        group_id: str,
-        ttl: float | None = None,
-    ) -> Message:
-        return self._grid.create_message(content, message_type, dst_node_id, group_id, ttl)
-
-    def get_node_ids(self) -> Iterable[int]:
-        return self._grid.get_node_ids()
-
-    def push_messages(self, messages: Iterable[Message]) -> Iterable[str]:
-        return self._grid.push_messages(messages)
 
     def pull_messages(self, message_ids: Iterable[str]) -> Iterable[Message]:
         return self._check(list(self._grid.pull_messages(message_ids)))

@@ -7,6 +7,7 @@ checked exactly like the file.
 
 from __future__ import annotations
 
+import argparse
 import copy
 import re
 from typing import Any
@@ -15,6 +16,14 @@ import yaml
 
 from simulator.catalog.errors import ScenarioError
 from simulator.scenario.yaml12 import load_yaml
+
+
+def add_set_option(parser: argparse.ArgumentParser, help: str) -> None:
+    """The ``--set KEY.PATH=VALUE`` option (repeatable), spelt the same by every command."""
+    parser.add_argument(
+        "--set", dest="overrides", action="append", default=[], metavar="KEY.PATH=VALUE", help=help
+    )
+
 
 _PART = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)((?:\[\d+\])*)")
 

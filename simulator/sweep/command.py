@@ -18,7 +18,7 @@ from pathlib import Path
 
 from simulator.catalog.errors import UserError, resume_refusal
 from simulator.scenario.loading import load_scenario
-from simulator.scenario.overrides import parse_key_path
+from simulator.scenario.overrides import add_set_option, parse_key_path
 from simulator.sweep.driver import (
     SweepRequest,
     default_workers,
@@ -47,14 +47,7 @@ def build_sweep_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--seeds", type=int, help="seeds per cell (default: the scenario's)")
     parser.add_argument("--methods", help="comma-separated methods (default: the scenario's)")
-    parser.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="KEY.PATH=VALUE",
-        help="override a value of every cell (repeatable)",
-    )
+    add_set_option(parser, "override a value of every cell (repeatable)")
     parser.add_argument(
         "--workers",
         type=int,
