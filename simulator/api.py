@@ -154,6 +154,10 @@ def simulate(
     # The warnings were issued above; the run's own lines go to its run.log, and to
     # stderr only with progress=True.
     console = Console(stderr=True, quiet=not progress)
+    if loaded.engine.kind == "deployment":  # the SuperLink's ServerApp runs the plan
+        from simulator.run.submit import submit_plan
+
+        return Results(submit_plan(plan, console))
     return Results(run_plan(plan, show_progress=progress, console=console, checked=checked))
 
 

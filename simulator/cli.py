@@ -335,11 +335,11 @@ def _deployed_engine(folder: Path) -> Engine | None:
 
     try:
         engine = read_document(folder / "scenario.yaml").get("engine", {})
-    except UserError:
+        if not isinstance(engine, dict) or engine.get("kind") != "deployment":
+            return None
+        return Engine.model_validate(engine)
+    except (UserError, ValueError):
         return None  # the resume itself says what is wrong with the folder
-    if not isinstance(engine, dict) or engine.get("kind") != "deployment":
-        return None
-    return Engine.model_validate(engine)
 
 
 def _build_report(folder: Path) -> None:

@@ -34,7 +34,11 @@ REPO = Path(__file__).resolve().parent.parent
 SCENARIO = REPO / "scenarios" / "deployment.yaml"
 DEVICES = 3
 # Two evaluation ticks instead of four: each message starts a process on a SuperNode.
-FAST = ["--set", "rounds.eval_every_s=360", "--set", "engine.reply_timeout_s=20"]
+FAST = ["--set", "rounds.eval_every_s=360"]
+# Wall seconds an exchange may take: generous where nothing fails (a busy 2-core machine
+# takes up to 30 s for Persona's), short where a SuperNode is killed.
+PATIENT = ["--set", "engine.reply_timeout_s=300"]
+IMPATIENT = ["--set", "engine.reply_timeout_s=45"]
 BIN = Path(sys.executable).parent
 
 
@@ -101,7 +105,7 @@ class Federation:
         )
 
     def simulate(self, *args: str, timeout: float = 900) -> subprocess.CompletedProcess:
-        command = [str(BIN / "simulate"), str(SCENARIO), *FAST, "--no-progress", *args]
+        command = [str(BIN / "simulate"), str(SCENARIO), *FAST, *PATIENT, "--no-progress", *args]
         return subprocess.run(
             command, env=self.env, capture_output=True, text=True, timeout=timeout, cwd=self.root
         )
@@ -202,6 +206,7 @@ def test_a_supernode_that_dies_mid_run_fails_its_rounds_and_the_run_finishes(
             str(BIN / "simulate"),
             str(SCENARIO),
             *FAST,
+            *IMPATIENT,
             "--no-progress",
             "--methods",
             "fedavg",
@@ -238,4 +243,5 @@ def test_a_supernode_that_dies_mid_run_fails_its_rounds_and_the_run_finishes(
     ]
     assert [r["round"] for r in rounds] == [1, 2, 3]
     assert rounds[0]["failed"] == 0 and rounds[-1]["failed"] == 1 and rounds[-1]["kept"] == 2
-    assert any("SuperNode" in cause for cause in rounds[-1]["failures"])
+    # "no reply within 45 wall seconds ..." or, once the SuperLink noticed, "... went offline"
+    assert all("SuperNode" in r["failures"][0] for r in rounds[1:])

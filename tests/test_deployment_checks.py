@@ -162,3 +162,19 @@ def test_the_cloud_grid_waits_for_the_deadline_then_names_who_did_not_answer():
     assert "no reply within 0.3 wall seconds" in replies[2].error.reason
     assert replies[3].error.reason == "the device's SuperNode went offline"
     assert content[protocol.SIM_RUN][protocol.METHOD] == "fedavg"  # every message is stamped
+
+
+def test_a_serverapp_takes_only_the_folder_simulate_reserved_on_its_disk(tmp_path):
+    from simulator.catalog.errors import UserError
+    from simulator.run.app_config import RESERVATION_FILE
+    from simulator.run.serverapp import claim
+
+    with pytest.raises(UserError, match="is not on this SuperLink's machine"):
+        claim(tmp_path / "on-another-machine", "token")
+    folder = tmp_path / "reserved"
+    folder.mkdir()
+    (folder / RESERVATION_FILE).write_text("token")
+    with pytest.raises(UserError):
+        claim(folder, "another token")
+    claim(folder, "token")
+    assert not folder.exists()  # the runner makes it afresh

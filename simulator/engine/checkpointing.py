@@ -79,7 +79,9 @@ class CheckpointSession:
         """The end state (the cloud's model, every device's state), where the run keeps it."""
         if self.store.keeps_final:
             snapshot = self._snapshot(strategy, arrays, at, log_offset, time.perf_counter())
-            if snapshot is not None:
+            if snapshot is None:
+                log.warning("the end state was not kept (a device did not report its state)")
+            else:
                 self.store.save_final(snapshot)
 
     def _snapshot(

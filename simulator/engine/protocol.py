@@ -20,6 +20,11 @@ SIM_METER = "sim-meter"  # ConfigRecord returned by the device: bytes, FLOPs, se
 SIM_RUN = "sim-run"
 SIM_KEYS = (SIM_CONFIG, SIM_METER, SIM_RUN)
 
+# Node config of a real SuperNode (``simulate supernode``): the resolved scenario's
+# file, and the fleet device the SuperNode is.
+NODE_SCENARIO = "scenario"
+NODE_DEVICE = "device"
+
 # Fields of SIM_RUN.
 FINGERPRINT = "fingerprint"
 METHOD = "method"

@@ -27,7 +27,8 @@ class RoundFacts:
     cloud_flops: float
     requests: Requests  # the service requests polled before it (billed as uploads)
     traced: bool  # devices online only in traced windows: count those that closed mid-round
-    # Wall seconds the round's exchanges took where time is real (a deployment), else None.
+    # Wall seconds the round took where time is real (a deployment: its exchanges and the
+    # cloud's aggregation between them), else None.
     measured_s: float | None = None
 
 

@@ -35,8 +35,7 @@ from simulator.scenario.schema import Scenario
 from simulator.world.build import WorldSpec
 from simulator.world.cloud import pretrain_for
 
-NODE_SCENARIO = "scenario"  # node config: the resolved scenario's file
-NODE_DEVICE = "device"  # node config: the fleet device this SuperNode is
+NODE_SCENARIO, NODE_DEVICE = protocol.NODE_SCENARIO, protocol.NODE_DEVICE
 RUN_KEY = "sim-run-key"  # Context record: the method-seed run the state belongs to
 
 

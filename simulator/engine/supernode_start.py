@@ -19,20 +19,21 @@ import os
 import shutil
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from basemodel.atomic import write_atomically
-from basemodel.cache import default_cache_dir
 from simulator.catalog.errors import UserError
-from simulator.engine.supernode_app import NODE_DEVICE, NODE_SCENARIO
-from simulator.scenario.loading import load_scenario, scenario_to_document, world_fingerprint
+from simulator.engine.protocol import NODE_DEVICE, NODE_SCENARIO
 from simulator.scenario.overrides import add_set_option
-from simulator.scenario.schema import LOOPBACK_HOSTS, Scenario, superlink_host
-from simulator.world.cloud import pretrain_for
+
+if TYPE_CHECKING:  # the scenario and the starting model load after the arguments parsed
+    from simulator.scenario.schema import Scenario
 
 DEFAULT_PORT = 9094  # Flower's SuperNode runtime port; device N takes DEFAULT_PORT + N
 
 
 def build_supernode_parser() -> argparse.ArgumentParser:
+    """The options of ``simulate supernode`` (``--help`` loads nothing heavy)."""
     parser = argparse.ArgumentParser(
         prog="simulate supernode",
         description="Serve one fleet device of a scenario on a Flower SuperNode.",
@@ -70,6 +71,10 @@ def prepare_node(scenario: Scenario) -> Path:
     Every seed's starting model is trained or loaded now, so that each message's
     process finds it in the cache. Returns the scenario file (node config ``scenario``).
     """
+    from basemodel.cache import default_cache_dir
+    from simulator.scenario.loading import scenario_to_document, world_fingerprint
+    from simulator.world.cloud import pretrain_for
+
     path = default_cache_dir() / "supernodes" / f"{world_fingerprint(scenario)}.json"
     path.parent.mkdir(parents=True, exist_ok=True)
     write_atomically(path, json.dumps(scenario_to_document(scenario), sort_keys=True))
@@ -94,6 +99,9 @@ def flower_supernode() -> str:
 
 def supernode_command(args: argparse.Namespace) -> list[str]:
     """The ``flower-supernode`` command line for these arguments (after the checks)."""
+    from simulator.scenario.loading import load_scenario
+    from simulator.scenario.schema import LOOPBACK_HOSTS, superlink_host
+
     scenario = load_scenario(args.scenario, args.overrides)
     devices = scenario.fleet.devices
     if not 0 <= args.device < devices:

@@ -23,18 +23,22 @@ from typing import Any
 from flwr.app import Context
 from flwr.serverapp import Grid, ServerApp
 
+from simulator.catalog.errors import UserError
 from simulator.engine.superlink import granted_grid
+from simulator.run.app_config import (
+    APP_ROOT,
+    OUT,
+    OVERRIDES,
+    RESERVATION_FILE,
+    SCENARIO,
+    SUBMISSION,
+)
 from simulator.run.end_table import end_of_run_table
 from simulator.run.plan import RunPlan
 from simulator.run.reader import load_run
 from simulator.run.runner import resume_run, run_plan
 from simulator.scenario.loading import load_scenario, parse_scenario
 
-SUBMISSION = "submission"  # run config: what ``simulate`` planned, as JSON
-SCENARIO = "scenario"  # run config (flwr run): the scenario file
-OVERRIDES = "set"  # run config (flwr run): --set overrides, separated by ';'
-OUT = "out"  # run config (flwr run): the output folder
-APP_ROOT = Path(__file__).resolve().parents[2]  # the app's folder (scenarios/ beside it)
 DEPLOYED = "engine.kind=deployment"
 
 cloud_app = ServerApp()
@@ -59,8 +63,7 @@ def run_submission(submission: dict[str, Any]) -> Path:
         return resume_run(Path(submission["resume"]), show_progress=False)
     scenario = parse_scenario(submission["scenario"], "the submitted scenario")
     folder = Path(submission["folder"])
-    if folder.is_dir() and not any(folder.iterdir()):
-        folder.rmdir()  # reserved empty by the submitter; the runner makes it
+    claim(folder, str(submission["token"]))
     plan = RunPlan(
         scenario=scenario,
         methods=list(submission["methods"]),
@@ -71,6 +74,23 @@ def run_submission(submission: dict[str, Any]) -> Path:
         keep_final=bool(submission.get("keep_final", False)),
     )
     return run_plan(plan, show_progress=False, folder=folder)
+
+
+def claim(folder: Path, token: str) -> None:
+    """Take over the folder ``simulate`` reserved; refuse one on another machine's disk."""
+    reservation = folder / RESERVATION_FILE
+    try:
+        found = reservation.read_text()
+    except OSError:
+        found = None
+    if found != token:
+        raise UserError(
+            f"the run folder {folder} that simulate reserved is not on this SuperLink's "
+            "machine: run simulate where the SuperLink runs (it shares the run folder), "
+            "or flwr run from another machine"
+        )
+    reservation.unlink()
+    folder.rmdir()  # the runner makes it afresh
 
 
 def run_app_config(config: dict[str, Any]) -> Path:

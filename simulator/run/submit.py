@@ -11,23 +11,30 @@ failure stay in the run folder.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
+import secrets
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from rich.console import Console
 
 from simulator.catalog.errors import UserError
 from simulator.engine.stop import StopRequested
+from simulator.run.app_config import APP_ROOT, RESERVATION_FILE, SUBMISSION
 from simulator.run.folder import create_run_folder
 from simulator.run.plan import RunPlan
 from simulator.run.run_log import RUN_LOG_FILE
-from simulator.run.serverapp import APP_ROOT, SUBMISSION
 from simulator.scenario.loading import scenario_to_document
 from simulator.scenario.schema import Engine
 
+if TYPE_CHECKING:  # Flower's client loads only when a run is submitted
+    from flwr.supercore.control import ControlHttpClient
+
 POLL_S = 0.5
+STOP_WAIT_S = 30.0
 FINISHED = "finished"
 COMPLETED = "completed"
 
@@ -37,6 +44,8 @@ def submit_plan(plan: RunPlan, console: Console) -> Path:
     engine = plan.scenario.engine
     client = control_client(engine)  # an absent SuperLink is refused before a folder is made
     folder = create_run_folder(plan.out_dir, plan.scenario.name).resolve()
+    token = secrets.token_hex(16)
+    (folder / RESERVATION_FILE).write_text(token)
     submission = {
         "scenario": scenario_to_document(plan.scenario),
         "methods": plan.methods,
@@ -45,16 +54,31 @@ def submit_plan(plan: RunPlan, console: Console) -> Path:
         "checkpoint_budget": plan.checkpoint_budget,
         "keep_final": plan.keep_final,
         "folder": str(folder),
+        "token": token,
     }
-    follow_run(client, engine, {SUBMISSION: json.dumps(submission)}, folder, console)
+    try:
+        follow_run(client, engine, {SUBMISSION: json.dumps(submission)}, folder, console)
+    finally:
+        _release(folder, token)
     return folder
 
 
+def _release(folder: Path, token: str) -> None:
+    """Remove the reservation if no run took the folder (it failed to start)."""
+    reservation = folder / RESERVATION_FILE
+    with contextlib.suppress(OSError):
+        if reservation.read_text() == token:
+            reservation.unlink()
+            folder.rmdir()
+
+
 def resume_on_superlink(folder: Path, engine: Engine, console: Console) -> Path:
-    """Continue a deployment run folder on its SuperLink."""
+    """Continue a deployment run folder on its SuperLink (the log's old lines not repeated)."""
     client = control_client(engine)
     submission = {"resume": str(folder.resolve())}
-    follow_run(client, engine, {SUBMISSION: json.dumps(submission)}, folder, console)
+    log_path = folder / RUN_LOG_FILE
+    shown = log_path.stat().st_size if log_path.is_file() else 0
+    follow_run(client, engine, {SUBMISSION: json.dumps(submission)}, folder, console, shown)
     return folder
 
 
@@ -70,7 +94,7 @@ def app_root() -> Path:
     return APP_ROOT
 
 
-def control_client(engine: Engine):  # -> ControlHttpClient (Flower's, imported lazily)
+def control_client(engine: Engine) -> ControlHttpClient:
     """A client of the SuperLink's Control API, checked to answer."""
     import httpx
     from flwr.proto.control_pb2 import ListRunsRequest
@@ -104,36 +128,38 @@ def control_client(engine: Engine):  # -> ControlHttpClient (Flower's, imported 
     return client
 
 
-def follow_run(client, engine: Engine, config: dict, folder: Path, console: Console) -> None:
-    """Start the run, print its log as it grows, and raise if it did not complete."""
-    from flwr.cli.build import build_fab_from_disk
-    from flwr.common.serde import fab_to_proto, run_from_proto, user_config_to_proto
-    from flwr.proto.control_pb2 import ListRunsRequest, StartRunRequest, StopRunRequest
-    from flwr.supercore.fab import Fab
+def follow_run(
+    client: ControlHttpClient,
+    engine: Engine,
+    config: dict[str, str],
+    folder: Path,
+    console: Console,
+    shown: int = 0,
+) -> None:
+    """Start the run, print its log as it grows, and raise if it did not complete.
 
-    fab_bytes = build_fab_from_disk(app_root())
-    fab = Fab(hashlib.sha256(fab_bytes).hexdigest(), fab_bytes, {})
-    started = client.StartRun(
-        StartRunRequest(
-            fab=fab_to_proto(fab), override_config=user_config_to_proto(config), federation=""
-        )
-    )
-    run_id = started.run_id
-    console.print(f"run {run_id} started on the SuperLink at {engine.superlink}; log: {folder}")
-    log_path, shown = folder / RUN_LOG_FILE, 0
+    ``shown``: bytes of the run log already printed (a resume's earlier lines).
+    """
+    import httpx
+    from flwr.proto.control_pb2 import StartRunRequest
+
     try:
-        while True:
-            shown = _show_new_lines(log_path, shown, console)
-            status = run_from_proto(
-                client.ListRuns(ListRunsRequest(run_id=run_id)).run_dict[run_id]
-            ).status
-            if status.status == FINISHED:
-                _show_new_lines(log_path, shown, console)
-                break
-            time.sleep(POLL_S)
-    except KeyboardInterrupt:
-        client.StopRun(StopRunRequest(run_id=run_id))
-        raise StopRequested(str(folder)) from None  # the CLI names the folder to resume
+        fab = _app_fab()
+        started = client.StartRun(
+            StartRunRequest(fab=fab, override_config=_run_config(config), federation="")
+        )
+        run_id = started.run_id
+        console.print(f"run {run_id} started on the SuperLink at {engine.superlink}; log: {folder}")
+        try:
+            status = _wait(client, run_id, folder / RUN_LOG_FILE, shown, console)
+        except KeyboardInterrupt:
+            _stop(client, run_id)
+            raise StopRequested(str(folder)) from None  # the CLI names the folder to resume
+    except httpx.HTTPError as err:
+        raise UserError(
+            f"engine.superlink {engine.superlink}: the SuperLink stopped answering "
+            f"({type(err).__name__}: {err}); rows finished so far are kept in {folder}"
+        ) from None
     finally:
         client.close()
     if status.sub_status != COMPLETED:
@@ -142,6 +168,60 @@ def follow_run(client, engine: Engine, config: dict, folder: Path, console: Cons
             f"deployment run {run_id} {status.sub_status}: {details}; the method-seeds "
             f"finished before are kept in {folder}"
         )
+
+
+def _app_fab():  # -> flwr's Fab proto
+    """The project's FAB, as Flower builds it from the app's folder."""
+    from flwr.cli.build import build_fab_from_disk
+    from flwr.common.serde import fab_to_proto
+    from flwr.supercore.fab import Fab
+
+    try:
+        fab_bytes = build_fab_from_disk(app_root())
+    except ValueError as err:  # too large, too deep: Flower's own limits
+        raise UserError(
+            f"cannot ship the project as a Flower App ({err}); keep run folders out of "
+            f"{app_root()} or list them in its .gitignore"
+        ) from None
+    return fab_to_proto(Fab(hashlib.sha256(fab_bytes).hexdigest(), fab_bytes, {}))
+
+
+def _run_config(config: dict[str, str]):  # -> flwr's user config proto
+    from flwr.common.serde import user_config_to_proto
+
+    return user_config_to_proto(config)
+
+
+def _status(client: ControlHttpClient, run_id: int):  # -> flwr's RunStatus
+    from flwr.common.serde import run_from_proto
+    from flwr.proto.control_pb2 import ListRunsRequest
+
+    runs = client.ListRuns(ListRunsRequest(run_id=run_id)).run_dict
+    if run_id not in runs:
+        raise UserError(f"the SuperLink no longer knows run {run_id} (was it restarted?)")
+    return run_from_proto(runs[run_id]).status
+
+
+def _wait(client: ControlHttpClient, run_id: int, log_path: Path, shown: int, console: Console):
+    """Poll the run until it finished, printing the run log's new lines."""
+    while True:
+        shown = _show_new_lines(log_path, shown, console)
+        status = _status(client, run_id)
+        if status.status == FINISHED:
+            _show_new_lines(log_path, shown, console)
+            return status
+        time.sleep(POLL_S)
+
+
+def _stop(client: ControlHttpClient, run_id: int) -> None:
+    """Stop the run and wait (briefly) until the ServerApp let go of the folder."""
+    from flwr.proto.control_pb2 import StopRunRequest
+
+    with contextlib.suppress(Exception):  # stopping is best effort on the way out
+        client.StopRun(StopRunRequest(run_id=run_id))
+        deadline = time.monotonic() + STOP_WAIT_S
+        while time.monotonic() < deadline and _status(client, run_id).status != FINISHED:
+            time.sleep(POLL_S)
 
 
 def _show_new_lines(path: Path, shown: int, console: Console) -> int:
