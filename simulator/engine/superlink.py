@@ -66,4 +66,5 @@ class SuperLinkSession:
         """Device states live on the SuperNodes; a restart resumes from the last checkpoint."""
 
     def describe(self) -> str:
-        return f"deployment: each device on its own SuperNode of {self.engine.superlink}"
+        where = f" of {self.engine.superlink}" if self.engine.superlink else ""
+        return f"deployment: each device on its own SuperNode{where}"
