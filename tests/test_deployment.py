@@ -5,8 +5,9 @@ processes; ``simulate`` submits the shipped deployment scenario (every device
 sampled each round, a deadline none misses) to the SuperLink. The FedAvg
 model and every Persona device's served weights at the end must equal the
 inline engine's bit for bit, and so must every simulated figure of the rows.
-Then one SuperNode is killed mid-run: the run finishes, the lost device's
-rounds count as failed with a cause, and no process is left behind.
+Then (with ``PERSONA_FLEET_FAULT_TESTS=1``: it waits out a dead device) one
+SuperNode is killed mid-run: the run finishes, the lost device's rounds count
+as failed with a cause. No process is left behind.
 """
 
 from __future__ import annotations
@@ -198,6 +199,12 @@ def test_deployment_gives_the_inline_engines_models_and_rows(federation: Federat
     assert len(rounds) == 3 and all(r["measured_wall_s"] > 0 for r in rounds)
 
 
+@pytest.mark.skipif(
+    os.environ.get("PERSONA_FLEET_FAULT_TESTS") != "1",
+    reason="about 2 minutes of waiting for a dead SuperNode; PERSONA_FLEET_FAULT_TESTS=1 runs it "
+    "(the cloud's handling of missing and offline replies is tested fast in "
+    "test_deployment_checks.py)",
+)
 def test_a_supernode_that_dies_mid_run_fails_its_rounds_and_the_run_finishes(
     federation: Federation,
 ):
