@@ -178,3 +178,29 @@ def test_a_serverapp_takes_only_the_folder_simulate_reserved_on_its_disk(tmp_pat
         claim(folder, "another token")
     claim(folder, "token")
     assert not folder.exists()  # the runner makes it afresh
+
+
+class TwiceServedGrid(SilentGrid):
+    """Three nodes answer registration; two of them say they are device 1."""
+
+    def pull_messages(self, message_ids: Iterable[str]) -> Iterable[Message]:
+        replies = []
+        for message_id in message_ids:
+            message = self.pushed[message_id]
+            device = {1: 0, 2: 1, 3: 1}[int(message.metadata.dst_node_id)]
+            meter = ConfigRecord({protocol.DEVICE: device})
+            replies.append(Message(RecordDict({protocol.SIM_METER: meter}), reply_to=message))
+        return replies
+
+    def send_and_receive(self, messages, *, timeout=None):
+        return self.pull_messages(list(self.push_messages(messages)))
+
+
+def test_a_device_served_by_two_nodes_is_refused_by_name():
+    from simulator.engine.control import register_devices
+
+    use_cloud_identity()
+    with pytest.raises(
+        RuntimeError, match="device 1 is served by two nodes .* start each device once"
+    ):
+        register_devices(TwiceServedGrid(), 2)

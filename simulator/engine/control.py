@@ -10,6 +10,7 @@ engine, because these are ordinary messages.
 
 from __future__ import annotations
 
+import logging
 import time
 
 from flwr.app import Message, RecordDict
@@ -21,6 +22,8 @@ from simulator.engine import protocol
 
 CONTROL_TIMEOUT_S = 3600.0
 REGISTRATION_TIMEOUT_S = 600.0
+JOIN_REPORT_S = 10.0
+log = logging.getLogger("persona_fleet")
 
 
 def records_to_bytes(records: RecordDict) -> bytes:
@@ -35,11 +38,20 @@ def records_from_bytes(data: bytes) -> RecordDict:
 
 
 def register_devices(grid: Grid, devices: int) -> dict[int, int]:
-    """Wait for every simulated node, then learn which fleet device each one is."""
-    deadline = time.monotonic() + REGISTRATION_TIMEOUT_S
+    """Wait for every simulated node, then learn which fleet device each one is.
+
+    Real SuperNodes join one by one: the wait says how many joined, every
+    ``JOIN_REPORT_S``; a device served by two nodes is refused by name.
+    """
+    started = time.monotonic()
+    reported = started
     while len(node_ids := [int(n) for n in grid.get_node_ids()]) < devices:
-        if time.monotonic() > deadline:
+        now = time.monotonic()
+        if now - started > REGISTRATION_TIMEOUT_S:
             raise RuntimeError(f"only {len(node_ids)} of {devices} device nodes registered")
+        if now - reported > JOIN_REPORT_S:
+            log.info("%d of %d device nodes joined; waiting for the rest", len(node_ids), devices)
+            reported = now
         time.sleep(0.1)
     messages = [
         Message(RecordDict(), dst_node_id=node, message_type=protocol.QUERY_REGISTER)
@@ -49,9 +61,13 @@ def register_devices(grid: Grid, devices: int) -> dict[int, int]:
     for reply in grid.send_and_receive(messages, timeout=CONTROL_TIMEOUT_S):
         if reply.has_error():
             raise RuntimeError(f"device registration failed: {reply.error.reason}")
-        node_of[int(reply.content[protocol.SIM_METER][protocol.DEVICE])] = int(
-            reply.metadata.src_node_id
-        )
+        device = int(reply.content[protocol.SIM_METER][protocol.DEVICE])
+        if device in node_of:
+            raise RuntimeError(
+                f"device {device} is served by two nodes ({node_of[device]} and "
+                f"{int(reply.metadata.src_node_id)}): start each device once"
+            )
+        node_of[device] = int(reply.metadata.src_node_id)
     if sorted(node_of) != list(range(devices)):
         raise RuntimeError(f"registration returned {len(node_of)} of {devices} devices")
     return node_of
