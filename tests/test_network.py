@@ -8,7 +8,8 @@ import pytest
 
 from simulator.scenario.schema import NetworkTrace, Scenario
 from simulator.world.fleet import DeviceProfile, build_fleet, class_counts
-from simulator.world.network import Links, compute_s, round_timing, transfer_s
+from simulator.world.network import Links, compute_s, round_timing
+from simulator.world.transport import MessageSize, Transport, transfer_s
 
 
 def test_transfer_time_is_bits_over_bandwidth():
@@ -35,8 +36,9 @@ def test_round_timing_adds_download_compute_upload_and_latency():
         crash_rate=0.0,
     )
     flat = Links(NetworkTrace(sigma=0.0, diurnal_amplitude=0.0, outage_probability=0.0), 1, 0)
+    payload = Transport("payload")
     timing = round_timing(
-        profile, flat, 0.0, download_bytes=500_000, flops=3e9, upload_bytes=250_000
+        profile, flat, payload, 0.0, MessageSize(500_000, 3), 3e9, MessageSize(250_000, 3)
     )
     assert timing.download_s == pytest.approx(1.0)
     assert timing.compute_s == pytest.approx(3.0)
@@ -49,7 +51,9 @@ def test_outage_slots_stop_transfers():
     assert always_down.factor(3, 100.0) == 0.0
     assert not always_down.up(100.0).any()
     profile = DeviceProfile(0, "x", 1e9, 1e6, 1e6, 0.05, 1.0, 0.0)
-    timing = round_timing(profile, always_down, 0.0, 10, 0.0, 10)
+    timing = round_timing(
+        profile, always_down, Transport("payload"), 0.0, MessageSize(10, 1), 0.0, MessageSize(10, 1)
+    )
     assert math.isinf(timing.total_s)
 
 

@@ -1,9 +1,11 @@
-"""Metering: the bytes a message puts on the wire.
+"""Metering: the bytes a message's records weigh, and the objects they split into.
 
 Bytes are measured, not estimated: the serialized size of every object Flower
 would ship for a record (arrays, config and metric records, with Flower's own
-de-duplication of identical objects by content hash). FLOPs are counted from
-the model's layers (``basemodel.flops``).
+de-duplication of identical objects by content hash). The object count is what
+a runtime that moves each object in a request of its own (Flower's SuperNode)
+pays per message beyond the bytes (``simulator.world.transport``). FLOPs are
+counted from the model's layers (``basemodel.flops``).
 """
 
 from __future__ import annotations
@@ -17,6 +19,8 @@ from flwr.supercore.inflatable.inflatable_object import (
     no_object_id_recompute,
 )
 
+from simulator.world.transport import MessageSize
+
 
 def _deflated_size(obj: InflatableObject) -> int:
     """``len(obj.deflate())``; for an array's data chunk, without copying the data again."""
@@ -26,12 +30,22 @@ def _deflated_size(obj: InflatableObject) -> int:
     return len(obj.deflate())
 
 
-def wire_bytes(content: RecordDict, exclude: tuple[str, ...] = ()) -> int:
-    """Serialized size in bytes of ``content`` without the records named in ``exclude``."""
+def message_size(content: RecordDict, exclude: tuple[str, ...] = ()) -> MessageSize:
+    """Serialized bytes and distinct objects of ``content`` without the records in ``exclude``.
+
+    An empty content weighs nothing and has no objects: the payload meter
+    bills it as nothing sent; a runtime's transport adds the envelope.
+    """
     if exclude:
         content = RecordDict({k: v for k, v in content.items() if k not in exclude})
     if not content:
-        return 0
+        return MessageSize(0, 0)
     # Each object's content hash once (Flower's default rehashes children for every parent).
     with no_object_id_recompute():
-        return sum(_deflated_size(obj) for obj in get_all_nested_objects(content).values())
+        objects = get_all_nested_objects(content).values()
+        return MessageSize(sum(_deflated_size(obj) for obj in objects), len(objects))
+
+
+def wire_bytes(content: RecordDict, exclude: tuple[str, ...] = ()) -> int:
+    """Serialized size in bytes of ``content`` without the records named in ``exclude``."""
+    return message_size(content, exclude).payload_bytes

@@ -20,11 +20,16 @@ from simulator.engine.evaluation import GRID_TIMEOUT_S
 
 @dataclass(frozen=True)
 class Requests:
-    """The devices that asked at a round's start, and their requests' bytes and energy."""
+    """The devices that asked at a round's start, and their requests' bytes and energy.
+
+    ``bytes_down`` is what answering the requests sent back (nothing under the
+    ``payload`` transport; a runtime's responses and acknowledgements otherwise).
+    """
 
     asking: list[int] = field(default_factory=list)
     bytes_up: float = 0.0
     energy_j: float = 0.0
+    bytes_down: float = 0.0
 
 
 NO_REQUESTS = Requests()
@@ -42,7 +47,7 @@ def poll_requests(
     messages = [
         Message(content, dst_node_id=node_of[d], message_type=protocol.QUERY_POLL) for d in devices
     ]
-    asking, bytes_up, energy_j = [], 0.0, 0.0
+    asking, bytes_up, bytes_down, energy_j = [], 0.0, 0.0, 0.0
     for reply in grid.send_and_receive(messages, timeout=GRID_TIMEOUT_S):
         if reply.has_error():
             continue
@@ -50,5 +55,6 @@ def poll_requests(
         if int(meter[protocol.REQUEST]):
             asking.append(int(meter[protocol.DEVICE]))
             bytes_up += float(meter[protocol.UPLOAD_BYTES])
+            bytes_down += float(meter.get(protocol.DOWNLOAD_BYTES, 0))
             energy_j += float(meter[protocol.ENERGY_J])
-    return Requests(sorted(asking), bytes_up, energy_j)
+    return Requests(sorted(asking), bytes_up, energy_j, bytes_down)

@@ -52,7 +52,7 @@ def round_row(facts: RoundFacts, outcome: RoundOutcome, metrics: Any) -> dict[st
         "failures": outcome.failures[:5],
         "replied": outcome.replied,
         "bytes_up": total(protocol.UPLOAD_BYTES) + requests.bytes_up,  # asking is billed
-        "bytes_down": total(protocol.DOWNLOAD_BYTES),
+        "bytes_down": total(protocol.DOWNLOAD_BYTES) + requests.bytes_down,
         "flops": total(protocol.FLOPS),
         "energy_j": total(protocol.ENERGY_J) + requests.energy_j,
         "energy_compute_j": total(protocol.ENERGY_COMPUTE_J),

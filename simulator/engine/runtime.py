@@ -4,7 +4,8 @@ For a round's training message each device builds its data window at the
 round's simulated start; the method's device half then answers the whole
 cohort at once (batched, or one device at a time); each device's reply is
 then metered on its own: the bytes it received and sent (serialized size of
-its records), the FLOPs it computed and the backward passes it ran. From
+its records, plus what the scenario's transport adds on the wire), the FLOPs
+it computed and the backward passes it ran. From
 those and its own network and compute profile it works out the round's
 simulated duration; if that misses the deadline it keeps its old state, as a
 real device whose upload never arrived would. For an evaluation message it
@@ -34,12 +35,13 @@ from simulator.engine import protocol
 from simulator.engine.deployment import Deployment
 from simulator.engine.failures import WENT_OFFLINE, DeviceCrash, DeviceOffline
 from simulator.engine.faults import MessageDropped, corrupt, draw_fault
-from simulator.engine.metering import wire_bytes
+from simulator.engine.metering import message_size
 from simulator.engine.scoring import device_score, ranking_scores
 from simulator.engine.state import StateStore, decode_state, encode_state
 from simulator.world.build import new_model
 from simulator.world.fleet import crashes
 from simulator.world.network import round_timing
+from simulator.world.transport import MessageSize
 from strategies import wire
 from strategies.base import DeviceStep, ServeStep, TrainOutcome, TwoPhaseDevice
 from strategies.device_kit import ArrayCache, DeviceKit
@@ -137,7 +139,7 @@ class DeviceRuntime:
     def _train(self, part: Batch) -> list[Message]:
         replies: list[Message | None] = [None] * len(part)
         arrays = ArrayCache()
-        downloads: dict[int, int] = {}
+        downloads: dict[int, MessageSize] = {}
         steps, members, starts = [], [], []
         for j, (device, message) in enumerate(part):
             try:
@@ -171,7 +173,7 @@ class DeviceRuntime:
                 if isinstance(outcomes, Exception):
                     raise outcomes
                 outcome, stall_s = self._inject_fault(device, message, outcomes[k])
-                download = self._download_bytes(message, downloads)
+                download = self._download_size(message, downloads)
                 replies[j] = self._finish(
                     device, message, outcome, starts[k], 0.0, download, final, stall_s
                 )
@@ -200,11 +202,11 @@ class DeviceRuntime:
         return outcome, 0.0
 
     @staticmethod
-    def _download_bytes(message: Message, seen: dict[int, int]) -> int:
-        """Billed bytes of a message's payload; a content shared by many messages is sized once."""
+    def _download_size(message: Message, seen: dict[int, MessageSize]) -> MessageSize:
+        """Billed size of a message's payload; a content shared by many messages is sized once."""
         content = message.content
         if id(content) not in seen:
-            seen[id(content)] = wire_bytes(content, exclude=protocol.SIM_KEYS)
+            seen[id(content)] = message_size(content, exclude=protocol.SIM_KEYS)
         return seen[id(content)]
 
     def _finish(
@@ -214,7 +216,7 @@ class DeviceRuntime:
         outcome: TrainOutcome,
         start_s: float,
         elapsed_s: float,
-        download_bytes: int,
+        download: MessageSize,
         final: bool,
         stall_s: float = 0.0,
     ) -> Message:
@@ -224,15 +226,15 @@ class DeviceRuntime:
         ``stall_s`` time lost to an injected hang.
         """
         sim = message.content[protocol.SIM_CONFIG]
-        upload_bytes = wire_bytes(outcome.reply)
         profile = self.world.fleet[device]
         timing = round_timing(
             profile,
             self.world.links,
+            self.world.transport,
             start_s + elapsed_s,
-            download_bytes,
+            download,
             outcome.flops,
-            upload_bytes,
+            message_size(outcome.reply),
         )
         total_s = elapsed_s + timing.total_s + stall_s
         on_time = total_s <= float(sim[protocol.DEADLINE_S])
@@ -248,8 +250,8 @@ class DeviceRuntime:
         energy = device_energy(
             profile,
             outcome.flops,
-            download_bytes,
-            upload_bytes,
+            timing.download_bytes,
+            timing.upload_bytes,
             timing.download_s,
             timing.upload_s,
         )
@@ -267,8 +269,8 @@ class DeviceRuntime:
         meter = {
             protocol.DEVICE: device,
             protocol.STATUS: protocol.STATUS_OK if on_time else protocol.STATUS_LATE,
-            protocol.DOWNLOAD_BYTES: download_bytes,
-            protocol.UPLOAD_BYTES: upload_bytes,
+            protocol.DOWNLOAD_BYTES: timing.download_bytes,
+            protocol.UPLOAD_BYTES: timing.upload_bytes,
             protocol.FLOPS: float(outcome.flops),
             protocol.BACKWARD_PASSES: outcome.backward_passes,
             protocol.DOWNLOAD_S: timing.download_s,
@@ -324,7 +326,7 @@ class DeviceRuntime:
                 sim = message.content[protocol.SIM_CONFIG]
                 start_s = float(sim[protocol.START_S])
                 waited_s = float(sim[protocol.CLOUD_S]) if protocol.CLOUD_S in sim else 0.0
-                download = wire_bytes(message.content, exclude=protocol.SIM_KEYS)
+                download = message_size(message.content, exclude=protocol.SIM_KEYS)
                 elapsed_s = phases[k] + waited_s  # the first phase, then the cloud's answer
                 replies[j] = self._finish(
                     device, message, outcomes[k], start_s, elapsed_s, download, True
@@ -408,10 +410,31 @@ class DeviceRuntime:
             if j in asking:
                 profile = self.world.fleet[device]
                 start_s = float(message.content[protocol.SIM_CONFIG][protocol.START_S])
-                upload = wire_bytes(content)
-                timing = round_timing(profile, self.world.links, start_s, 0, 0.0, upload)
-                energy = device_energy(profile, 0.0, 0, upload, 0.0, timing.upload_s)
-                meter.update({protocol.UPLOAD_BYTES: upload, protocol.ENERGY_J: energy.total_j})
+                timing = round_timing(
+                    profile,
+                    self.world.links,
+                    self.world.transport,
+                    start_s,
+                    None,
+                    0.0,
+                    message_size(content),
+                )
+                energy = device_energy(
+                    profile,
+                    0.0,
+                    timing.download_bytes,
+                    timing.upload_bytes,
+                    0.0,
+                    timing.upload_s,
+                )
+                meter.update(
+                    {
+                        protocol.UPLOAD_BYTES: timing.upload_bytes,
+                        protocol.ENERGY_J: energy.total_j,
+                    }
+                )
+                if timing.download_bytes:  # a runtime's answer to the request
+                    meter[protocol.DOWNLOAD_BYTES] = timing.download_bytes
             replies.append(_meter_reply(message, meter))
         return replies
 

@@ -61,6 +61,30 @@ class NetworkTrace(Strict):
     outage_probability: Fraction = 0.0
 
 
+class TransportSpec(Strict):
+    """What a message costs beyond its records' bytes (``simulator.world.transport``).
+
+    ``payload``: nothing beyond them, one round trip per device-round (the
+    default, and what published tables used). ``flower-http``: Flower 1.41's
+    SuperNode over HTTP/1.1 as measured on shaped links: headers, one request
+    per object, acknowledgements, a round trip per request round.
+    ``request_s`` replaces that runtime's measured processing seconds per
+    request round (a SuperLink with more headroom answers faster).
+    """
+
+    runtime: Literal["payload", "flower-http"] = "payload"
+    request_s: Annotated[float, Field(ge=0, le=60)] | None = None
+
+    @model_validator(mode="after")
+    def _requests_need_a_runtime(self) -> TransportSpec:
+        if self.request_s is not None and self.runtime == "payload":
+            raise ValueError(
+                "request_s applies to a runtime that moves requests; set runtime: flower-http "
+                "or remove request_s"
+            )
+        return self
+
+
 class Faults(Strict):
     """Injected device faults: the probability, per device-round, of each.
 
@@ -140,6 +164,7 @@ class Fleet(Strict):
     devices: Annotated[int, Field(ge=1, le=1_000_000)]
     classes: Annotated[list[DeviceClass], Field(min_length=1)]
     network: NetworkTrace = NetworkTrace()
+    transport: TransportSpec = TransportSpec()
     faults: Faults = Faults()
     traces: FleetTraces | None = None
 

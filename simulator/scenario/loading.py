@@ -112,12 +112,13 @@ def _absolute(value: str) -> bool:
 # their defaults: a folder written before them keeps its digest and checkpoint keys, so it
 # still resumes.
 LATER_DEFAULTS = {
+    "fleet": {"transport": {"runtime": "payload", "request_s": None}},
     "engine": {
         "device": "cpu",
         "batch_devices": None,
         "superlink": None,
         "superlink_certificates": None,
-    }
+    },
 }
 
 

@@ -26,6 +26,7 @@ from simulator.world.schedule import ContextSchedule
 from simulator.world.sources import SampleSource, build_source
 from simulator.world.stream import DeviceStreams
 from simulator.world.traces import Behaviour
+from simulator.world.transport import Transport
 
 
 @dataclass(frozen=True)
@@ -58,6 +59,8 @@ class World:
         self.links = Links(
             self.scenario.fleet.network, len(self.fleet), spec.seed, self.behaviours is None
         )
+        spec_transport = self.scenario.fleet.transport
+        self.transport = Transport(spec_transport.runtime, spec_transport.request_s)
         self.dataset: DatasetSpec = dataset_spec(self.scenario.data.dataset)
         # The data split (or click catalogue) belongs to the pretraining seed (the cloud's
         # share trained the starting model), everything else to the simulation seed.

@@ -4,7 +4,9 @@ Bandwidth is the device's own median times a per-slot lognormal factor, times a
 diurnal factor, and zero during an outage slot. Uplink and downlink are
 separate. A transfer uses the bandwidth of the slot in which it starts (a
 simplification: a transfer that spans slots does not change speed mid-way).
-Compute time is counted FLOPs over the device's FLOP/s.
+Compute time is counted FLOPs over the device's FLOP/s. What a message moves
+on the wire, and in how many request rounds, is the scenario's transport
+(``simulator.world.transport``).
 
 A slot's factors are drawn for the whole fleet at once (``Links``), from a
 generator keyed by the slot: the cost of asking who is reachable is then one
@@ -22,6 +24,7 @@ import numpy as np
 from simulator.catalog.seeding import rng_for
 from simulator.scenario.schema import NetworkTrace
 from simulator.world.fleet import DeviceProfile
+from simulator.world.transport import NOTHING, MessageSize, Transport
 
 DAY_S = 86_400.0
 
@@ -69,15 +72,6 @@ class Links:
         return ~down
 
 
-def transfer_s(payload_bytes: int, bandwidth_bps: float) -> float:
-    """Seconds to move ``payload_bytes`` at ``bandwidth_bps`` (infinite when the link is down)."""
-    if payload_bytes <= 0:
-        return 0.0
-    if bandwidth_bps <= 0.0:
-        return math.inf
-    return 8.0 * payload_bytes / bandwidth_bps
-
-
 def compute_s(flops: float, compute_flops: float) -> float:
     """Seconds of on-device compute for ``flops`` floating-point operations."""
     return flops / compute_flops if flops > 0 else 0.0
@@ -85,12 +79,19 @@ def compute_s(flops: float, compute_flops: float) -> float:
 
 @dataclass(frozen=True)
 class RoundTiming:
-    """Where a device's round time went, in simulated seconds."""
+    """Where a device's round time went, in simulated seconds, and the bytes its radio moved.
+
+    ``download_bytes`` and ``upload_bytes`` are what the device received and
+    sent over the phase, both transfers together (under the ``payload``
+    transport: the message's and the reply's records).
+    """
 
     download_s: float
     compute_s: float
     upload_s: float
     latency_s: float
+    download_bytes: int = 0
+    upload_bytes: int = 0
 
     @property
     def total_s(self) -> float:
@@ -100,19 +101,34 @@ class RoundTiming:
 def round_timing(
     profile: DeviceProfile,
     links: Links,
+    transport: Transport,
     start_s: float,
-    download_bytes: int,
+    download: MessageSize | None,
     flops: float,
-    upload_bytes: int,
+    upload: MessageSize,
 ) -> RoundTiming:
-    """Time of one device-round: download, compute, upload, plus one round trip of latency."""
-    down_bps = profile.downlink_bps * links.factor(profile.index, start_s)
-    download = transfer_s(download_bytes, down_bps)
+    """One device-round phase: download (None: no message came), compute, upload, latency.
+
+    Each transfer moves at the bandwidth of the slot it starts in, its forward
+    bytes in its own direction and its backward bytes (requests,
+    acknowledgements) in the other; latency is the transport's round trips.
+    """
+    received = NOTHING if download is None else transport.download(download)
+    sent = transport.upload(upload)
+    factor = links.factor(profile.index, start_s)
+    download_s = received.seconds(profile.downlink_bps * factor, profile.uplink_bps * factor)
     compute = compute_s(flops, profile.compute_flops)
-    upload_start = start_s + download + compute
+    upload_start = start_s + download_s + compute
     if math.isfinite(upload_start):
-        up_bps = profile.uplink_bps * links.factor(profile.index, upload_start)
-        upload = transfer_s(upload_bytes, up_bps)
+        factor = links.factor(profile.index, upload_start)
+        upload_s = sent.seconds(profile.uplink_bps * factor, profile.downlink_bps * factor)
     else:
-        upload = math.inf
-    return RoundTiming(download, compute, upload, profile.rtt_s)
+        upload_s = math.inf
+    return RoundTiming(
+        download_s,
+        compute,
+        upload_s,
+        profile.rtt_s * transport.round_trips(received, sent),
+        download_bytes=received.forward_bytes + sent.backward_bytes,
+        upload_bytes=sent.forward_bytes + received.backward_bytes,
+    )
