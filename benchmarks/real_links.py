@@ -52,6 +52,12 @@ from simulator.engine.supernode_start import flower_supernode, node_config, prep
 from simulator.scenario.loading import parse_scenario  # noqa: E402
 from simulator.scenario.presets import PRESETS  # noqa: E402
 from simulator.world.fleet import build_fleet  # noqa: E402
+from simulator.world.transport import (  # noqa: E402
+    MessageSize,
+    Transfer,
+    Transport,
+    transfer_s,
+)
 
 LINK_CLASSES = {"2g": "2g-lowend", "3g": "3g-midrange", "4g": "4g-highend"}
 SAMPLE_S = 0.002
@@ -120,8 +126,12 @@ class Links:
 
 
 def tbf(kbps: float) -> list[str]:
-    """A token bucket at ``kbps``: a burst of 10 ms (at least two packets), a deep queue."""
-    burst = max(3200, int(kbps * 1000 / 8 * 0.01))
+    """A token bucket at ``kbps``: a burst of one packet (or 2 ms at fast rates), a deep queue.
+
+    A deeper bucket lets a short exchange pass faster than the rate after an idle spell,
+    which no modelled link does.
+    """
+    burst = max(1600, int(kbps * 1000 / 8 * 0.002))
     return ["tbf", "rate", f"{kbps}kbit", "burst", str(burst), "limit", str(4 * 1024 * 1024)]
 
 
@@ -147,29 +157,6 @@ class Counters(threading.Thread):
                 (now, [(int(tx.read_text()), int(rx.read_text())) for tx, rx in self.paths])
             )
             time.sleep(SAMPLE_S)
-
-
-def transfers(samples, device: int, direction: int, start: float, end: float, rate_bps: float):
-    """(seconds, bytes) of each transfer on one link direction within [start, end].
-
-    A transfer runs from the first sample whose count grew to the last one, and
-    ends at an idle gap longer than ``GAP_S``.
-    """
-    found: list[list[float]] = []  # [first grown, last grown, bytes]
-    previous = None
-    for t, counts in samples:
-        if not start <= t <= end:
-            continue
-        count = counts[device][direction]
-        if previous is not None and count > previous:
-            if found and t - found[-1][1] <= GAP_S:
-                found[-1][1] = t
-                found[-1][2] += count - previous
-            else:
-                found.append([t, t, count - previous])
-        previous = count
-    # A transfer's first packet left before the first sample that saw it: add one packet's time.
-    return [(last - first + 1500 * 8 / rate_bps, int(size)) for first, last, size in found]
 
 
 def spawn(command: list[str], env: dict, log: Path) -> subprocess.Popen:
@@ -202,9 +189,12 @@ def main() -> int:
     parser.add_argument("--per-class", type=int, default=2, help="devices per link class")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--analyze", type=Path, metavar="DIR", help="a finished run's folder")
+    parser.add_argument(
+        "--fit", action="store_true", help="also print the least-squares transport constants"
+    )
     args = parser.parse_args()
     if args.analyze is not None:
-        analyze(args.analyze)
+        analyze(args.analyze, args.fit)
         return 0
     if os.geteuid() != 0 or run("ip", "netns", "add", "pfl-probe", check=False).returncode:
         print("skipped: needs root and network namespaces (ip netns add failed)")
@@ -223,7 +213,8 @@ def main() -> int:
     counters = Counters(len(fleet))
     try:
         with processes() as started:
-            link_env = {**env, "FLWR_HOME": str(work / "link"), EXCHANGE_LOG_ENV: str(log_path)}
+            env[EXCHANGE_LOG_ENV] = str(log_path)  # the cloud's exchanges, the devices' answers
+            link_env = {**env, "FLWR_HOME": str(work / "link")}
             superlink = [str(BIN / "flower-superlink"), "--insecure", "--host", "0.0.0.0",
                          "--port", str(PORT),
                          "--disable-runtime-dependency-installation"]  # fmt: skip
@@ -261,73 +252,227 @@ def main() -> int:
         times=np.array([t for t, _ in counters.samples]),
         counts=np.array([c for _, c in counters.samples], dtype=np.int64),
     )
-    analyze(work)
+    analyze(work, args.fit)
     print(f"(logs, counters and run folders: {work}; the table again: --analyze {work})")
     return 0
 
 
-def report(fleet, samples, exchanges: list[dict]) -> None:
-    """The table: per method and link class, predicted against measured time and bytes.
+@dataclass(frozen=True)
+class Phase:
+    """One message on one device's link, as predicted and as the counters saw it."""
 
-    In each exchange window the largest transfer per direction is the message
-    (or the reply) itself: its duration is the measured time and its bytes
-    what the wire carried for the metered payload. The rest of the window's
-    traffic is the SuperNode's own polling and heartbeats, which no round
-    bills: it is printed as bytes per minute.
+    method: str
+    link: str
+    direction: str  # "down": the cloud's message; "up": the device's reply
+    payload_s: float  # the payload transport's prediction (records at the median rate)
+    predicted: Transfer
+    predicted_s: float
+    measured_s: float
+    forward_bytes: int  # measured, in the message's direction
+    backward_bytes: int
+    size: MessageSize  # as sent, the simulation's own records included
+    metered: int  # the payload meter's bytes of the message (its records, billed ones only)
+    forward_bps: float
+    backward_bps: float
+
+
+def bursts(samples, device: int, start: float, end: float) -> list[list[float]]:
+    """[first, last, bytes down, bytes up] of each stretch of traffic on a device's link.
+
+    Traffic in either direction counts; an idle gap longer than ``GAP_S`` ends a burst.
     """
-    classes = {p.index: p.device_class for p in fleet}
-    rates = {p.index: (p.downlink_bps, p.uplink_bps) for p in fleet}
-    groups: dict[tuple[str, str, str], dict[str, float | list]] = {}
+    found: list[list[float]] = []
+    previous = None
+    for t, counts in samples:
+        if not start <= t <= end:
+            continue
+        down, up = counts[device]
+        if previous is not None and (down > previous[0] or up > previous[1]):
+            grown = [down - previous[0], up - previous[1]]
+            if found and t - found[-1][1] <= GAP_S:
+                found[-1][1] = t
+                found[-1][2] += grown[0]
+                found[-1][3] += grown[1]
+            else:
+                found.append([t, t, *grown])
+        previous = (down, up)
+    return found
+
+
+def phases(fleet, samples, exchanges: list[dict], answers: list[dict]) -> list[Phase]:
+    """Each logged exchange's download and upload, set against ``flower-http``'s prediction.
+
+    The download is the largest burst between the cloud's push and the moment the
+    device began its answer, the upload the largest between the end of its answer
+    and the cloud's pull; the smaller bursts there are the SuperNode's polls and
+    heartbeats, which go on whatever the round does.
+    """
+    transport = Transport("flower-http")
+    profiles = {p.index: p for p in fleet}
+    answered = {(a["device"], a["method"], a["round"], a["type"]): a for a in answers}
+    found = []
     for line in exchanges:
         device = int(line["device"])
-        window = (line["pushed"], line["replied"])
-        for direction, (name, bytes_key, seconds_key) in enumerate(
-            (("down", "download-bytes", "download-s"), ("up", "upload-bytes", "upload-s"))
-        ):
-            group = groups.setdefault(
-                (line["method"], classes[device], name),
-                {"pairs": [], "metered": 0, "wire": 0, "other": 0, "window_s": 0.0},
-            )
-            seen = transfers(samples, device, direction, *window, rates[device][direction])
-            payload = max(seen, key=lambda t: t[1], default=(0.0, 0))
-            group["metered"] += int(line[bytes_key])
-            group["wire"] += payload[1]
-            group["other"] += sum(size for _, size in seen) - payload[1]
-            group["window_s"] += window[1] - window[0]
-            if float(line[seconds_key]) > 0:
-                group["pairs"].append((float(line[seconds_key]), payload[0]))
-    print(
-        f"{'method':<8} {'link':<4} {'dir':<4} {'n':>3} {'predicted s':>11} {'measured s':>10} "
-        f"{'median err':>10} {'p90 |err|':>9} {'metered B':>10} {'wire B':>10} {'ratio':>6} "
-        f"{'other B/min':>11}"
-    )
-    for (method, link, name), group in sorted(groups.items()):
-        pairs = group["pairs"]
-        if not pairs:
+        answer = answered.get((device, line["method"], line["round"], line["type"]))
+        if answer is None:
             continue
-        errors = [(m - p) / p for p, m in pairs]
+        profile = profiles[device]
+        rates = {"down": (profile.downlink_bps, profile.uplink_bps)}
+        rates["up"] = rates["down"][::-1]
+        windows = {
+            "down": (line["pushed"], answer["entered"]),
+            "up": (answer["left"], line["replied"] + 1.0),
+        }
+        for direction, (start, end) in windows.items():
+            seen = bursts(samples, device, start, end)
+            if not seen:
+                continue
+            first, last, down_bytes, up_bytes = max(seen, key=lambda b: b[2] + b[3])
+            if direction == "down":
+                size = MessageSize(int(line["sent_bytes"]), int(line["sent_objects"]))
+                predicted, metered = transport.download(size), int(line["download-bytes"])
+                forward, backward = down_bytes, up_bytes
+            else:
+                size = MessageSize(int(line["reply_bytes"]), int(line["reply_objects"]))
+                predicted, metered = transport.upload(size), int(line["upload-bytes"])
+                forward, backward = up_bytes, down_bytes
+            forward_bps, backward_bps = rates[direction]
+            found.append(
+                Phase(
+                    method=line["method"],
+                    link=profile.device_class,
+                    direction=direction,
+                    payload_s=transfer_s(metered, forward_bps),
+                    predicted=predicted,
+                    predicted_s=predicted.seconds(forward_bps, backward_bps),
+                    forward_bps=forward_bps,
+                    backward_bps=backward_bps,
+                    # the first packet left before the first sample that saw it
+                    measured_s=last - first + 1514 * 8 / min(forward_bps, backward_bps),
+                    forward_bytes=int(forward),
+                    backward_bytes=int(backward),
+                    size=size,
+                    metered=metered,
+                )
+            )
+    return found
+
+
+def report(found: list[Phase]) -> None:
+    """Two tables: seconds per transfer, and bytes per link direction as billed.
+
+    Seconds, per method, link class and direction of the message: the payload
+    transport's prediction (records at the link's rate), ``flower-http``'s, and
+    the measured burst, with the median error of ``flower-http``'s and the 90th
+    percentile of its absolute error. Bytes, per method and link class: what
+    ``flower-http`` bills each direction of the device's link (a download's
+    forward bytes and an upload's backward bytes are downlink), against what
+    the interface counted, summed over the transfers, beside the payload meter's.
+    """
+    groups: dict[tuple[str, str, str], list[Phase]] = {}
+    for phase in found:
+        groups.setdefault((phase.method, phase.link, phase.direction), []).append(phase)
+    print(
+        f"{'method':<8} {'link':<4} {'dir':<4} {'n':>3} {'payload s':>9} {'model s':>8} "
+        f"{'measured s':>10} {'median err':>10} {'p90 |err|':>9}"
+    )
+    for (method, link, direction), group in sorted(groups.items()):
+        errors = [(p.measured_s - p.predicted_s) / p.predicted_s for p in group]
         print(
-            f"{method:<8} {link:<4} {name:<4} {len(pairs):>3} "
-            f"{statistics.median(p for p, _ in pairs):>11.3f} "
-            f"{statistics.median(m for _, m in pairs):>10.3f} "
+            f"{method:<8} {link:<4} {direction:<4} {len(group):>3} "
+            f"{statistics.median(p.payload_s for p in group):>9.3f} "
+            f"{statistics.median(p.predicted_s for p in group):>8.3f} "
+            f"{statistics.median(p.measured_s for p in group):>10.3f} "
             f"{statistics.median(errors):>+10.1%} "
-            f"{percentile([abs(e) for e in errors], 0.9):>9.1%} "
-            f"{group['metered']:>10,} {group['wire']:>10,} "
-            f"{group['wire'] / group['metered']:>6.3f} "
-            f"{60 * group['other'] / group['window_s']:>11,.0f}"
+            f"{percentile([abs(e) for e in errors], 0.9):>9.1%}"
         )
+    errors = [abs(p.measured_s - p.predicted_s) / p.predicted_s for p in found]
+    print(f"all transfers: median |time error| {statistics.median(errors):.1%}, n={len(found)}")
+    print()
+    print(
+        f"{'method':<8} {'link':<4} {'link dir':<8} {'payload B':>10} {'billed B':>10} "
+        f"{'counted B':>10} {'ratio':>6}"
+    )
+    links = sorted({(p.method, p.link) for p in found})
+    for method, link in links:
+        for side in ("down", "up"):
+            payload = billed = counted = 0
+            for p in found:
+                if (p.method, p.link) != (method, link):
+                    continue
+                if p.direction == side:  # the message's own bytes on this side
+                    payload += p.metered
+                    billed += p.predicted.forward_bytes
+                    counted += p.forward_bytes
+                else:  # the other transfer's requests or acknowledgements
+                    billed += p.predicted.backward_bytes
+                    counted += p.backward_bytes
+            print(
+                f"{method:<8} {link:<4} {side:<8} {payload:>10,} {billed:>10,} "
+                f"{counted:>10,} {counted / billed:>6.3f}"
+            )
 
 
-def analyze(work: Path) -> None:
-    """The table again from a finished run's folder (its scenario, log and counters)."""
+def fit(found: list[Phase]) -> None:
+    """The constants of a request-per-object runtime that fit the measured transfers.
+
+    Bytes, per direction of a message: forward and backward as
+    ``a * payload + b * objects + c`` by least squares (objects on the wire: the
+    message's own and its record dict's besides the meter's). Seconds, on the
+    measured bytes: the overlap and each direction's seconds per request round
+    whose medians of the error per method, link and direction are smallest on
+    average (a grid of 5 ms and 0.05 steps).
+    """
+    import numpy as np
+
+    for direction in ("down", "up"):
+        group = [p for p in found if p.direction == direction]
+        design = np.array([[p.size.payload_bytes, max(p.size.objects, 1) + 1, 1] for p in group])
+        for name in ("forward_bytes", "backward_bytes"):
+            measured = np.array([getattr(p, name) for p in group], dtype=float)
+            (a, b, c), *_ = np.linalg.lstsq(design, measured, rcond=None)
+            print(f"{direction} {name}: {a:.4f} x payload + {b:.1f} x objects + {c:.1f}")
+    groups: dict[tuple[str, str, str], list[Phase]] = {}
+    for phase in found:
+        groups.setdefault((phase.method, phase.link, phase.direction), []).append(phase)
+
+    def miss(overlap: float, down_s: float, up_s: float) -> float:
+        medians = []
+        for group in groups.values():
+            errors = []
+            for p in group:
+                per_round = down_s if p.direction == "down" else up_s
+                timed = Transfer(p.forward_bytes, p.backward_bytes, p.predicted.request_rounds,
+                                 p.predicted.request_rounds * per_round, overlap)  # fmt: skip
+                model_s = timed.seconds(p.forward_bps, p.backward_bps)
+                errors.append((p.measured_s - model_s) / model_s)
+            medians.append(abs(statistics.median(errors)))
+        return sum(medians) / len(medians)
+
+    steps = [0.005 * k for k in range(1, 21)]
+    best = min(
+        ((miss(o / 20, d, u), o / 20, d, u) for o in range(21) for d in steps for u in steps),
+        key=lambda t: t[0],
+    )
+    print(f"overlap {best[1]:.2f}, request_s down {best[2]:.3f}, up {best[3]:.3f} "
+          f"(mean |median error| per group {best[0]:.1%})")  # fmt: skip
+
+
+def analyze(work: Path, refit: bool = False) -> None:
+    """The table again from a finished run's folder (its scenario, logs and counters)."""
     import numpy as np
 
     scenario_file = work / "real-links.yaml"
     scenario = parse_scenario(yaml.safe_load(scenario_file.read_text()), str(scenario_file))
     saved = np.load(work / "counters.npz")
     samples = [(float(t), c.tolist()) for t, c in zip(saved["times"], saved["counts"], strict=True)]
-    exchanges = [json.loads(x) for x in (work / "exchanges.jsonl").read_text().splitlines()]
-    report(build_fleet(scenario, scenario.seed), samples, exchanges)
+    log = work / "exchanges.jsonl"
+    exchanges = [json.loads(x) for x in log.read_text().splitlines()]
+    answers = [json.loads(x) for x in log.with_suffix(".devices.jsonl").read_text().splitlines()]
+    found = phases(build_fleet(scenario, scenario.seed), samples, exchanges, answers)
+    report(found)
+    if refit:
+        fit(found)
 
 
 if __name__ == "__main__":

@@ -14,8 +14,9 @@ import socket
 from collections.abc import Iterable
 
 import pytest
+import torch
 from conftest import write_yaml
-from flwr.app import ConfigRecord, Context, Error, Message, RecordDict
+from flwr.app import ArrayRecord, ConfigRecord, Context, Error, Message, RecordDict
 from flwr.common.constant import ErrorCode
 from flwr.serverapp import Grid
 
@@ -204,3 +205,53 @@ def test_a_device_served_by_two_nodes_is_refused_by_name():
         RuntimeError, match="device 1 is served by two nodes .* start each device once"
     ):
         register_devices(TwiceServedGrid(), 2)
+
+
+class MeteredGrid(SilentGrid):
+    """Every node answers a training message with a metered reply of one small array."""
+
+    def pull_messages(self, message_ids: Iterable[str]) -> Iterable[Message]:
+        replies = []
+        for message_id in message_ids:
+            message = self.pushed[message_id]
+            meter = ConfigRecord(
+                {
+                    protocol.DEVICE: int(message.metadata.dst_node_id),
+                    protocol.DOWNLOAD_BYTES: 10,
+                    protocol.UPLOAD_BYTES: 20,
+                    protocol.DOWNLOAD_S: 0.1,
+                    protocol.UPLOAD_S: 0.2,
+                    protocol.STATUS: protocol.STATUS_OK,
+                }
+            )
+            content = RecordDict(
+                {"update": ArrayRecord({"w": torch.ones(50)}), protocol.SIM_METER: meter}
+            )
+            replies.append(Message(content, reply_to=message))
+        return replies
+
+
+def test_the_exchange_log_records_what_crossed_the_wire_beside_what_was_billed(tmp_path):
+    from simulator.engine.metering import message_size
+
+    use_cloud_identity()
+    log = tmp_path / "exchanges.jsonl"
+    grid = DeploymentGrid(MeteredGrid(), run_stamp("fp", "fedavg", 0), 60, exchange_log=log)
+    config = ConfigRecord({protocol.ROUND: 2, protocol.START_S: 0.0, protocol.DEADLINE_S: 5.0})
+    content = RecordDict(
+        {"model": ArrayRecord({"w": torch.zeros(80)}), protocol.SIM_CONFIG: config}
+    )
+    messages = [Message(content, dst_node_id=n, message_type="train") for n in (1, 3)]
+    replies = list(grid.send_and_receive(messages))
+    lines = [json.loads(x) for x in log.read_text().splitlines()]
+    assert sorted(line["device"] for line in lines) == [1, 3]
+    sent, replied = message_size(content), message_size(replies[0].content)
+    for line in lines:
+        assert (line["sent_bytes"], line["sent_objects"]) == (sent.payload_bytes, sent.objects)
+        assert (line["reply_bytes"], line["reply_objects"]) == (
+            replied.payload_bytes,
+            replied.objects,
+        )
+        assert line["sent_bytes"] > line["download-bytes"]  # the stamp and clock ride along
+        assert (line["method"], line["round"], line["type"]) == ("fedavg", 2, "train")
+        assert line["pushed"] <= line["replied"]

@@ -14,7 +14,8 @@ Inside the ServerApp of a deployment the Grid talks to a real SuperLink.
   the round loop counts it as a failed device-round and goes on;
 - with an exchange log (``PERSONA_FLEET_EXCHANGE_LOG``, a file), each reply of
   a training exchange appends a line: when the message was pushed and its
-  reply pulled (wall clock, epoch seconds) and what the device metered, so
+  reply pulled (wall clock, epoch seconds), what the device metered and what
+  the message and its reply weighed with the simulation's own records, so
   that ``benchmarks/real_links.py`` can set each device's transfer on its
   shaped link against the time model.
 """
@@ -33,6 +34,7 @@ from flwr.serverapp import Grid
 
 from simulator.engine import protocol
 from simulator.engine.delegating_grid import DelegatingGrid
+from simulator.engine.metering import message_size
 
 POLL_S = 0.05
 EXCHANGE_LOG_ENV = "PERSONA_FLEET_EXCHANGE_LOG"
@@ -124,8 +126,15 @@ class DeploymentGrid(DelegatingGrid):
             if not isinstance(meter, ConfigRecord) or protocol.DOWNLOAD_S not in meter:
                 continue  # evaluation and control replies: not billed, not timed
             line = {k: meter[k] for k in LOGGED_METER}
-            config = sent[reply.metadata.reply_to_message_id].content[protocol.SIM_CONFIG]
+            message = sent[reply.metadata.reply_to_message_id]
+            config = message.content[protocol.SIM_CONFIG]
+            # What crossed the wire, simulation records included (the meter bills without).
+            as_sent, as_replied = message_size(message.content), message_size(reply.content)
             line.update(
+                sent_bytes=as_sent.payload_bytes,
+                sent_objects=as_sent.objects,
+                reply_bytes=as_replied.payload_bytes,
+                reply_objects=as_replied.objects,
                 method=self._stamp[protocol.METHOD],
                 round=config[protocol.ROUND],
                 type=reply.metadata.message_type,

@@ -18,6 +18,8 @@ scenario does not name is refused with an error reply naming the fix.
 from __future__ import annotations
 
 import json
+import os
+import time
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -28,6 +30,7 @@ from flwr.clientapp import ClientApp
 from simulator.engine import protocol
 from simulator.engine.clientapp import serve_every_message
 from simulator.engine.deployment import Deployment, DeploymentSpec
+from simulator.engine.deployment_grid import EXCHANGE_LOG_ENV
 from simulator.engine.runtime import DeviceRuntime
 from simulator.engine.state import ContextStore, DeviceState
 from simulator.scenario.loading import parse_scenario, world_fingerprint
@@ -124,8 +127,32 @@ def answer(message: Message, context: Context) -> Message:
     device = node_device(context, len(deployment.world.fleet), node.scenario.name)
     run_key = f"{stamp[protocol.FINGERPRINT]}/{spec.method}/{spec.world.seed}"
     runtime = DeviceRuntime(deployment, RunScopedStore(context, run_key), raise_errors=True)
+    entered = time.time()
     (reply,) = runtime.handle([(device, message)])
+    _log_answer(device, spec.method, message, entered)
     return reply
+
+
+def _log_answer(device: int, method: str, message: Message, entered: float) -> None:
+    """Where an exchange log is kept: when this device began and ended its answer.
+
+    The download lies before ``entered`` and the upload after ``left``, which is
+    how ``benchmarks/real_links.py`` tells them apart on the link's counters.
+    """
+    log = os.environ.get(EXCHANGE_LOG_ENV)
+    config = message.content.get(protocol.SIM_CONFIG)
+    if not log or not isinstance(config, ConfigRecord) or protocol.ROUND not in config:
+        return
+    line = {
+        "device": device,
+        "method": method,
+        "round": config[protocol.ROUND],
+        "type": message.metadata.message_type,
+        "entered": entered,
+        "left": time.time(),
+    }
+    with Path(log).with_suffix(".devices.jsonl").open("a", encoding="utf-8") as handle:
+        handle.write(json.dumps(line) + "\n")
 
 
 device_app = ClientApp()
