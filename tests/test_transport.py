@@ -116,6 +116,8 @@ def test_a_run_under_flower_http_bills_more_bytes_and_time_than_its_payload(
     from simulator.run.reader import read_rows
     from simulator.run.runner import run_plan
 
+    logs = {}
+
     def rounds(transport: str) -> list[dict]:
         document = copy.deepcopy(tiny_document)
         document["fleet"]["transport"] = {"runtime": transport}
@@ -123,9 +125,12 @@ def test_a_run_under_flower_http_bills_more_bytes_and_time_than_its_payload(
         document["rounds"]["deadline_s"] = 600  # nobody late: the same devices train
         plan = RunPlan(Scenario.model_validate(document), ["fedavg"], [0], tmp_path / transport)
         folder = run_plan(plan, show_progress=False)
+        logs[transport] = (folder / "run.log").read_text()
         return [r for r in read_rows(metrics_path(folder, "fedavg", 0)) if r["kind"] == "round"]
 
     payload, http = rounds("payload"), rounds("flower-http")
+    assert "transport: flower-http" in logs["flower-http"]  # the log says what bytes mean
+    assert "transport:" not in logs["payload"]
     assert [r["kept"] for r in payload] == [r["kept"] for r in http]
     for plain, wired in zip(payload, http, strict=True):
         if plain["kept"]:

@@ -67,6 +67,7 @@ from simulator.world.cloud import pretrain_for, starting_model_words
 from simulator.world.fleet import trace_words
 from simulator.world.preflight import preflight
 from simulator.world.schedule import onsets
+from simulator.world.transport import transport_words
 from strategies.base import SettingsError
 from strategies.registry import declared_roles
 
@@ -286,6 +287,9 @@ def _run_seeds(
     """Every method for every seed, in order (each seed's world and starting model first)."""
     scenario, folder = plan.scenario, context.folder
     log.say(f"device model: {model_words(scenario)}")
+    wire = transport_words(scenario.fleet.transport.runtime, scenario.fleet.transport.request_s)
+    if wire is not None:
+        log.say(wire)
     for note in [*scenario.warnings(), *notes]:  # in the run's own log (a sweep cell's too)
         log.say(f"warning: {note}")
     for seed in plan.seeds:

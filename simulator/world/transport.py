@@ -200,3 +200,21 @@ class Transport:
         if self.costs is None:
             return 1
         return download.request_rounds + upload.request_rounds
+
+
+def transport_words(runtime: str, request_s: float | None) -> str | None:
+    """The run log's line for a transport other than the payload's (None for ``payload``)."""
+    if runtime == "payload":
+        return None
+    costs = FLOWER_HTTP
+    seconds = (
+        f"{request_s * 1000:g} ms per request round"
+        if request_s is not None
+        else f"{costs.download.request_s * 1000:g}/{costs.upload.request_s * 1000:g} ms per "
+        "download/upload request round"
+    )
+    return (
+        f"transport: {runtime} (bytes and time of Flower 1.41's SuperNode over HTTP/1.1 beside "
+        f"the records: a request per object, headers, acknowledgements; {seconds}; a round "
+        "trip per request round)"
+    )
