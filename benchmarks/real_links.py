@@ -66,7 +66,11 @@ def run(*command: str, check: bool = True) -> subprocess.CompletedProcess:
 
 
 def scenario_document(per_class: int, rounds: int) -> dict:
-    """The deployment scenario with one fleet class per link preset, every rate at its median."""
+    """The deployment scenario with one fleet class per link preset, every rate at its median.
+
+    Its transport is the default ``payload``: the exchange log's metered bytes are
+    then the records, and the report applies ``flower-http`` itself.
+    """
     document = yaml.safe_load((REPO / "scenarios" / "deployment.yaml").read_text())
     classes = []
     for name, preset in LINK_CLASSES.items():

@@ -37,7 +37,7 @@ class Phase:
     method: str
     link: str
     direction: str  # "down": the cloud's message; "up": the device's reply
-    payload_s: float  # the payload transport's prediction (records at the median rate)
+    payload_s: float  # the payload transport's: the billed records at the device's shaped rate
     predicted: Transfer
     predicted_s: float
     measured_s: float
@@ -197,7 +197,7 @@ def fit(found: list[Phase]) -> None:
 
     Bytes, per direction of a message: forward and backward as
     ``a * payload + b * objects + c`` by least squares (objects on the wire: the
-    message's own and its record dict's besides the meter's). Seconds, on the
+    meter's, and the message's own). Seconds, on the
     measured bytes: the overlap and each direction's seconds per request round
     whose medians of the error per method, link and direction are smallest on
     average (a grid of 5 ms and 0.05 steps).
@@ -239,8 +239,8 @@ def fit(found: list[Phase]) -> None:
           f"(mean |median error| per group {best[0]:.1%})")  # fmt: skip
 
 
-def analyze(work: Path, refit: bool = False) -> None:
-    """The table again from a finished run's folder (its scenario, logs and counters)."""
+def analyze(work: Path, fit_constants: bool = False) -> None:
+    """The tables again from a finished run's folder (its scenario, logs and counters)."""
     import numpy as np
 
     scenario_file = work / "real-links.yaml"
@@ -255,5 +255,5 @@ def analyze(work: Path, refit: bool = False) -> None:
     print("round trips: " + ("added (the profiles' RTT)" if rtt else "none (the links' own)"))
     found = phases(build_fleet(scenario, scenario.seed), samples, exchanges, answers, rtt)
     report(found)
-    if refit:
+    if fit_constants:
         fit(found)

@@ -419,11 +419,13 @@ class DeviceRuntime:
                     0.0,
                     message_size(content),
                 )
+                # One radio session: what comes back while the request goes up (a
+                # runtime's answer and acknowledgements) wakes the radio no second time.
                 energy = device_energy(
                     profile,
                     0.0,
-                    timing.download_bytes,
-                    timing.upload_bytes,
+                    0,
+                    timing.upload_bytes + timing.download_bytes,
                     0.0,
                     timing.upload_s,
                 )

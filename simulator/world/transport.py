@@ -7,11 +7,11 @@ bytes of headers (the node's public key and signature among them): a download
 is the poll whose answer carries the message and its object tree, one request
 per object of the message (two at a time), and a receipt; an upload is one
 request with the message and its tree, then one request per object the
-SuperLink lacks. The message itself and its record dict are objects too.
-TCP/IP adds 66 bytes per packet of up to 1,448 payload bytes and
-acknowledgements the other way. A 2.5 KB reply in 4 objects then costs about
-12 KB of uplink, and downloading a 39 KB model in 15 objects about 48 KB down
-and 22 KB up.
+SuperLink lacks. The message itself is one more object besides those the
+meter counts (its record dict and everything in it). TCP/IP adds 66 bytes
+per packet of up to 1,448 payload bytes, and acknowledgements the other way.
+A 2.5 KB reply in 4 objects then costs about 12 KB of uplink, and
+downloading a 39 KB model in 15 objects about 48 KB down and 22 KB up.
 
 ``fleet.transport.runtime`` chooses the model:
 
@@ -70,10 +70,12 @@ class Transfer:
                 self.processing_s,
             )
         )
+        if math.isinf(bottleneck):  # a link that is down: never (and no 0 * inf)
+            return math.inf
         return bottleneck + self.overlap * (low + middle)
 
 
-NOTHING = Transfer(0, 0, 0)
+NOTHING = Transfer(0, 0, 0)  # no message came (a phase that only uploads)
 
 
 def transfer_s(size_bytes: int, bandwidth_bps: float) -> float:
@@ -87,7 +89,9 @@ def transfer_s(size_bytes: int, bandwidth_bps: float) -> float:
 
 @dataclass(frozen=True)
 class RequestCosts:
-    """One direction of a request-per-object runtime: bytes per message, per object, per byte.
+    """One kind of transfer (a download or an upload) of a request-per-object runtime.
+
+    Bytes both ways, each as so much per message, per object and per payload byte.
 
     ``*_fixed_bytes`` and ``*_object_bytes`` hold HTTP headers, protobuf
     framing and the object tree; ``*_per_byte`` the packets' headers (forward)
@@ -106,8 +110,8 @@ class RequestCosts:
     def transfer(
         self, size: MessageSize, parallel: int, overlap: float, request_s: float | None
     ) -> Transfer:
-        # On the wire the message itself is an object, and so is its content's record dict
-        # even when no record is billed.
+        # The meter's objects (an empty content still has its record dict on the wire),
+        # and the message itself.
         objects = max(size.objects, 1) + 1
         payload = size.payload_bytes
         forward = (
