@@ -139,3 +139,25 @@ def test_a_run_under_flower_http_bills_more_bytes_and_time_than_its_payload(
             assert wired["bytes_up"] > plain["bytes_up"] * 1.05
             assert wired["duration_s"] > plain["duration_s"]
             assert wired["energy_j"] > plain["energy_j"]
+
+
+@pytest.mark.slow
+@pytest.mark.ray
+def test_the_ray_engine_bills_flower_http_as_inline_does(tmp_path, tiny_document):
+    from simulator.run.folder import metrics_path
+    from simulator.run.plan import RunPlan
+    from simulator.run.reader import read_rows
+    from simulator.run.runner import run_plan
+
+    def rows(engine: str) -> list[dict]:
+        document = copy.deepcopy(tiny_document)
+        document["fleet"]["transport"] = {"runtime": "flower-http"}
+        document["engine"] = {"kind": engine, "num_cpus": 2}
+        plan = RunPlan(Scenario.model_validate(document), ["fedavg"], [0], tmp_path / engine)
+        folder = run_plan(plan, show_progress=False)
+        return [
+            {k: v for k, v in row.items() if "wall" not in k}
+            for row in read_rows(metrics_path(folder, "fedavg", 0))
+        ]
+
+    assert rows("ray") == rows("inline")
