@@ -9,7 +9,12 @@ from torch import nn
 
 from basemodel.architecture import build_model
 from basemodel.flops import count_forward_flops, flops_per_sample, training_flops
-from simulator.engine.metering import wire_bytes
+from simulator.engine.metering import message_size
+
+
+def wire_bytes(content, exclude=()):
+    """The meter's bytes of ``content`` (what a download or upload of it is billed)."""
+    return message_size(content, exclude).payload_bytes
 
 
 def test_wire_bytes_grow_with_the_payload_and_cover_the_raw_data():

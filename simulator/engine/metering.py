@@ -44,8 +44,3 @@ def message_size(content: RecordDict, exclude: tuple[str, ...] = ()) -> MessageS
     with no_object_id_recompute():
         objects = get_all_nested_objects(content).values()
         return MessageSize(sum(_deflated_size(obj) for obj in objects), len(objects))
-
-
-def wire_bytes(content: RecordDict, exclude: tuple[str, ...] = ()) -> int:
-    """Serialized size in bytes of ``content`` without the records named in ``exclude``."""
-    return message_size(content, exclude).payload_bytes
